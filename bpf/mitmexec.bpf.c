@@ -1,0 +1,538 @@
+//go:build ignore
+
+// mitmexec exec tracer.
+//
+// One hook, sched_process_exec, fires once per successful execve/execveat,
+// after binfmt handlers resolved a script to its interpreter and after the new
+// mm (argv) is installed, so everything here describes the program that is
+// about to run its first instruction. The kernel decides cheaply: an exec of
+// a file whose identity (device, inode, change time) user space already judged
+// benign costs one hash lookup and submits nothing. Everything else (a known
+// tool, an interpreter whose arguments matter, a file never seen before) goes
+// up once; user space judges it and writes the verdict back into `verdicts`.
+//
+// Layouts shared with Go: keep in sync with internal/event/layout.go.
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define COMM_LEN 16
+#define NAME_LEN 64        /* dentry name of the loaded file */
+#define KEY_NAME_LEN 32    /* names map key; keep in sync with detect.KernelNameLen */
+#define STR_LEN 256        /* bprm->filename, bprm->interp */
+#define PATH_BUF_LEN 768   /* reversed path components, see read_path */
+#define PATH_OFF_MASK 511  /* write offsets stay below 512, reads add at most 255 */
+#define PATH_DEPTH 32
+#define CGROUP_DEPTH 8
+#define ARGS_LEN 4096
+#define ARGS_MASK (ARGS_LEN - 1)
+#define HEAD_LEN 128       /* bprm->buf prefix used as a content fingerprint */
+#define ANCESTORS 8
+
+/* verdict kinds, keep in sync with event.Verdict* */
+#define VERDICT_BENIGN 1
+#define VERDICT_TOOL 2
+#define VERDICT_INTERPRETER 3
+
+/* verdict actions, keep in sync with event.Action* */
+#define ACTION_ALERT 0
+#define ACTION_KILL 1
+
+/* why the kernel sent the record (bits), keep in sync with event.Reason* */
+#define REASON_VERDICT_TOOL (1 << 0)
+#define REASON_NAME (1 << 1)
+#define REASON_FINGERPRINT (1 << 2)
+#define REASON_INTERPRETER (1 << 3)
+#define REASON_UNKNOWN (1 << 4)
+#define REASON_SUBMIT_ALL (1 << 5)
+
+/* record flags (bits), keep in sync with event.Flag* */
+#define FLAG_ARGS_TRUNCATED (1 << 0)
+#define FLAG_SCRIPT (1 << 1)
+#define FLAG_INTERACTIVE (1 << 2)
+#define FLAG_KILLED (1 << 3)
+#define FLAG_KILL_FAILED (1 << 4)
+#define FLAG_EXE_PATH_TRUNCATED (1 << 5)
+#define FLAG_CWD_TRUNCATED (1 << 6)
+#define FLAG_CGROUP_TRUNCATED (1 << 7)
+
+/* counters (per-CPU array index), keep in sync with event.Counter* */
+#define COUNTER_EXECS 0
+#define COUNTER_SUBMITTED 1
+#define COUNTER_RESERVE_FAILED 2
+#define COUNTER_KILLS 3
+#define COUNTER_MAX 8
+
+/* wake the reader only when this much is waiting; below it the reader polls */
+#define WAKEUP_BYTES (256 * 1024)
+
+struct file_key {
+	__u64 ino;
+	__u64 ctime_ns;
+	__u32 dev;
+	__u32 pad;
+};
+
+struct verdict {
+	__u16 tool_id;
+	__u8 kind;
+	__u8 action;
+};
+
+struct name_key {
+	char name[KEY_NAME_LEN];
+};
+
+struct fingerprint_key {
+	__u64 size;
+	__u8 head[HEAD_LEN];
+};
+
+struct config {
+	__u32 self_tgid;
+	__u32 submit_all; /* debug: every exec goes up */
+};
+
+struct ancestor {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_boottime_ns;
+	char comm[COMM_LEN];
+};
+
+struct exec_event {
+	__u64 ktime_boot_ns;
+	__u64 start_boottime_ns;
+	__u64 cgroup_id;
+	__u64 ino;
+	__u64 ctime_ns;
+	__u64 size;
+	__u32 dev;
+	__u32 nlink;
+	__u32 tgid;
+	__u32 tid;
+	__u32 vpid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u32 loginuid;
+	__u32 pidns;
+	__u32 mntns;
+	__u32 reasons;
+	__u32 flags;
+	__u32 args_len;     /* bytes valid in args */
+	__u32 args_total;   /* bytes of argv in the process */
+	__u16 tool_id;      /* from the kernel verdict, 0 when none */
+	__u16 filename_len; /* including NUL, 0 when unreadable */
+	__u16 interp_len;
+	__u16 name_len;
+	__u16 exe_path_len;
+	__u16 cwd_len;
+	__u16 cgroup_len;
+	__u8 ancestors_n;
+	__u8 pad;
+	char comm[COMM_LEN];
+	char name[NAME_LEN];
+	char filename[STR_LEN];
+	char interp[STR_LEN];
+	__u8 head[HEAD_LEN];
+	__u32 pad2;
+	struct ancestor ancestors[ANCESTORS];
+	char exe_path[PATH_BUF_LEN];
+	char cwd[PATH_BUF_LEN];
+	char cgroup[PATH_BUF_LEN];
+	char args[ARGS_LEN];
+};
+
+/* bpf2go -type needs the types referenced by globals */
+const struct exec_event *unused_exec_event __attribute__((unused));
+const struct file_key *unused_file_key __attribute__((unused));
+const struct verdict *unused_verdict __attribute__((unused));
+const struct name_key *unused_name_key __attribute__((unused));
+const struct fingerprint_key *unused_fingerprint_key __attribute__((unused));
+const struct config *unused_config __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+/* LRU: a host that runs millions of distinct binaries evicts old verdicts,
+ * which only means those files are judged again in user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct file_key);
+	__type(value, struct verdict);
+} verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct name_key);
+	__type(value, struct verdict);
+} names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct fingerprint_key);
+	__type(value, struct verdict);
+} fingerprints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Scratch for the fingerprint key: 136 bytes do not belong on the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fingerprint_key);
+} fingerprint_scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+/* The inode's change time is part of the identity: rename, link, chmod and
+ * any write change it, so a cached verdict never outlives the file it judged.
+ * Kernels >= 6.11 split it into i_ctime_sec/i_ctime_nsec, 6.6-6.10 call it
+ * __i_ctime, older ones i_ctime. */
+struct inode___v66 {
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___old {
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 inode_ctime_ns(struct inode *inode)
+{
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		__s64 sec = BPF_CORE_READ(inode, i_ctime_sec);
+		__u32 nsec = BPF_CORE_READ(inode, i_ctime_nsec);
+		return (__u64)sec * 1000000000ULL + nsec;
+	}
+	struct inode___v66 *i66 = (void *)inode;
+	if (bpf_core_field_exists(i66->__i_ctime)) {
+		struct timespec64 ts = BPF_CORE_READ(i66, __i_ctime);
+		return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	}
+	struct inode___old *iold = (void *)inode;
+	struct timespec64 ts = BPF_CORE_READ(iold, i_ctime);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Writes the path of (dentry, vfsmount) into buf as NUL-separated components,
+ * leaf first ("ettercap\0bin\0usr\0"); user space reverses them. Walking up is
+ * the only order the kernel offers, and forward-only writes keep the verifier
+ * simple. bpf_d_path is not allowed in tp_btf/sched_process_exec. The path is
+ * relative to the host's root (mounts are crossed through struct mount), so
+ * a containerised process's path reads as the host sees it. */
+static __noinline int read_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *buf, __u16 *out_len)
+{
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	__u32 off = 0;
+	int truncated = 1;
+
+	for (int i = 0; i < PATH_DEPTH; i++) {
+		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root) {
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt_parent == mnt) {
+				truncated = 0;
+				break;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			vfsmnt = &mnt->mnt;
+			continue;
+		}
+		if (dentry == parent) {
+			/* a root that is no mount root: memfd, pipes, anon inodes */
+			const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+			if (off > PATH_OFF_MASK)
+				break;
+			long n = bpf_probe_read_kernel_str(&buf[off & PATH_OFF_MASK], 255, name);
+			if (n > 0)
+				off += n;
+			truncated = 0;
+			break;
+		}
+		if (off > PATH_OFF_MASK)
+			break;
+		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		long n = bpf_probe_read_kernel_str(&buf[off & PATH_OFF_MASK], 255, name);
+		if (n <= 0)
+			break;
+		off += n;
+		dentry = parent;
+	}
+	*out_len = off > PATH_BUF_LEN ? PATH_BUF_LEN : off;
+	return truncated;
+}
+
+/* kernfs renamed parent to __parent in 6.15 */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent))
+		return BPF_CORE_READ(kn, __parent);
+	struct kernfs_node___old *old = (void *)kn;
+	return BPF_CORE_READ(old, parent);
+}
+
+/* The cgroup v2 path, leaf first like read_path. The leaf carries the
+ * container id in every runtime's layout (docker-<id>.scope, cri-containerd-<id>,
+ * crio-<id>, libpod-<id>). */
+static __noinline int read_cgroup(struct task_struct *task, char *buf, __u16 *out_len)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	__u32 off = 0;
+	int truncated = 1;
+
+	for (int i = 0; i < CGROUP_DEPTH; i++) {
+		if (!kn)
+			break;
+		struct kernfs_node *parent = kernfs_parent(kn);
+		if (!parent) { /* the root's name is "/" and says nothing */
+			truncated = 0;
+			break;
+		}
+		if (off > PATH_OFF_MASK)
+			break;
+		const char *name = BPF_CORE_READ(kn, name);
+		long n = bpf_probe_read_kernel_str(&buf[off & PATH_OFF_MASK], 255, name);
+		if (n <= 0)
+			break;
+		off += n;
+		kn = parent;
+	}
+	*out_len = off > PATH_BUF_LEN ? PATH_BUF_LEN : off;
+	return truncated;
+}
+
+static __always_inline void read_ancestors(struct exec_event *e, struct task_struct *task)
+{
+	struct task_struct *t = BPF_CORE_READ(task, real_parent);
+	__u8 n = 0;
+	for (int i = 0; i < ANCESTORS; i++) {
+		if (!t)
+			break;
+		__u32 tgid = BPF_CORE_READ(t, tgid);
+		if (tgid == 0)
+			break;
+		e->ancestors[i].tgid = tgid;
+		e->ancestors[i].start_boottime_ns = BPF_CORE_READ(t, start_boottime);
+		BPF_CORE_READ_STR_INTO(&e->ancestors[i].comm, t, group_leader, comm);
+		n++;
+		t = BPF_CORE_READ(t, real_parent);
+	}
+	e->ancestors_n = n;
+}
+
+static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm)
+{
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct file_key key = {};
+	__u32 zero = 0;
+
+	count(COUNTER_EXECS);
+
+	key.ino = BPF_CORE_READ(inode, i_ino);
+	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	key.ctime_ns = inode_ctime_ns(inode);
+
+	__u32 reasons = 0;
+	__u16 tool_id = 0;
+	__u8 action = ACTION_ALERT;
+
+	struct verdict *v = bpf_map_lookup_elem(&verdicts, &key);
+	if (v) {
+		if (v->kind == VERDICT_TOOL) {
+			reasons |= REASON_VERDICT_TOOL;
+			tool_id = v->tool_id;
+			action = v->action;
+		} else if (v->kind == VERDICT_INTERPRETER) {
+			reasons |= REASON_INTERPRETER;
+		}
+	} else {
+		/* First sight of this identity: name, then content fingerprint. */
+		reasons |= REASON_UNKNOWN;
+		struct name_key nk = {};
+		const unsigned char *dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+		__u32 dlen = BPF_CORE_READ(file, f_path.dentry, d_name.len);
+		if (dlen < KEY_NAME_LEN) {
+			bpf_probe_read_kernel_str(&nk.name, sizeof(nk.name), dname);
+			struct verdict *nv = bpf_map_lookup_elem(&names, &nk);
+			if (nv) {
+				reasons |= REASON_NAME;
+				tool_id = nv->tool_id;
+				action = nv->action;
+			}
+		}
+		if (!tool_id) {
+			struct fingerprint_key *fk = bpf_map_lookup_elem(&fingerprint_scratch, &zero);
+			if (fk) {
+				fk->size = BPF_CORE_READ(inode, i_size);
+				bpf_probe_read_kernel(&fk->head, sizeof(fk->head), &bprm->buf);
+				struct verdict *fv = bpf_map_lookup_elem(&fingerprints, fk);
+				if (fv) {
+					reasons |= REASON_FINGERPRINT;
+					tool_id = fv->tool_id;
+					action = fv->action;
+				}
+			}
+		}
+	}
+
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	if (cfg && cfg->submit_all)
+		reasons |= REASON_SUBMIT_ALL;
+	if (v && v->kind == VERDICT_BENIGN && !(reasons & REASON_SUBMIT_ALL))
+		return 0;
+
+	__u32 flags = 0;
+	/* Killing from here stops the program before its first own instruction:
+	 * the new image is mapped but userspace has not been entered yet. */
+	if (tool_id && action == ACTION_KILL) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		if (tgid > 1 && (!cfg || tgid != cfg->self_tgid)) {
+			if (bpf_send_signal(9) == 0) {
+				flags |= FLAG_KILLED;
+				count(COUNTER_KILLS);
+			} else {
+				flags |= FLAG_KILL_FAILED;
+			}
+		}
+	}
+
+	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_RESERVE_FAILED);
+		return 0;
+	}
+	count(COUNTER_SUBMITTED);
+
+	__u64 id = bpf_get_current_pid_tgid();
+	e->ktime_boot_ns = bpf_ktime_get_boot_ns();
+	e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->ino = key.ino;
+	e->ctime_ns = key.ctime_ns;
+	e->dev = key.dev;
+	e->size = BPF_CORE_READ(inode, i_size);
+	e->nlink = BPF_CORE_READ(inode, __i_nlink);
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+
+	struct pid *tpid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(tpid, level);
+	e->vpid = BPF_CORE_READ(tpid, numbers[level].nr);
+	e->pidns = BPF_CORE_READ(tpid, numbers[level].ns, ns.inum);
+	e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+
+	__u64 ugid = bpf_get_current_uid_gid();
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->euid = BPF_CORE_READ(task, cred, euid.val);
+	e->egid = BPF_CORE_READ(task, cred, egid.val);
+	e->loginuid = BPF_CORE_READ(task, loginuid.val);
+
+	if (BPF_CORE_READ(task, signal, tty))
+		flags |= FLAG_INTERACTIVE;
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	/* alloc_bprm points interp at filename; binfmt_script and binfmt_misc
+	 * replace it, so a different pointer means a script or a misc binary. */
+	if (filename != interp)
+		flags |= FLAG_SCRIPT;
+	long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), filename);
+	e->filename_len = n > 0 ? n : 0;
+	n = bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), interp);
+	e->interp_len = n > 0 ? n : 0;
+	n = bpf_probe_read_kernel_str(&e->name, sizeof(e->name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	e->name_len = n > 0 ? n : 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
+
+	struct path fpath = BPF_CORE_READ(file, f_path);
+	if (read_path(fpath.dentry, fpath.mnt, e->exe_path, &e->exe_path_len))
+		flags |= FLAG_EXE_PATH_TRUNCATED;
+	struct path pwd = BPF_CORE_READ(task, fs, pwd);
+	if (read_path(pwd.dentry, pwd.mnt, e->cwd, &e->cwd_len))
+		flags |= FLAG_CWD_TRUNCATED;
+	if (read_cgroup(task, e->cgroup, &e->cgroup_len))
+		flags |= FLAG_CGROUP_TRUNCATED;
+	read_ancestors(e, task);
+
+	/* argv lives in the new mm, just copied there by the exec; it is present. */
+	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
+	__u64 arg_end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 total = arg_end > arg_start ? arg_end - arg_start : 0;
+	__u32 len = total;
+	if (total > ARGS_LEN - 1) {
+		len = ARGS_LEN - 1;
+		flags |= FLAG_ARGS_TRUNCATED;
+	}
+	e->args_total = total > 0xffffffff ? 0xffffffff : total;
+	len &= ARGS_MASK;
+	if (len > 0 && bpf_probe_read_user(&e->args, len, (void *)arg_start) == 0)
+		e->args_len = len;
+	else
+		e->args_len = 0;
+
+	e->reasons = reasons;
+	e->flags = flags;
+	e->tool_id = tool_id;
+
+	/* A known tool wakes the reader at once. Anything else waits for the
+	 * reader's next poll unless a backlog builds up: the wakeup is most of a
+	 * record's cost (environment.md). */
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	if (tool_id || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES)
+		wake = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec_btf, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return handle_exec(task, bprm);
+}
+
+/* Fallback for kernels whose tp_btf cannot load: the same arguments, raw. */
+SEC("raw_tracepoint/sched_process_exec")
+int sched_process_exec_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2]);
+}

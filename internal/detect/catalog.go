@@ -1,0 +1,206 @@
+package detect
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Tool is one catalog entry. The catalog is data: the rule, the kernel's name
+// table, the start-up fingerprinting, the docs and the tests all read it.
+type Tool struct {
+	ID        uint16 // assigned by the catalog, 1-based; the kernel carries it
+	Name      string // canonical name, becomes mitmexec.tool.name
+	Technique string // the tool's own ATT&CK technique
+	// Executables are the file names the tool is installed under (Debian
+	// prefixes thc-ipv6 with atk6-, Kali ships impacket-*).
+	Executables []string
+	// Scripts are script file names the tool is run as through an
+	// interpreter (python3 Responder.py), matched on the exact base name.
+	Scripts []string
+	// Modules are Python modules whose -m or import starts the tool.
+	Modules []string
+	// Entry optionally narrows a shared module to this tool's entry function
+	// (mitmproxy.tools.main serves mitmproxy, mitmdump and mitmweb).
+	Entry string
+	// SHA256 lists known builds (hex), beyond those fingerprinted on the host.
+	SHA256 []string
+	// Action overrides the receiver's action for this tool ("", "alert", "kill").
+	Action string
+}
+
+// DefaultTools returns the built-in catalog, a fresh copy on every call.
+func DefaultTools() []Tool {
+	return []Tool{
+		{Name: "ettercap", Technique: "T1557.002", Executables: []string{"ettercap", "ettercap-pkexec", "ettercap-text-only"}},
+		{Name: "bettercap", Technique: "T1557", Executables: []string{"bettercap"}},
+		{Name: "mitmproxy", Technique: "T1557", Executables: []string{"mitmproxy"}, Modules: []string{"mitmproxy.tools.main", "mitmproxy.tools.console"}, Entry: "mitmproxy"},
+		{Name: "mitmdump", Technique: "T1557", Executables: []string{"mitmdump"}, Modules: []string{"mitmproxy.tools.main", "mitmproxy.tools.dump"}, Entry: "mitmdump"},
+		{Name: "mitmweb", Technique: "T1557", Executables: []string{"mitmweb"}, Modules: []string{"mitmproxy.tools.main", "mitmproxy.tools.web"}, Entry: "mitmweb"},
+		{Name: "arpspoof", Technique: "T1557.002", Executables: []string{"arpspoof"}},
+		{Name: "dnsspoof", Technique: "T1557", Executables: []string{"dnsspoof"}},
+		{Name: "sshmitm", Technique: "T1557", Executables: []string{"sshmitm"}},
+		{Name: "webmitm", Technique: "T1557", Executables: []string{"webmitm"}},
+		{Name: "macof", Technique: "T1557", Executables: []string{"macof"}},
+		{Name: "sslsplit", Technique: "T1557", Executables: []string{"sslsplit"}},
+		{Name: "sslstrip", Technique: "T1557", Executables: []string{"sslstrip"}, Scripts: []string{"sslstrip.py"}, Modules: []string{"sslstrip"}},
+		{Name: "yersinia", Technique: "T1557.003", Executables: []string{"yersinia"}},
+		{Name: "parasite6", Technique: "T1557", Executables: []string{"parasite6", "atk6-parasite6"}},
+		{Name: "fake_router6", Technique: "T1557", Executables: []string{"fake_router6", "atk6-fake_router6", "fake_router26", "atk6-fake_router26"}},
+		{Name: "redir6", Technique: "T1557", Executables: []string{"redir6", "atk6-redir6"}},
+		{Name: "responder", Technique: "T1557.001", Executables: []string{"responder"}, Scripts: []string{"Responder.py", "responder.py"}, Modules: []string{"Responder"}},
+		{Name: "mitm6", Technique: "T1557", Executables: []string{"mitm6"}, Scripts: []string{"mitm6.py"}, Modules: []string{"mitm6", "mitm6.mitm6"}},
+		{Name: "ntlmrelayx", Technique: "T1557.001", Executables: []string{"ntlmrelayx", "impacket-ntlmrelayx", "ntlmrelayx.py"}, Scripts: []string{"ntlmrelayx.py"}},
+		{Name: "smbrelayx", Technique: "T1557.001", Executables: []string{"smbrelayx", "impacket-smbrelayx", "smbrelayx.py"}, Scripts: []string{"smbrelayx.py"}},
+		{Name: "evilginx", Technique: "T1557", Executables: []string{"evilginx", "evilginx2"}},
+		{Name: "mitmf", Technique: "T1557", Executables: []string{"mitmf", "mitmf.py"}, Scripts: []string{"mitmf.py"}},
+	}
+}
+
+// Catalog indexes the tools for the rule.
+type Catalog struct {
+	tools    []*Tool
+	byName   map[string]*Tool // executable and script file names
+	byExec   map[string]*Tool // executable file names only
+	byModule map[string][]*Tool
+	bySHA256 map[string]*Tool
+	interps  map[string]InterpreterKind
+}
+
+// NewCatalog validates and indexes tools. Tool IDs are assigned in order.
+func NewCatalog(tools []Tool) (*Catalog, error) {
+	c := &Catalog{
+		byName:   map[string]*Tool{},
+		byExec:   map[string]*Tool{},
+		byModule: map[string][]*Tool{},
+		bySHA256: map[string]*Tool{},
+		interps:  defaultInterpreters(),
+	}
+	seen := map[string]bool{}
+	for i := range tools {
+		t := tools[i]
+		if t.Name == "" {
+			return nil, fmt.Errorf("tool %d: name must not be empty", i)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("tool %q: defined twice", t.Name)
+		}
+		seen[t.Name] = true
+		if len(c.tools) >= 0xfffe {
+			return nil, fmt.Errorf("tool %q: more than %d tools", t.Name, 0xfffe)
+		}
+		t.ID = uint16(len(c.tools) + 1)
+		tp := &t
+		c.tools = append(c.tools, tp)
+		for _, n := range append(append([]string{}, t.Executables...), t.Scripts...) {
+			if n == "" || strings.ContainsRune(n, '/') {
+				return nil, fmt.Errorf("tool %q: file name %q must be a base name", t.Name, n)
+			}
+			if other, ok := c.byName[n]; ok && other != tp {
+				return nil, fmt.Errorf("tool %q: file name %q already belongs to %q", t.Name, n, other.Name)
+			}
+			c.byName[n] = tp
+		}
+		for _, n := range t.Executables {
+			c.byExec[n] = tp
+		}
+		for _, m := range t.Modules {
+			c.byModule[m] = append(c.byModule[m], tp)
+		}
+		for _, h := range t.SHA256 {
+			h = strings.ToLower(h)
+			if !isSHA256(h) {
+				return nil, fmt.Errorf("tool %q: sha256 %q is not 64 hex digits", t.Name, h)
+			}
+			c.bySHA256[h] = tp
+		}
+	}
+	return c, nil
+}
+
+func isSHA256(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Tools returns the tools in ID order.
+func (c *Catalog) Tools() []*Tool { return c.tools }
+
+// ByID returns the tool the kernel named by its ID.
+func (c *Catalog) ByID(id uint16) *Tool {
+	if id == 0 || int(id) > len(c.tools) {
+		return nil
+	}
+	return c.tools[id-1]
+}
+
+// ByFileName returns the tool installed or run under exactly this base name.
+func (c *Catalog) ByFileName(name string) *Tool { return c.byName[name] }
+
+// BySHA256 returns the tool with this known build.
+func (c *Catalog) BySHA256(h string) *Tool { return c.bySHA256[h] }
+
+// AddSHA256 records a build of t found on this host.
+func (c *Catalog) AddSHA256(t *Tool, h string) { c.bySHA256[h] = t }
+
+// FileNames returns every executable and script name, sorted.
+func (c *Catalog) FileNames() []string {
+	names := make([]string, 0, len(c.byName))
+	for n := range c.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Executables returns every executable name with its tool, for the kernel's
+// name table and the start-up fingerprinting.
+func (c *Catalog) Executables() map[string]*Tool { return c.byExec }
+
+// InterpreterKind classifies an interpreter binary by how its arguments name
+// the program it runs.
+type InterpreterKind int
+
+const (
+	NotInterpreter InterpreterKind = iota
+	Python
+	Shell
+	Perl
+	Ruby
+)
+
+func defaultInterpreters() map[string]InterpreterKind {
+	return map[string]InterpreterKind{
+		"python": Python, "python2": Python, "python3": Python, "pypy": Python, "pypy3": Python,
+		"sh": Shell, "bash": Shell, "dash": Shell, "zsh": Shell, "ksh": Shell, "mksh": Shell, "busybox": Shell, "ash": Shell,
+		"perl": Perl, "ruby": Ruby,
+	}
+}
+
+// Interpreter classifies a loaded file's base name: python3.11 is Python.
+func (c *Catalog) Interpreter(name string) InterpreterKind {
+	if k, ok := c.interps[name]; ok {
+		return k
+	}
+	// versioned names: python3.11, perl5.36.0, ruby3.1
+	trimmed := strings.TrimRight(name, "0123456789.")
+	if trimmed != name {
+		if k, ok := c.interps[trimmed]; ok {
+			return k
+		}
+	}
+	return NotInterpreter
+}
+
+// scriptTool returns the tool whose script a path names.
+func (c *Catalog) scriptTool(path string) *Tool {
+	return c.byName[filepath.Base(path)]
+}

@@ -1,0 +1,228 @@
+package detect
+
+import (
+	"path"
+	"sync"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+// Files is how the rule reads files it must look into. The receiver passes
+// the host's file system (internal/filehash); tests pass a fake.
+type Files interface {
+	// ExecSHA256 hashes the file the exec loaded, verified to be the file
+	// identity the kernel reported. It fails when the file is gone.
+	ExecSHA256(e *event.Exec) (string, error)
+	// Script returns the SHA-256 and the first bytes of a script the exec
+	// names, resolved against the process's working directory.
+	Script(e *event.Exec, path string) (sum string, head []byte, err error)
+}
+
+// Result is the rule's answer for one exec.
+type Result struct {
+	Detection Detection
+	Detected  bool
+	// Identity is the verdict on the loaded file alone, to be cached in the
+	// kernel for e.File when NewIdentity is set.
+	Identity    event.Verdict
+	NewIdentity bool
+	// SHA256 of the loaded file when the rule computed it.
+	SHA256 string
+}
+
+type identity struct {
+	kind  uint8
+	tool  *Tool
+	match Match
+	sum   string
+}
+
+// Rule decides whether an exec is a MitM tool. It keeps its own cache of
+// file identities, the user-space twin of the kernel's verdict map.
+type Rule struct {
+	cat          *Catalog
+	files        Files
+	mu           sync.Mutex
+	fingerprints map[event.Fingerprint]*Tool
+	known        map[event.FileID]identity
+	maxKnown     int
+	actionFor    func(*Tool) uint8
+}
+
+// NewRule returns a rule over the catalog. actionFor gives the kernel action
+// for a tool (nil: alert).
+func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
+	if actionFor == nil {
+		actionFor = func(*Tool) uint8 { return event.ActionAlert }
+	}
+	return &Rule{
+		cat: cat, files: files, actionFor: actionFor,
+		fingerprints: map[event.Fingerprint]*Tool{},
+		known:        map[event.FileID]identity{},
+		maxKnown:     65536,
+	}
+}
+
+// Catalog returns the rule's catalog.
+func (r *Rule) Catalog() *Catalog { return r.cat }
+
+// AddInstalled records a tool build found on the host: its identity, its
+// content hash and, for binaries, its fingerprint.
+func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fingerprint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.known[id] = identity{kind: event.VerdictTool, tool: t, match: MatchInode, sum: sum}
+	if sum != "" {
+		r.cat.AddSHA256(t, sum)
+	}
+	if fp != nil {
+		r.fingerprints[*fp] = t
+	}
+}
+
+// AddInterpreter records an interpreter found on the host.
+func (r *Rule) AddInterpreter(id event.FileID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.known[id] = identity{kind: event.VerdictInterpreter}
+}
+
+// Judge evaluates one exec. The order matters: the loaded file itself
+// first (its name, its identity, its content), then what it runs (a script
+// behind a shebang, an interpreter's arguments), then the name it was
+// invoked by. argv[0] and comm never decide anything: the caller sets them.
+func (r *Rule) Judge(e *event.Exec) Result {
+	var res Result
+	id, isNew := r.identityOf(e)
+	res.SHA256 = id.sum
+	if isNew {
+		res.NewIdentity = true
+		res.Identity = event.Verdict{Kind: id.kind}
+		if id.tool != nil {
+			res.Identity.ToolID = id.tool.ID
+			res.Identity.Action = r.actionFor(id.tool)
+		}
+	}
+	if id.tool != nil {
+		match := id.match
+		if r.cat.byName[e.Name] == id.tool {
+			match = MatchExecutableName
+		}
+		res.Detection = Detection{Tool: id.tool, Match: match, Detail: e.ExePath}
+		res.Detected = true
+		return res
+	}
+	if e.Has(event.FlagScript) && e.Filename != "" {
+		if d, ok := r.script(e, e.Filename); ok {
+			res.Detection, res.Detected = d, true
+			return res
+		}
+	}
+	if kind := r.cat.Interpreter(e.Name); kind != NotInterpreter {
+		inv := parseInterpreterArgs(kind, e.Args)
+		switch {
+		case inv.module != "" && kind == Python:
+			if t := r.cat.moduleTool(inv.module, "", nil); t != nil {
+				res.Detection = Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-m " + inv.module}
+				res.Detected = true
+				return res
+			}
+		case inv.code != "" && kind == Python:
+			if t, what := r.cat.pythonCodeTool(inv.code); t != nil {
+				res.Detection = Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-c " + what}
+				res.Detected = true
+				return res
+			}
+		case inv.script != "":
+			if d, ok := r.script(e, inv.script); ok {
+				res.Detection, res.Detected = d, true
+				return res
+			}
+		}
+	}
+	if invoked := path.Base(e.Filename); invoked != e.Name && !e.Has(event.FlagScript) {
+		if t := r.cat.byName[invoked]; t != nil {
+			res.Detection = Detection{Tool: t, Match: MatchInvokedName, Detail: e.Filename}
+			res.Detected = true
+			return res
+		}
+	}
+	return res
+}
+
+// script judges a script by its name, then by its content: a renamed copy
+// of a tool's script hashes the same, and a script of one's own that starts
+// the tool's entry point imports it.
+func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
+	if t := r.cat.byName[path.Base(p)]; t != nil {
+		return Detection{Tool: t, Match: MatchScript, Detail: p}, true
+	}
+	if r.files == nil {
+		return Detection{}, false
+	}
+	sum, head, err := r.files.Script(e, p)
+	if err != nil {
+		return Detection{}, false
+	}
+	if t := r.cat.BySHA256(sum); t != nil {
+		return Detection{Tool: t, Match: MatchContentHash, Detail: p}, true
+	}
+	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
+		return Detection{Tool: t, Match: MatchScript, Detail: p + " imports " + what}, true
+	}
+	return Detection{}, false
+}
+
+// identityOf returns the verdict on the loaded file alone, from the cache
+// or judged now (and then reported as new, for the kernel's cache).
+func (r *Rule) identityOf(e *event.Exec) (identity, bool) {
+	r.mu.Lock()
+	id, ok := r.known[e.File]
+	r.mu.Unlock()
+	if ok {
+		return id, false
+	}
+	id = r.judgeIdentity(e)
+	r.mu.Lock()
+	if len(r.known) >= r.maxKnown {
+		clear(r.known) // rare; the kernel keeps its own LRU copy
+	}
+	r.known[e.File] = id
+	r.mu.Unlock()
+	return id, true
+}
+
+func (r *Rule) judgeIdentity(e *event.Exec) identity {
+	if t := r.cat.byExec[e.Name]; t != nil {
+		return identity{kind: event.VerdictTool, tool: t, match: MatchExecutableName}
+	}
+	if e.Reasons&event.ReasonVerdictTool != 0 {
+		if t := r.cat.ByID(e.KernelToolID); t != nil {
+			return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
+		}
+	}
+	if r.cat.Interpreter(e.Name) != NotInterpreter {
+		return identity{kind: event.VerdictInterpreter}
+	}
+	// Content: a full hash where the file can still be read, else the
+	// fingerprint the kernel took before the program ran.
+	var sum string
+	if r.files != nil {
+		if s, err := r.files.ExecSHA256(e); err == nil {
+			sum = s
+			if t := r.cat.BySHA256(s); t != nil {
+				return identity{kind: event.VerdictTool, tool: t, match: MatchContentHash, sum: sum}
+			}
+		}
+	}
+	r.mu.Lock()
+	t := r.fingerprints[e.Fingerprint()]
+	r.mu.Unlock()
+	if t == nil && e.Reasons&event.ReasonFingerprint != 0 {
+		t = r.cat.ByID(e.KernelToolID)
+	}
+	if t != nil {
+		return identity{kind: event.VerdictTool, tool: t, match: MatchFingerprint, sum: sum}
+	}
+	return identity{kind: event.VerdictBenign, sum: sum}
+}

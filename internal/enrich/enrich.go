@@ -1,0 +1,117 @@
+// Package enrich adds what the kernel did not send: user names, the
+// container id, the executable's hash and the ancestors' executables. /proc
+// only annotates: a process that is gone leaves its field out, never an error.
+package enrich
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+// Hasher hashes the executable of an exec (internal/filehash).
+type Hasher interface {
+	ExecSHA256(e *event.Exec) (string, error)
+}
+
+// Enricher builds a Context for an exec.
+type Enricher struct {
+	procRoot   string
+	passwdPath string
+	hasher     Hasher
+
+	mu     sync.Mutex
+	owners map[uint32]string
+}
+
+// New returns an enricher reading procRoot (normally /proc) and the user
+// database at passwdPath (normally /etc/passwd).
+func New(procRoot, passwdPath string, hasher Hasher) *Enricher {
+	return &Enricher{procRoot: procRoot, passwdPath: passwdPath, hasher: hasher, owners: map[uint32]string{}}
+}
+
+// Enrich returns the context of e. sum is the executable's SHA-256 when the
+// rule already computed it.
+func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
+	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerID(e.Cgroup)}
+	if c.SHA256 == "" && en.hasher != nil {
+		if s, err := en.hasher.ExecSHA256(e); err == nil {
+			c.SHA256 = s
+		}
+	}
+	for i, a := range e.Ancestors {
+		p := en.exePath(a.PID, a.StartBootTime)
+		if i == 0 {
+			c.ParentExecutable = p
+		}
+		if p == "" {
+			p = a.Comm
+		}
+		c.Ancestors = append(c.Ancestors, strconv.FormatUint(uint64(a.PID), 10)+":"+p)
+	}
+	return c
+}
+
+// exePath reads an ancestor's executable from /proc. Ancestors are
+// long-lived more often than not (shells, services); when one is gone the
+// path is unknown.
+func (en *Enricher) exePath(pid uint32, _ uint64) string {
+	p, err := os.Readlink(filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10), "exe"))
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// Owner returns the user name of uid from the host's user database, cached.
+func (en *Enricher) Owner(uid uint32) string {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if name, ok := en.owners[uid]; ok {
+		return name
+	}
+	name := lookupUser(en.passwdPath, uid)
+	if len(en.owners) > 4096 {
+		clear(en.owners)
+	}
+	en.owners[uid] = name
+	return name
+}
+
+func lookupUser(passwd string, uid uint32) string {
+	f, err := os.Open(passwd)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	want := strconv.FormatUint(uint64(uid), 10)
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.SplitN(s.Text(), ":", 4)
+		if len(fields) >= 3 && fields[2] == want {
+			return fields[0]
+		}
+	}
+	return ""
+}
+
+var containerIDPattern = regexp.MustCompile(`(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$`)
+
+// ContainerID extracts a container id from a cgroup v2 path in the layouts
+// of docker (docker-ID.scope, /docker/ID), containerd (cri-containerd-ID.scope),
+// cri-o (crio-ID.scope) and podman (libpod-ID.scope).
+func ContainerID(cgroup string) string {
+	for _, part := range []string{cgroup, filepath.Dir(cgroup)} {
+		base := filepath.Base(part)
+		if m := containerIDPattern.FindStringSubmatch("/" + base); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,282 @@
+//go:build linux
+
+// Package tracer loads the exec tracer into the kernel, reads its ring buffer
+// and writes verdicts back into its maps. It is the only package that talks to
+// the kernel; everything after it works on bytes and is tested without root.
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+// Options configure a Tracer.
+type Options struct {
+	// QueueSize bounds the records waiting between the ring reader and the
+	// consumer; when full, records are dropped and counted, never blocking
+	// the reader (a blocked reader would fill the ring and lose in the kernel).
+	QueueSize int
+	// PollInterval is how often the reader looks at the ring: records other
+	// than known tools are submitted without a wakeup.
+	PollInterval time.Duration
+	// SubmitAll sends every exec up (debugging, benchmarks).
+	SubmitAll bool
+}
+
+// Stats are the tracer's counters.
+type Stats struct {
+	Execs         uint64 // execs the kernel filter saw
+	Submitted     uint64 // records sent up
+	ReserveFailed uint64 // records lost because the ring was full
+	Kills         uint64 // SIGKILLs sent from the exec hook
+	QueueDropped  uint64 // records dropped because the queue was full
+	Received      uint64 // records read from the ring
+}
+
+// Tracer is a loaded and attached exec tracer.
+type Tracer struct {
+	maps   mitmexecMaps
+	prog   *ebpf.Program
+	link   link.Link
+	hook   string
+	reader *ringbuf.Reader
+	out    chan []byte
+
+	opts         Options
+	queueDropped atomic.Uint64
+	received     atomic.Uint64
+
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Hook names the attach point in use.
+func (t *Tracer) Hook() string { return t.hook }
+
+// New loads the BPF objects, attaches the exec hook and starts reading. The
+// error says what is missing when the kernel refuses.
+func New(opts Options) (*Tracer, error) {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 10 * time.Millisecond
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, explain(fmt.Errorf("remove memlock limit: %w", err))
+	}
+	spec, err := loadMitmexec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded BPF spec: %w", err)
+	}
+
+	t := &Tracer{opts: opts, done: make(chan struct{})}
+	// tp_btf needs BTF and a trampoline-capable kernel; the raw tracepoint
+	// sees the same arguments without either. Load only the program we use:
+	// a program that fails to verify would fail the whole collection.
+	var firstErr error
+	for _, hook := range []string{"sched_process_exec_btf", "sched_process_exec_raw"} {
+		one := spec.Copy()
+		for name := range one.Programs {
+			if name != hook {
+				delete(one.Programs, name)
+			}
+		}
+		var objs struct {
+			mitmexecMaps
+			Program *ebpf.Program `ebpf:"program"`
+		}
+		one.Programs["program"] = one.Programs[hook]
+		delete(one.Programs, hook)
+		if err := one.LoadAndAssign(&objs, nil); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		var l link.Link
+		var lerr error
+		if hook == "sched_process_exec_btf" {
+			l, lerr = link.AttachTracing(link.TracingOptions{Program: objs.Program})
+		} else {
+			l, lerr = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: objs.Program})
+		}
+		if lerr != nil {
+			objs.Program.Close()
+			objs.mitmexecMaps.Close()
+			if firstErr == nil {
+				firstErr = lerr
+			}
+			continue
+		}
+		t.maps, t.prog, t.link, t.hook = objs.mitmexecMaps, objs.Program, l, hookName(hook)
+		break
+	}
+	if t.link == nil {
+		return nil, explain(firstErr)
+	}
+	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
+	if opts.SubmitAll {
+		cfg.SubmitAll = 1
+	}
+	if err := t.maps.ConfigMap.Put(uint32(0), cfg); err != nil {
+		t.closeObjects()
+		return nil, fmt.Errorf("write tracer config: %w", err)
+	}
+	rd, err := ringbuf.NewReader(t.maps.Events)
+	if err != nil {
+		t.closeObjects()
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	t.reader = rd
+	t.out = make(chan []byte, opts.QueueSize)
+	t.wg.Add(1)
+	go t.read()
+	return t, nil
+}
+
+func hookName(prog string) string {
+	if prog == "sched_process_exec_btf" {
+		return "tp_btf/sched_process_exec"
+	}
+	return "raw_tracepoint/sched_process_exec"
+}
+
+// explain turns the kernel's refusal into what the user must change.
+func explain(err error) error {
+	if err == nil {
+		return errors.New("no exec hook could be attached")
+	}
+	switch {
+	case errors.Is(err, os.ErrPermission), errors.Is(err, unix.EPERM):
+		return fmt.Errorf("loading eBPF needs root or CAP_BPF+CAP_PERFMON (and CAP_SYS_RESOURCE on kernels before 5.11): %w", err)
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("kernel lacks a feature the exec tracer needs (BTF at /sys/kernel/btf/vmlinux and Linux >= 5.8 for the ring buffer): %w", err)
+	}
+	if _, serr := os.Stat("/sys/kernel/btf/vmlinux"); serr != nil {
+		return fmt.Errorf("kernel BTF is missing (/sys/kernel/btf/vmlinux; needs CONFIG_DEBUG_INFO_BTF=y): %w", err)
+	}
+	return fmt.Errorf("load exec tracer: %w", err)
+}
+
+// Records delivers raw records; it is closed after Close.
+func (t *Tracer) Records() <-chan []byte { return t.out }
+
+func (t *Tracer) read() {
+	defer t.wg.Done()
+	defer close(t.out)
+	var rec ringbuf.Record
+	for {
+		t.reader.SetDeadline(time.Now().Add(t.opts.PollInterval))
+		err := t.reader.ReadInto(&rec)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			select {
+			case <-t.done:
+				return
+			default:
+			}
+			continue
+		}
+		t.received.Add(1)
+		buf := make([]byte, len(rec.RawSample))
+		copy(buf, rec.RawSample)
+		select {
+		case t.out <- buf:
+		default:
+			t.queueDropped.Add(1)
+		}
+	}
+}
+
+// PutVerdict caches a verdict for a file identity in the kernel.
+func (t *Tracer) PutVerdict(id event.FileID, v event.Verdict) error {
+	key := mitmexecFileKey{Ino: id.Ino, CtimeNs: id.CtimeNs, Dev: id.Dev}
+	return t.maps.Verdicts.Put(key, toVerdict(v))
+}
+
+// PutName marks a file name (the loaded file's dentry name) in the kernel.
+func (t *Tracer) PutName(name string, v event.Verdict) error {
+	var key mitmexecNameKey
+	if len(name) >= len(key.Name) {
+		return fmt.Errorf("name %q is %d bytes, the kernel name table holds at most %d", name, len(name), len(key.Name)-1)
+	}
+	for i := 0; i < len(name); i++ {
+		key.Name[i] = int8(name[i])
+	}
+	return t.maps.Names.Put(key, toVerdict(v))
+}
+
+// PutFingerprint marks a content fingerprint in the kernel.
+func (t *Tracer) PutFingerprint(fp event.Fingerprint, v event.Verdict) error {
+	key := mitmexecFingerprintKey{Size: fp.Size, Head: fp.Head}
+	return t.maps.Fingerprints.Put(key, toVerdict(v))
+}
+
+func toVerdict(v event.Verdict) mitmexecVerdict {
+	return mitmexecVerdict{ToolId: v.ToolID, Kind: v.Kind, Action: v.Action}
+}
+
+// Stats sums the kernel's per-CPU counters and adds the reader's.
+func (t *Tracer) Stats() (Stats, error) {
+	s := Stats{QueueDropped: t.queueDropped.Load(), Received: t.received.Load()}
+	for idx, dst := range map[uint32]*uint64{
+		event.CounterExecs: &s.Execs, event.CounterSubmitted: &s.Submitted,
+		event.CounterReserveFailed: &s.ReserveFailed, event.CounterKills: &s.Kills,
+	} {
+		var perCPU []uint64
+		if err := t.maps.Counters.Lookup(idx, &perCPU); err != nil {
+			return s, fmt.Errorf("read counter %d: %w", idx, err)
+		}
+		for _, v := range perCPU {
+			*dst += v
+		}
+	}
+	return s, nil
+}
+
+// Programs returns the loaded programs, for run-time statistics.
+func (t *Tracer) Programs() []*ebpf.Program {
+	return []*ebpf.Program{t.prog}
+}
+
+// Close detaches, stops the reader and frees the objects. Safe to call twice.
+func (t *Tracer) Close() error {
+	var err error
+	t.closeOnce.Do(func() {
+		close(t.done)
+		if t.link != nil {
+			err = t.link.Close()
+		}
+		if t.reader != nil {
+			if cerr := t.reader.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		t.wg.Wait()
+		t.closeObjects()
+	})
+	return err
+}
+
+func (t *Tracer) closeObjects() {
+	t.maps.Close()
+}
