@@ -108,13 +108,6 @@ func Identity(p string) (event.FileID, error) {
 	return identity(&st), nil
 }
 
-func identity(st *syscall.Stat_t) event.FileID {
-	return event.FileID{
-		Dev:     event.KernelDev(uint64(st.Dev)),
-		Ino:     st.Ino,
-		CtimeNs: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec),
-	}
-}
 
 func readFile(p string, maxBytes int64, hash bool) (File, error) {
 	fh, err := os.Open(p)

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package receiver // import "github.com/mitmexec/mitmexec/receiver"
+
+import "time"
+
+// bootClock is never used off Linux: the receiver cannot be created there.
+func bootClock() time.Duration { return 0 }

@@ -1,0 +1,111 @@
+package receiver
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	tests := []struct {
+		id      component.ID
+		want    *Config
+		wantErr string
+	}{
+		{
+			id:   component.NewID(metadata.Type),
+			want: createDefaultConfig().(*Config),
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "custom"),
+			want: &Config{
+				QueueSize:    1024,
+				PollInterval: 50 * time.Millisecond,
+				MaxArgsBytes: 1024,
+				SearchPaths:  []string{"/opt/tools/bin", "/usr/local/sbin"},
+				SubmitAll:    true,
+			},
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "queue_size_zero"),
+			wantErr: "queue_size: 0 is out of range, must be between 1 and 1048576",
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "queue_size_too_big"),
+			wantErr: "queue_size: 1048577 is out of range, must be between 1 and 1048576",
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "poll_interval_too_short"),
+			wantErr: "poll_interval: 500µs is out of range, must be between 1ms and 1s",
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "poll_interval_too_long"),
+			wantErr: "poll_interval: 2s is out of range, must be between 1ms and 1s",
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "max_args_bytes_too_small"),
+			wantErr: "max_args_bytes: 63 is out of range, must be between 64 and 4096",
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "max_args_bytes_too_big"),
+			wantErr: "max_args_bytes: 8192 is out of range, must be between 64 and 4096",
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "search_paths_relative"),
+			wantErr: `search_paths[1]: "bin" is not an absolute path`,
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "many_errors"),
+			wantErr: "queue_size: -1 is out of range, must be between 1 and 1048576\n" +
+				"max_args_bytes: 0 is out of range, must be between 64 and 4096",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			// GIVEN the default config and the test's section
+			cfg := NewFactory().CreateDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+
+			// WHEN it is unmarshalled and validated
+			require.NoError(t, sub.Unmarshal(cfg))
+			err = confmap.Validate(cfg)
+
+			// THEN it is the expected config, or fails with the exact text
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Equal(t, tt.wantErr, err.Error())
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+}
+
+func TestLoadConfigUnknownKey(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, "unknown_key").String())
+	require.NoError(t, err)
+
+	err = sub.Unmarshal(NewFactory().CreateDefaultConfig())
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has invalid keys: queue_sise")
+}
+
+func TestValidateDefault(t *testing.T) {
+	assert.NoError(t, createDefaultConfig().(*Config).Validate())
+}

@@ -1,0 +1,291 @@
+package receiver // import "github.com/mitmexec/mitmexec/receiver"
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/mitmexec/mitmexec/internal/detect"
+	"github.com/mitmexec/mitmexec/internal/enrich"
+	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/filehash"
+	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
+)
+
+// execSource is the kernel side as the receiver sees it: raw exec records
+// coming up, verdicts going down. internal/tracer implements it on Linux;
+// tests use a fake.
+type execSource interface {
+	Records() <-chan []byte
+	PutVerdict(id event.FileID, v event.Verdict) error
+	PutName(name string, v event.Verdict) error
+	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
+	Hook() string
+	Close() error
+}
+
+type sourceOptions struct {
+	QueueSize    int
+	PollInterval time.Duration
+	SubmitAll    bool
+}
+
+type openSourceFunc func(sourceOptions) (execSource, error)
+
+// maxHashBytes bounds a file the receiver hashes: a huge binary costs
+// bounded time and memory and is judged by name and fingerprint instead.
+const maxHashBytes = 512 << 20
+
+type mitmexecReceiver struct {
+	set        receiver.Settings
+	cfg        *Config
+	next       consumer.Logs
+	openSource openSourceFunc
+	obsrecv    *receiverhelper.ObsReport
+	procRoot   string
+	passwd     string
+	bootClock  func() time.Duration // CLOCK_BOOTTIME now
+
+	source   execSource
+	rule     *detect.Rule
+	enricher *enrich.Enricher
+	hasher   *filehash.Hasher
+	resource resourceInfo
+
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	shutdownOnce sync.Once
+
+	decodeErrors   atomic.Uint64
+	verdictErrors  atomic.Uint64
+	detections     atomic.Uint64
+	consumeDropped atomic.Uint64
+}
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, open openSourceFunc) (*mitmexecReceiver, error) {
+	obsrecv, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "ebpf",
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &mitmexecReceiver{
+		set: set, cfg: cfg, next: next, openSource: open, obsrecv: obsrecv,
+		procRoot: "/proc", passwd: "/etc/passwd", bootClock: bootClock,
+	}, nil
+}
+
+// Start loads and attaches the tracer before it returns, so that a
+// collector that reports ready is already watching; the reading runs on its
+// own context.
+func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
+	tools := detect.DefaultTools()
+	cat, err := detect.NewCatalog(tools)
+	if err != nil {
+		return fmt.Errorf("mitmexec receiver: catalog: %w", err)
+	}
+	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval, SubmitAll: r.cfg.SubmitAll})
+	if err != nil {
+		return fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
+	}
+	r.source = src
+	r.hasher = filehash.New(r.procRoot, maxHashBytes)
+	r.rule = detect.NewRule(cat, r.hasher, nil)
+	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
+	r.resource = hostResource()
+
+	fingerprinted, err := r.programKernel(cat)
+	if err != nil {
+		_ = src.Close()
+		r.source = nil
+		return fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
+	}
+	r.set.Logger.Info("mitmexec watching execs",
+		zap.String("hook", src.Hook()),
+		zap.Int("tools", len(cat.Tools())),
+		zap.Int("installed_binaries_fingerprinted", fingerprinted))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.process(ctx, host)
+	}()
+	return nil
+}
+
+// programKernel tells the kernel what it can decide alone: the catalog's
+// file names, the installed tools' identities and fingerprints, and which
+// files are interpreters whose arguments user space must read.
+func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
+	for name, t := range cat.Executables() {
+		if len(name) >= 32 {
+			continue // the kernel table keys 31 bytes; user space still matches it
+		}
+		if err := r.source.PutName(name, event.Verdict{Kind: event.VerdictTool, ToolID: t.ID}); err != nil {
+			return 0, fmt.Errorf("program kernel name table: %w", err)
+		}
+	}
+	dirs := r.cfg.SearchPaths
+	if len(dirs) == 0 {
+		dirs = inventory.DefaultDirs()
+	}
+	inv := inventory.Scan(cat, dirs, maxHashBytes)
+	for _, err := range inv.Errors {
+		r.set.Logger.Debug("installed file not fingerprinted", zap.Error(err))
+	}
+	for _, it := range inv.Tools {
+		r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint)
+		v := event.Verdict{Kind: event.VerdictTool, ToolID: it.Tool.ID}
+		if err := r.source.PutVerdict(it.ID, v); err != nil {
+			return 0, fmt.Errorf("program kernel verdicts: %w", err)
+		}
+		if it.Fingerprint != nil {
+			if err := r.source.PutFingerprint(*it.Fingerprint, v); err != nil {
+				return 0, fmt.Errorf("program kernel fingerprints: %w", err)
+			}
+		}
+	}
+	for _, f := range inv.Interpreters {
+		r.rule.AddInterpreter(f.ID)
+		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: event.VerdictInterpreter}); err != nil {
+			return 0, fmt.Errorf("program kernel verdicts: %w", err)
+		}
+	}
+	return len(inv.Tools), nil
+}
+
+func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
+	records := r.source.Records()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case raw, ok := <-records:
+			if !ok {
+				return
+			}
+			r.handle(ctx, host, raw)
+		}
+	}
+}
+
+// handle runs one record through decode -> detect -> enrich -> translate
+// -> consume.
+func (r *mitmexecReceiver) handle(ctx context.Context, host component.Host, raw []byte) {
+	e, err := event.Decode(raw)
+	if err != nil {
+		r.decodeErrors.Add(1)
+		r.set.Logger.Debug("undecodable exec record", zap.Error(err))
+		return
+	}
+	res := r.rule.Judge(&e)
+	if res.NewIdentity {
+		if err := r.source.PutVerdict(e.File, res.Identity); err != nil {
+			r.verdictErrors.Add(1)
+		}
+	}
+	if !res.Detected {
+		return
+	}
+	r.detections.Add(1)
+	rec := detectionRecord{
+		Exec:      e,
+		Detection: res.Detection,
+		Context:   r.enricher.Enrich(&e, res.SHA256),
+		Time:      r.wallTime(e.BootTimeNs),
+		Action:    actionOf(&e),
+	}
+	logs, sl := newLogs(r.resource)
+	appendDetection(sl, &rec, time.Now(), r.cfg.MaxArgsBytes)
+	r.consume(ctx, host, logs.LogRecordCount(), func(ctx context.Context) error { return r.next.ConsumeLogs(ctx, logs) })
+}
+
+func actionOf(e *event.Exec) string {
+	switch {
+	case e.Has(event.FlagKilled):
+		return "killed"
+	case e.Has(event.FlagKillFailed):
+		return "kill_failed"
+	}
+	return "alerted"
+}
+
+// consume hands records to the next consumer, retrying errors that are not
+// permanent with backoff until the receiver shuts down. A permanent error
+// drops the records; both are counted by obsreport as refused.
+func (r *mitmexecReceiver) consume(ctx context.Context, _ component.Host, n int, send func(context.Context) error) {
+	backoff := 100 * time.Millisecond
+	for {
+		opCtx := r.obsrecv.StartLogsOp(ctx)
+		err := send(opCtx)
+		r.obsrecv.EndLogsOp(opCtx, metadata.Type.String(), n, err)
+		if err == nil {
+			return
+		}
+		if consumererror.IsPermanent(err) {
+			r.consumeDropped.Add(uint64(n))
+			r.set.Logger.Error("detection dropped: the next consumer refused it permanently", zap.Error(err))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.consumeDropped.Add(uint64(n))
+			r.set.Logger.Error("detection dropped at shutdown while the next consumer kept failing", zap.Error(err))
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// wallTime converts the kernel's CLOCK_BOOTTIME stamp to wall time at the
+// moment of conversion, so suspend and clock steps are accounted for.
+func (r *mitmexecReceiver) wallTime(bootNs uint64) time.Time {
+	now := time.Now()
+	ago := r.bootClock() - time.Duration(bootNs)
+	if ago < 0 {
+		ago = 0
+	}
+	return now.Add(-ago)
+}
+
+// Shutdown stops reading and detaches. Safe without Start and twice.
+func (r *mitmexecReceiver) Shutdown(context.Context) error {
+	var err error
+	r.shutdownOnce.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		if r.source != nil {
+			err = r.source.Close()
+		}
+		r.wg.Wait()
+	})
+	return err
+}
+
+func hostResource() resourceInfo {
+	res := resourceInfo{OSType: runtime.GOOS, ServiceName: metadata.Type.String()}
+	res.HostName, _ = os.Hostname()
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		res.HostID = strings.TrimSpace(string(b))
+	}
+	return res
+}

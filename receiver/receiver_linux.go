@@ -1,0 +1,30 @@
+//go:build linux
+
+package receiver // import "github.com/mitmexec/mitmexec/receiver"
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"golang.org/x/sys/unix"
+
+	"github.com/mitmexec/mitmexec/internal/tracer"
+)
+
+func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (receiver.Logs, error) {
+	return newReceiver(set, cfg, next, openTracer)
+}
+
+func openTracer(o sourceOptions) (execSource, error) {
+	return tracer.New(tracer.Options{QueueSize: o.QueueSize, PollInterval: o.PollInterval, SubmitAll: o.SubmitAll})
+}
+
+// bootClock reads CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns.
+func bootClock() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
