@@ -274,3 +274,124 @@ func TestPrivilegedKnownTools(t *testing.T) {
 	}
 	runScenarios(t, l, scenarios)
 }
+
+// buildFdexec builds the fileless-exec helper of testdata/fdexec.
+func buildFdexec(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "fdexec")
+	cmd := exec.Command("go", "build", "-o", out, "../testdata/fdexec")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build fdexec: %v\n%s", err, b)
+	}
+	return out
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, p, content string) string {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPrivilegedEvasions reaches the real tools every other way: copies,
+// links, file descriptors, memfd, argv[0] spoofing, pid namespaces, and
+// each interpreter form; and checks the look-alikes stay silent.
+func TestPrivilegedEvasions(t *testing.T) {
+	fdexec := buildFdexec(t)
+	l := startLive(t, nil)
+	dir := t.TempDir()
+	bettercap, ettercap, arpspoof := lookPath(t, "bettercap"), lookPath(t, "ettercap"), lookPath(t, "arpspoof")
+	mitmdump, mitmweb := lookPath(t, "mitmdump"), lookPath(t, "mitmweb")
+
+	copyFile(t, bettercap, filepath.Join(dir, "backup-agent"))
+	copyFile(t, ettercap, filepath.Join(dir, "netmon"))
+	copyFile(t, mitmdump, filepath.Join(dir, "proxyhelper"))
+	if err := os.Symlink(bettercap, filepath.Join(dir, "bc-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(arpspoof, filepath.Join(dir, "netcheck")); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, "/bin/true", filepath.Join(dir, "mitmdumpx"))
+	copyFile(t, "/bin/true", filepath.Join(dir, "ettercap.conf"))
+	if err := os.Symlink("/bin/true", filepath.Join(dir, "my-bettercap-notes")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "mitmproxy2swagger"), "#!/usr/bin/python3\nimport sys\nprint('mitmproxy2swagger', sys.argv)\n")
+	writeFile(t, filepath.Join(dir, "notes.txt"), "ettercap bettercap mitmdump\n")
+	writeFile(t, filepath.Join(dir, "wrapper.py"), "from mitmproxy.tools.main import mitmdump\nimport sys\nsys.exit(mitmdump())\n")
+	writeFile(t, filepath.Join(dir, "sslstrip"), "print('pretend')\n")
+	writeFile(t, filepath.Join(dir, "responder"), "#!/bin/sh\necho pretend\n")
+	modDir := filepath.Join(dir, "py")
+	if err := os.MkdirAll(filepath.Join(modDir, "mitm6"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(modDir, "mitm6", "__init__.py"), "")
+	writeFile(t, filepath.Join(modDir, "mitm6", "__main__.py"), "print('pretend mitm6')\n")
+
+	scenarios := []scenario{
+		// copies and links
+		{name: "renamed copy", tool: "bettercap", match: "content_hash", argv: []string{filepath.Join(dir, "backup-agent"), "-version"}},
+		{name: "renamed copy elf", tool: "ettercap", match: "content_hash", argv: []string{filepath.Join(dir, "netmon"), "--version"}},
+		{name: "symlink", tool: "bettercap", match: "executable_name", argv: []string{filepath.Join(dir, "bc-link"), "-version"}},
+		{name: "hard link", tool: "arpspoof", match: "inode", argv: []string{filepath.Join(dir, "netcheck"), "-h"}},
+		// fileless and fd
+		{name: "fd exec", tool: "arpspoof", match: "executable_name", argv: []string{fdexec, "fd", arpspoof, "-h"}},
+		{name: "memfd exec", tool: "ettercap", argv: []string{fdexec, "memfd", ettercap, "--version"}},
+		// argv[0] and comm spoofing
+		{name: "exec -a", tool: "bettercap", match: "executable_name", argv: []string{"bash", "-c", "exec -a systemd-helper " + bettercap + " -version MARKER"}},
+		// pid namespace
+		{name: "pid namespace", tool: "ettercap", match: "executable_name", argv: []string{"unshare", "--fork", "--pid", ettercap, "--version"}},
+		// scripts and interpreters
+		{name: "shebang", tool: "mitmdump", match: "script", argv: []string{mitmdump, "--version"}},
+		{name: "python script path", tool: "mitmweb", match: "script", argv: []string{"/usr/bin/python3", mitmweb, "--version"}},
+		{name: "python -I script", tool: "mitmweb", match: "script", argv: []string{"/usr/bin/python3", "-I", "-W", "ignore", mitmweb, "--version"}},
+		{name: "renamed script copy", tool: "mitmdump", match: "content_hash", argv: []string{filepath.Join(dir, "proxyhelper"), "--version"}},
+		{name: "python renamed script", tool: "mitmdump", match: "content_hash", argv: []string{"/usr/bin/python3", filepath.Join(dir, "proxyhelper"), "--version"}},
+		{name: "python -c import", tool: "mitmdump", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-c", "from mitmproxy.tools.main import mitmdump; import sys; sys.argv=['x','--version']; mitmdump()"}},
+		{name: "python own wrapper", tool: "mitmdump", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "wrapper.py"), "--version"}},
+		{name: "python -m", tool: "mitm6", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-m", "mitm6"}, dir: modDir},
+		{name: "python script by name", tool: "sslstrip", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "sslstrip")}},
+		{name: "sh script", tool: "responder", match: "script", argv: []string{"sh", filepath.Join(dir, "responder")}},
+		{name: "perl script", tool: "sslstrip", match: "script", argv: []string{"perl", "-w", filepath.Join(dir, "sslstrip")}},
+		// look-alikes stay silent
+		{name: "lookalike copy", argv: []string{filepath.Join(dir, "mitmdumpx")}},
+		{name: "dotted lookalike", argv: []string{filepath.Join(dir, "ettercap.conf")}},
+		{name: "lookalike symlink", argv: []string{filepath.Join(dir, "my-bettercap-notes")}},
+		{name: "lookalike python tool", argv: []string{filepath.Join(dir, "mitmproxy2swagger")}},
+		{name: "file naming tools", argv: []string{"cat", filepath.Join(dir, "notes.txt")}},
+		{name: "grep", argv: []string{"grep", "-q", "ettercap", filepath.Join(dir, "notes.txt")}},
+		{name: "python naming tool", argv: []string{"/usr/bin/python3", "-c", "print('mitmproxy.tools.main mitmdump')"}},
+	}
+	runScenarios(t, l, scenarios)
+
+	// The pid namespace record carries both pids.
+	found := 0
+	for _, r := range l.records() {
+		args, _ := r.attrs["process.command_args"].([]any)
+		if len(args) > 0 && strings.HasSuffix(fmt.Sprint(args[len(args)-1]), "pid_namespace") {
+			found++
+			if r.attrs["process.vpid"] != int64(1) {
+				t.Errorf("pid namespace: process.vpid = %v, want 1", r.attrs["process.vpid"])
+			}
+			if r.attrs["process.pid"] == int64(1) {
+				t.Errorf("pid namespace: process.pid is the namespace's pid, want the host's")
+			}
+		}
+	}
+	if found != 1 {
+		t.Errorf("pid namespace: %d records, want 1", found)
+	}
+}

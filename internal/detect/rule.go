@@ -30,6 +30,11 @@ type Result struct {
 	SHA256 string
 }
 
+type inodeKey struct {
+	dev uint32
+	ino uint64
+}
+
 type identity struct {
 	kind  uint8
 	tool  *Tool
@@ -45,6 +50,7 @@ type Rule struct {
 	mu           sync.Mutex
 	fingerprints map[event.Fingerprint]*Tool
 	known        map[event.FileID]identity
+	installed    map[inodeKey]*Tool // installed tool builds by inode, whatever their change time
 	maxKnown     int
 	actionFor    func(*Tool) uint8
 }
@@ -59,6 +65,7 @@ func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
 		cat: cat, files: files, actionFor: actionFor,
 		fingerprints: map[event.Fingerprint]*Tool{},
 		known:        map[event.FileID]identity{},
+		installed:    map[inodeKey]*Tool{},
 		maxKnown:     65536,
 	}
 }
@@ -72,6 +79,7 @@ func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fing
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.known[id] = identity{kind: event.VerdictTool, tool: t, match: MatchInode, sum: sum}
+	r.installed[inodeKey{id.Dev, id.Ino}] = t
 	if sum != "" {
 		r.cat.AddSHA256(t, sum)
 	}
@@ -204,6 +212,14 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 	if r.cat.Interpreter(e.Name) != NotInterpreter {
 		return identity{kind: event.VerdictInterpreter}
 	}
+	// A hard link is the installed file under another name; linking
+	// changed its change time, so only device and inode still agree.
+	r.mu.Lock()
+	t := r.installed[inodeKey{e.File.Dev, e.File.Ino}]
+	r.mu.Unlock()
+	if t != nil {
+		return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
+	}
 	// Content: a full hash where the file can still be read, else the
 	// fingerprint the kernel took before the program ran.
 	var sum string
@@ -216,7 +232,7 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 		}
 	}
 	r.mu.Lock()
-	t := r.fingerprints[e.Fingerprint()]
+	t = r.fingerprints[e.Fingerprint()]
 	r.mu.Unlock()
 	if t == nil && e.Reasons&event.ReasonFingerprint != 0 {
 		t = r.cat.ByID(e.KernelToolID)
