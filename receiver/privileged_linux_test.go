@@ -309,8 +309,8 @@ func writeFile(t *testing.T, p, content string) string {
 // links, file descriptors, memfd, argv[0] spoofing, pid namespaces, and
 // each interpreter form; and checks the look-alikes stay silent.
 func TestPrivilegedEvasions(t *testing.T) {
-	fdexec := buildFdexec(t)
 	l := startLive(t, nil)
+	fdexec := buildFdexec(t)
 	dir := t.TempDir()
 	bettercap, ettercap, arpspoof := lookPath(t, "bettercap"), lookPath(t, "ettercap"), lookPath(t, "arpspoof")
 	mitmdump, mitmweb := lookPath(t, "mitmdump"), lookPath(t, "mitmweb")

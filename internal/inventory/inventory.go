@@ -108,7 +108,6 @@ func Identity(p string) (event.FileID, error) {
 	return identity(&st), nil
 }
 
-
 func readFile(p string, maxBytes int64, hash bool) (File, error) {
 	fh, err := os.Open(p)
 	if err != nil {

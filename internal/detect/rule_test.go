@@ -1,0 +1,266 @@
+package detect
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+// fakeFiles stands in for the host's file system.
+type fakeFiles struct {
+	execSums map[event.FileID]string // hashes of loaded files still readable
+	scripts  map[string]fakeScript   // scripts by path as the exec names them
+}
+
+type fakeScript struct {
+	sum  string
+	body string
+}
+
+func (f *fakeFiles) ExecSHA256(e *event.Exec) (string, error) {
+	if s, ok := f.execSums[e.File]; ok {
+		return s, nil
+	}
+	return "", errors.New("file is gone")
+}
+
+func (f *fakeFiles) Script(_ *event.Exec, p string) (string, []byte, error) {
+	if s, ok := f.scripts[p]; ok {
+		return s.sum, []byte(s.body), nil
+	}
+	return "", nil, errors.New("no such script")
+}
+
+const (
+	bettercapSum = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+	mitmdumpSum  = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
+	trueSum      = "7777777777777777777777777777777777777777777777777777777777777777"
+)
+
+var (
+	bettercapID = event.FileID{Dev: 1, Ino: 100, CtimeNs: 1}
+	arpspoofID  = event.FileID{Dev: 1, Ino: 200, CtimeNs: 1}
+	ettercapFP  = event.Fingerprint{Size: 4096, Head: [event.HeadLen]byte{0x7f, 'E', 'L', 'F', 1}}
+)
+
+func newTestRule(t *testing.T, files *fakeFiles) *Rule {
+	t.Helper()
+	cat, err := NewCatalog(DefaultTools())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRule(cat, files, nil)
+	r.AddInstalled(cat.ByFileName("bettercap"), bettercapID, bettercapSum, nil)
+	r.AddInstalled(cat.ByFileName("arpspoof"), arpspoofID, "", nil)
+	r.AddInstalled(cat.ByFileName("mitmdump"), event.FileID{Dev: 1, Ino: 300, CtimeNs: 1}, mitmdumpSum, nil)
+	fp := ettercapFP
+	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp)
+	return r
+}
+
+func elf(name, filename string, id event.FileID, args ...string) event.Exec {
+	return event.Exec{Name: name, Filename: filename, File: id, ExePath: "/x/" + name, Args: args, Nlink: 1}
+}
+
+func TestRule(t *testing.T) {
+	files := &fakeFiles{
+		execSums: map[event.FileID]string{
+			{Dev: 1, Ino: 900, CtimeNs: 5}: bettercapSum, // a copy of bettercap
+			{Dev: 1, Ino: 901, CtimeNs: 5}: trueSum,
+		},
+		scripts: map[string]fakeScript{
+			"/tmp/proxyhelper": {sum: mitmdumpSum},
+			"/tmp/wrapper.py":  {sum: trueSum, body: "import sys\nfrom mitmproxy.tools.main import mitmweb\nmitmweb()\n"},
+			"/tmp/lib.py":      {sum: trueSum, body: "import mitmproxy.io\nprint('mitmproxy.tools.main')\n"},
+			"/tmp/plain.sh":    {sum: trueSum, body: "echo ettercap\n"},
+		},
+	}
+	py := event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}
+	cases := []struct {
+		name  string
+		exec  event.Exec
+		tool  string // "" for no detection
+		match Match
+	}{
+		{"by name", elf("ettercap", "/usr/bin/ettercap", event.FileID{Dev: 1, Ino: 7}, "ettercap", "--version"), "ettercap", MatchExecutableName},
+		{"prefixed name", elf("atk6-parasite6", "/usr/bin/atk6-parasite6", event.FileID{Dev: 1, Ino: 8}), "parasite6", MatchExecutableName},
+		{"installed identity under its name", elf("bettercap", "/usr/bin/bettercap", bettercapID), "bettercap", MatchExecutableName},
+		{"hard link: same inode, new ctime", elf("netcheck", "/tmp/netcheck", event.FileID{Dev: 1, Ino: 200, CtimeNs: 9}), "arpspoof", MatchInode},
+		{"symlink: loaded file is the tool", elf("bettercap", "/tmp/bc-link", event.FileID{Dev: 1, Ino: 11}), "bettercap", MatchExecutableName},
+		{"fd exec", elf("arpspoof", "/dev/fd/3", event.FileID{Dev: 1, Ino: 12}), "arpspoof", MatchExecutableName},
+		{"renamed copy by hash", elf("backup-agent", "./backup-agent", event.FileID{Dev: 1, Ino: 900, CtimeNs: 5}), "bettercap", MatchContentHash},
+		{"memfd copy gone: fingerprint", func() event.Exec {
+			e := elf("memfd:payload", "/dev/fd/4", event.FileID{Dev: 9, Ino: 1})
+			e.Nlink, e.Size, e.Head = 0, ettercapFP.Size, ettercapFP.Head
+			return e
+		}(), "ettercap", MatchFingerprint},
+		{"kernel fingerprint verdict", func() event.Exec {
+			e := elf("x", "/tmp/x", event.FileID{Dev: 9, Ino: 2})
+			e.Reasons, e.KernelToolID = event.ReasonFingerprint, 2 // bettercap
+			return e
+		}(), "bettercap", MatchFingerprint},
+		{"argv0 spoofed", elf("bettercap", "/usr/bin/bettercap", bettercapID, "systemd-helper", "-version"), "bettercap", MatchExecutableName},
+		{"shebang script", func() event.Exec {
+			e := elf("python3.11", "/usr/bin/mitmdump", py, "/usr/bin/python3", "/usr/bin/mitmdump", "--version")
+			e.Flags, e.Interpreter = event.FlagScript, "/usr/bin/python3"
+			return e
+		}(), "mitmdump", MatchScript},
+		{"renamed script copy by hash", func() event.Exec {
+			e := elf("python3.11", "/tmp/proxyhelper", py, "/usr/bin/python3", "/tmp/proxyhelper")
+			e.Flags = event.FlagScript
+			return e
+		}(), "mitmdump", MatchContentHash},
+		{"python script path", elf("python3.11", "/usr/bin/python3", py, "python3", "/usr/bin/mitmweb", "--version"), "mitmweb", MatchScript},
+		{"python options before script", elf("python3.11", "/usr/bin/python3", py, "python3", "-I", "-W", "ignore", "-X", "dev", "/opt/Responder.py"), "responder", MatchScript},
+		{"python -m", elf("python3.11", "/usr/bin/python3", py, "python3", "-m", "mitm6", "-i", "eth0"), "mitm6", MatchInterpreterArgs},
+		{"python -m submodule", elf("python3.11", "/usr/bin/python3", py, "python3", "-m", "mitm6.mitm6"), "mitm6", MatchInterpreterArgs},
+		{"python -Im cluster", elf("python3", "/usr/bin/python3", py, "python3", "-Im", "sslstrip"), "sslstrip", MatchInterpreterArgs},
+		{"python -c import", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()"), "mitmdump", MatchInterpreterArgs},
+		{"python -c import module", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "import mitmproxy.tools.main as m; m.mitmweb()"), "mitmweb", MatchInterpreterArgs},
+		{"python -c runpy", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "import runpy; runpy.run_module('mitm6', run_name='__main__')"), "mitm6", MatchInterpreterArgs},
+		{"python own wrapper script", elf("python3.11", "/usr/bin/python3", py, "python3", "/tmp/wrapper.py"), "mitmweb", MatchScript},
+		{"pypy", elf("pypy3", "/usr/bin/pypy3", event.FileID{Dev: 1, Ino: 51}, "pypy3", "/x/ntlmrelayx.py"), "ntlmrelayx", MatchScript},
+		{"sh script", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 52}, "sh", "-e", "/x/responder"), "responder", MatchScript},
+		{"perl script", elf("perl5.36.0", "/usr/bin/perl", event.FileID{Dev: 1, Ino: 53}, "perl", "-w", "/x/sslstrip"), "sslstrip", MatchScript},
+		{"ruby script", elf("ruby3.1", "/usr/bin/ruby", event.FileID{Dev: 1, Ino: 54}, "ruby", "-I", "lib", "/x/mitmf.py"), "mitmf", MatchScript},
+		{"invoked by a tool's name", elf("busybox-like", "/opt/bin/ettercap", event.FileID{Dev: 1, Ino: 55}), "ettercap", MatchInvokedName},
+
+		{"look-alike name", elf("mitmdumpx", "/tmp/mitmdumpx", event.FileID{Dev: 1, Ino: 901, CtimeNs: 5}), "", ""},
+		{"dotted look-alike", elf("ettercap.conf", "/tmp/ettercap.conf", event.FileID{Dev: 1, Ino: 60}), "", ""},
+		{"contains a tool's name", elf("mitmproxy2swagger", "/usr/bin/mitmproxy2swagger", event.FileID{Dev: 1, Ino: 61}), "", ""},
+		{"grep for a tool", elf("grep", "/usr/bin/grep", event.FileID{Dev: 1, Ino: 62}, "grep", "ettercap", "/var/log/syslog"), "", ""},
+		{"cat a tool", elf("cat", "/usr/bin/cat", event.FileID{Dev: 1, Ino: 63}, "cat", "/usr/bin/bettercap"), "", ""},
+		{"sh -c naming a tool", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 52}, "sh", "-c", "ettercap --version"), "", ""},
+		{"python prints a module name", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "print('mitmproxy.tools.main mitmdump')"), "", ""},
+		{"python library import", elf("python3.11", "/usr/bin/python3", py, "python3", "/tmp/lib.py"), "", ""},
+		{"python -m other", elf("python3.11", "/usr/bin/python3", py, "python3", "-m", "http.server"), "", ""},
+		{"python -W value is no script", elf("python3.11", "/usr/bin/python3", py, "python3", "-W", "mitmdump"), "", ""},
+		{"sh plain script", elf("bash", "/bin/bash", event.FileID{Dev: 1, Ino: 64}, "bash", "/tmp/plain.sh"), "", ""},
+		{"perl -e", elf("perl", "/usr/bin/perl", event.FileID{Dev: 1, Ino: 53}, "perl", "-e", "print 'mitmdump'"), "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN a rule that knows the host's installed tools
+			r := newTestRule(t, files)
+			e := c.exec
+			// WHEN it judges the exec
+			res := r.Judge(&e)
+			// THEN the tool and the way it was recognised are as expected
+			if c.tool == "" {
+				if res.Detected {
+					t.Fatalf("want no detection, got %s by %s (%s)", res.Detection.Tool.Name, res.Detection.Match, res.Detection.Detail)
+				}
+				return
+			}
+			if !res.Detected {
+				t.Fatalf("want %s, got no detection", c.tool)
+			}
+			if res.Detection.Tool.Name != c.tool || res.Detection.Match != c.match {
+				t.Errorf("got %s by %s, want %s by %s", res.Detection.Tool.Name, res.Detection.Match, c.tool, c.match)
+			}
+		})
+	}
+}
+
+func TestRuleIdentityVerdicts(t *testing.T) {
+	files := &fakeFiles{execSums: map[event.FileID]string{{Dev: 1, Ino: 900}: bettercapSum}}
+	r := newTestRule(t, files)
+	cases := []struct {
+		name string
+		exec event.Exec
+		kind uint8
+	}{
+		{"tool by content", elf("agent", "/tmp/agent", event.FileID{Dev: 1, Ino: 900}), event.VerdictTool},
+		{"interpreter", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
+		{"benign", elf("ls", "/bin/ls", event.FileID{Dev: 1, Ino: 70}), event.VerdictBenign},
+		// a script's verdict belongs to the script, never to its interpreter
+		{"shebang tool script", func() event.Exec {
+			e := elf("python3.11", "/usr/bin/mitmdump", event.FileID{Dev: 1, Ino: 51})
+			e.Flags = event.FlagScript
+			return e
+		}(), event.VerdictInterpreter},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.exec
+			res := r.Judge(&e)
+			if !res.NewIdentity || res.Identity.Kind != c.kind {
+				t.Fatalf("identity verdict %+v (new %v), want kind %d", res.Identity, res.NewIdentity, c.kind)
+			}
+			// judged once: the second sight comes from the cache
+			if again := r.Judge(&e); again.NewIdentity {
+				t.Errorf("second judgement reported a new identity")
+			}
+		})
+	}
+}
+
+func TestCatalogValidation(t *testing.T) {
+	cases := map[string]struct {
+		tools []Tool
+		want  string
+	}{
+		"empty name":  {[]Tool{{}}, "tool 0: name must not be empty"},
+		"twice":       {[]Tool{{Name: "a"}, {Name: "a"}}, `tool "a": defined twice`},
+		"path":        {[]Tool{{Name: "a", Executables: []string{"/usr/bin/a"}}}, `tool "a": file name "/usr/bin/a" must be a base name`},
+		"shared name": {[]Tool{{Name: "a", Executables: []string{"x"}}, {Name: "b", Executables: []string{"x"}}}, `tool "b": file name "x" already belongs to "a"`},
+		"bad sha":     {[]Tool{{Name: "a", SHA256: []string{"abc"}}}, `tool "a": sha256 "abc" is not 64 hex digits`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := NewCatalog(c.tools)
+			if err == nil || err.Error() != c.want {
+				t.Errorf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestDefaultCatalogCoversTheDesignCatalog(t *testing.T) {
+	cat, err := NewCatalog(DefaultTools())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range strings.Fields("ettercap bettercap mitmproxy mitmdump mitmweb arpspoof dnsspoof sshmitm webmitm macof sslsplit sslstrip yersinia parasite6 fake_router6 redir6 responder mitm6 ntlmrelayx smbrelayx evilginx mitmf") {
+		found := false
+		for _, tl := range cat.Tools() {
+			if tl.Name == name {
+				found = true
+				if !strings.HasPrefix(tl.Technique, "T1557") {
+					t.Errorf("%s: technique %q", name, tl.Technique)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s is missing from the catalog", name)
+		}
+	}
+}
+
+func FuzzRule(f *testing.F) {
+	f.Add("python3.11", "/usr/bin/python3", "python3\x00-c\x00from mitmproxy.tools.main import mitmdump")
+	f.Add("dash", "/bin/sh", "sh\x00-o\x00")
+	f.Add("perl", "/usr/bin/perl", "perl\x00-I")
+	f.Add("ettercap", "/dev/fd/3", "")
+	f.Fuzz(func(t *testing.T, name, filename, args string) {
+		cat, _ := NewCatalog(DefaultTools())
+		r := NewRule(cat, &fakeFiles{}, nil)
+		e := event.Exec{Name: name, Filename: filename, Args: strings.Split(args, "\x00"), Flags: event.FlagScript}
+		res := r.Judge(&e)
+		if res.Detected && res.Detection.Tool == nil {
+			t.Fatal("detection without a tool")
+		}
+	})
+}
+
+func BenchmarkRuleInterpreter(b *testing.B) {
+	cat, _ := NewCatalog(DefaultTools())
+	r := NewRule(cat, &fakeFiles{}, nil)
+	e := elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}, "python3", "-c", "import json; print(1)")
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Judge(&e)
+	}
+}

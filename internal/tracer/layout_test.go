@@ -1,0 +1,41 @@
+//go:build linux
+
+package tracer
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+// The pure decoder in internal/event hard-codes struct exec_event's layout;
+// this pins it to what bpf2go generated from the C.
+func TestLayoutMatchesC(t *testing.T) {
+	typ := reflect.TypeOf(mitmexecExecEvent{})
+	if int(typ.Size()) != event.RecordSize {
+		t.Errorf("sizeof(struct exec_event) = %d, event.RecordSize = %d", typ.Size(), event.RecordSize)
+	}
+	for name, off := range event.Offsets {
+		f, ok := typ.FieldByName(name)
+		if !ok {
+			t.Errorf("field %s: not in the generated struct", name)
+			continue
+		}
+		if int(f.Offset) != off {
+			t.Errorf("field %s: C offset %d, decoder offset %d", name, f.Offset, off)
+		}
+	}
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if _, ok := event.Offsets[f.Name]; !ok && f.Name != "_" && f.Name != "Pad" && f.Name != "Pad2" {
+			t.Errorf("field %s of the C struct is not decoded", f.Name)
+		}
+	}
+	if got := reflect.TypeOf(mitmexecAncestor{}).Size(); got != 32 {
+		t.Errorf("sizeof(struct ancestor) = %d, decoder assumes 32", got)
+	}
+	if got := reflect.TypeOf(mitmexecFingerprintKey{}).Size(); got != 8+event.HeadLen {
+		t.Errorf("sizeof(struct fingerprint_key) = %d", got)
+	}
+}

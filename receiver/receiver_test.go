@@ -1,0 +1,257 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
+)
+
+// fakeSource is the kernel side without a kernel: tests push records in and
+// read back the verdicts the receiver writes down.
+type fakeSource struct {
+	records chan []byte
+	mu      sync.Mutex
+	verdict map[event.FileID]event.Verdict
+	names   map[string]event.Verdict
+	closed  int
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{records: make(chan []byte, 16), verdict: map[event.FileID]event.Verdict{}, names: map[string]event.Verdict{}}
+}
+
+func (f *fakeSource) Records() <-chan []byte { return f.records }
+func (f *fakeSource) PutVerdict(id event.FileID, v event.Verdict) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verdict[id] = v
+	return nil
+}
+func (f *fakeSource) PutName(n string, v event.Verdict) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.names[n] = v
+	return nil
+}
+func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
+func (f *fakeSource) Hook() string                                       { return "fake" }
+func (f *fakeSource) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed == 0 {
+		close(f.records)
+	}
+	f.closed++
+	return nil
+}
+
+func (f *fakeSource) verdictOf(id event.FileID) (event.Verdict, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.verdict[id]
+	return v, ok
+}
+
+func newFakeReceiver(t *testing.T, next consumer.Logs, src *fakeSource) *mitmexecReceiver {
+	t.Helper()
+	cfg := createDefaultConfig().(*Config)
+	cfg.SearchPaths = []string{t.TempDir()} // keep the host's tools out of the fake
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, next,
+		func(sourceOptions) (execSource, error) { return src, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bootClock = func() time.Duration { return 10 * time.Second }
+	return r
+}
+
+func waitLogs(t *testing.T, sink *consumertest.LogsSink, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for sink.LogRecordCount() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := sink.LogRecordCount(); got != n {
+		t.Fatalf("got %d records, want %d", got, n)
+	}
+}
+
+func TestReceiverDetectsFromFakeSource(t *testing.T) {
+	// GIVEN a started receiver on a fake kernel
+	src := newFakeSource()
+	sink := new(consumertest.LogsSink)
+	r := newFakeReceiver(t, sink, src)
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown(context.Background()) }()
+	if v := src.names["ettercap"]; v.Kind != event.VerdictTool {
+		t.Errorf("kernel name table: ettercap verdict %+v, want a tool", v)
+	}
+
+	// WHEN the kernel sends a benign exec, a record it cannot decode and a tool exec
+	benign := event.Exec{Name: "ls", Filename: "/bin/ls", ExePath: "/usr/bin/ls", File: event.FileID{Dev: 1, Ino: 2}, PID: 5, Reasons: event.ReasonUnknown}
+	src.records <- event.Encode(&benign)
+	src.records <- []byte("garbage")
+	tool := event.Exec{Name: "ettercap", Filename: "/usr/bin/ettercap", ExePath: "/usr/bin/ettercap", File: event.FileID{Dev: 1, Ino: 3},
+		PID: 42, PPID: 41, BootTimeNs: uint64(9 * time.Second), Args: []string{"ettercap", "--version"}, Reasons: event.ReasonName, Nlink: 1}
+	src.records <- event.Encode(&tool)
+
+	// THEN exactly the tool is reported, the garbage is counted and both
+	// identities are cached in the kernel
+	waitLogs(t, sink, 1)
+	lr := sink.AllLogs()[0].ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	if name, _ := lr.Attributes().Get("mitmexec.tool.name"); name.Str() != "ettercap" {
+		t.Errorf("tool %q", name.Str())
+	}
+	if got := time.Since(lr.Timestamp().AsTime()); got < 900*time.Millisecond || got > 2*time.Second {
+		t.Errorf("timestamp is %v ago, want about 1s (boot clock 10s, exec at 9s)", got)
+	}
+	if r.decodeErrors.Load() != 1 {
+		t.Errorf("decode errors %d, want 1", r.decodeErrors.Load())
+	}
+	if v, ok := src.verdictOf(benign.File); !ok || v.Kind != event.VerdictBenign {
+		t.Errorf("benign identity verdict %+v %v", v, ok)
+	}
+	if v, ok := src.verdictOf(tool.File); !ok || v.Kind != event.VerdictTool || v.ToolID == 0 {
+		t.Errorf("tool identity verdict %+v %v", v, ok)
+	}
+}
+
+// flakyConsumer fails a number of times before it accepts.
+type flakyConsumer struct {
+	consumertest.LogsSink
+	mu       sync.Mutex
+	failures int
+	err      error
+}
+
+func (f *flakyConsumer) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	f.mu.Lock()
+	if f.failures > 0 {
+		f.failures--
+		f.mu.Unlock()
+		return f.err
+	}
+	f.mu.Unlock()
+	return f.LogsSink.ConsumeLogs(ctx, ld)
+}
+
+func TestReceiverRetriesTransientErrors(t *testing.T) {
+	// GIVEN a consumer that fails twice with a retryable error
+	src := newFakeSource()
+	next := &flakyConsumer{failures: 2, err: errors.New("backend unavailable")}
+	r := newFakeReceiver(t, next, src)
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown(context.Background()) }()
+	// WHEN a tool exec arrives
+	tool := event.Exec{Name: "bettercap", Filename: "/usr/bin/bettercap", ExePath: "/usr/bin/bettercap", File: event.FileID{Dev: 1, Ino: 9}, PID: 7}
+	src.records <- event.Encode(&tool)
+	// THEN it is delivered once the consumer recovers
+	waitLogs(t, &next.LogsSink, 1)
+}
+
+func TestReceiverDropsPermanentErrors(t *testing.T) {
+	src := newFakeSource()
+	next := &flakyConsumer{failures: 1, err: consumererror.NewPermanent(errors.New("rejected"))}
+	r := newFakeReceiver(t, next, src)
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown(context.Background()) }()
+	for i, name := range []string{"arpspoof", "macof"} {
+		e := event.Exec{Name: name, Filename: "/usr/sbin/" + name, ExePath: "/usr/sbin/" + name, File: event.FileID{Dev: 1, Ino: uint64(20 + i)}, PID: 8}
+		src.records <- event.Encode(&e)
+	}
+	waitLogs(t, &next.LogsSink, 1)
+	if got := r.consumeDropped.Load(); got != 1 {
+		t.Errorf("dropped %d, want 1", got)
+	}
+}
+
+func TestStartErrorNamesTheReceiver(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewID(metadata.Type)
+	r, err := newReceiver(set, cfg, consumertest.NewNop(),
+		func(sourceOptions) (execSource, error) {
+			return nil, errors.New("loading eBPF needs root or CAP_BPF+CAP_PERFMON")
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	want := "mitmexec receiver mitmexec: loading eBPF needs root or CAP_BPF+CAP_PERFMON"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown after a failed start: %v", err)
+	}
+}
+
+func TestShutdownWithoutStartAndTwice(t *testing.T) {
+	r := newFakeReceiver(t, consumertest.NewNop(), newFakeSource())
+	for i := 0; i < 2; i++ {
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Fatalf("shutdown %d: %v", i, err)
+		}
+	}
+}
+
+func TestTwoReceiversCoexist(t *testing.T) {
+	a, b := newFakeSource(), newFakeSource()
+	sa, sb := new(consumertest.LogsSink), new(consumertest.LogsSink)
+	ra, rb := newFakeReceiver(t, sa, a), newFakeReceiver(t, sb, b)
+	for _, r := range []*mitmexecReceiver{ra, rb} {
+		if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := event.Exec{Name: "ettercap", Filename: "/usr/bin/ettercap", ExePath: "/usr/bin/ettercap", File: event.FileID{Dev: 1, Ino: 3}, PID: 1}
+	a.records <- event.Encode(&e)
+	waitLogs(t, sa, 1)
+	if sb.LogRecordCount() != 0 {
+		t.Errorf("the second receiver saw the first one's record")
+	}
+	for _, r := range []*mitmexecReceiver{ra, rb} {
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func FuzzConfig(f *testing.F) {
+	f.Add(4096, "10ms", 4096, "/usr/bin", false)
+	f.Add(0, "1h", -1, "bin", true)
+	f.Fuzz(func(t *testing.T, queue int, poll string, maxArgs int, path string, all bool) {
+		cm := confmap.NewFromStringMap(map[string]any{
+			"queue_size": queue, "poll_interval": poll, "max_args_bytes": maxArgs, "search_paths": []any{path}, "submit_all": all,
+		})
+		cfg := createDefaultConfig().(*Config)
+		if err := cm.Unmarshal(cfg); err != nil {
+			return // a value of the wrong shape is refused at unmarshal
+		}
+		if err := cfg.Validate(); err == nil {
+			if cfg.QueueSize < 1 || cfg.MaxArgsBytes > event.ArgsLen || cfg.PollInterval <= 0 {
+				t.Fatalf("accepted %+v", cfg)
+			}
+		}
+	})
+}
