@@ -48,7 +48,7 @@ func (f *fakeSource) PutName(n string, v event.Verdict) error {
 	return nil
 }
 func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
-func (f *fakeSource) Hook() string                                       { return "fake" }
+func (f *fakeSource) Hook() string                                          { return "fake" }
 func (f *fakeSource) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
