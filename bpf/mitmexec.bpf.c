@@ -333,6 +333,12 @@ static __noinline int read_cgroup(struct task_struct *task, char *buf, __u16 *ou
 		off += n;
 		kn = parent;
 	}
+	if (off == 0 && !truncated) {
+		/* the root cgroup: say so, an empty path would read as unknown */
+		buf[0] = '/';
+		buf[1] = 0;
+		off = 2;
+	}
 	*out_len = off > PATH_BUF_LEN ? PATH_BUF_LEN : off;
 	return truncated;
 }
