@@ -97,8 +97,20 @@ struct config {
 	__u32 submit_all; /* debug: every exec goes up */
 };
 
+/* ancestor flags, keep in sync with event.AncestorFromForkTable */
+#define ANCESTOR_FROM_FORK_TABLE 1
+
 struct ancestor {
 	__u32 tgid;
+	__u32 flags;
+	__u64 start_boottime_ns;
+	char comm[COMM_LEN];
+};
+
+/* What the fork hook remembers of a new process's parent, so that ancestry
+ * stays right after the parent exits and the child is reparented. */
+struct fork_parent {
+	__u32 ppid;
 	__u32 pad;
 	__u64 start_boottime_ns;
 	char comm[COMM_LEN];
@@ -157,6 +169,7 @@ const struct verdict *unused_verdict __attribute__((unused));
 const struct name_key *unused_name_key __attribute__((unused));
 const struct fingerprint_key *unused_fingerprint_key __attribute__((unused));
 const struct config *unused_config __attribute__((unused));
+const struct fork_parent *unused_fork_parent __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -192,6 +205,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct config);
 } config_map SEC(".maps");
+
+/* The process table: child tgid -> parent, written on fork only. Nothing is
+ * deleted on exit: LRU eviction bounds it, and a reused pid is overwritten
+ * by the fork that reuses it. One update per process is the whole cost. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct fork_parent);
+} forks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -343,21 +366,39 @@ static __noinline int read_cgroup(struct task_struct *task, char *buf, __u16 *ou
 	return truncated;
 }
 
-static __always_inline void read_ancestors(struct exec_event *e, struct task_struct *task)
+/* Ancestry, nearest first. The live real_parent chain is right while every
+ * ancestor lives; a parent that exited before the exec was replaced by a
+ * reaper there, so where the fork table disagrees with the live chain the
+ * table wins and is followed from then on. */
+static __always_inline void read_ancestors(struct exec_event *e, struct task_struct *task, __u32 tgid)
 {
 	struct task_struct *t = BPF_CORE_READ(task, real_parent);
+	struct fork_parent *f = bpf_map_lookup_elem(&forks, &tgid);
+	int diverged = 0;
 	__u8 n = 0;
 	for (int i = 0; i < ANCESTORS; i++) {
-		if (!t)
+		__u32 live = t ? BPF_CORE_READ(t, tgid) : 0;
+		if (!diverged && live && (!f || f->ppid == live)) {
+			e->ancestors[i].tgid = live;
+			e->ancestors[i].flags = 0;
+			e->ancestors[i].start_boottime_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+			BPF_CORE_READ_STR_INTO(&e->ancestors[i].comm, t, group_leader, comm);
+			f = bpf_map_lookup_elem(&forks, &live);
+			t = BPF_CORE_READ(t, real_parent);
+		} else if (f && f->ppid) {
+			__u32 ppid = f->ppid;
+			diverged = 1;
+			e->ancestors[i].tgid = ppid;
+			e->ancestors[i].flags = ANCESTOR_FROM_FORK_TABLE;
+			e->ancestors[i].start_boottime_ns = f->start_boottime_ns;
+			__builtin_memcpy(&e->ancestors[i].comm, f->comm, COMM_LEN);
+			f = bpf_map_lookup_elem(&forks, &ppid);
+		} else {
 			break;
-		__u32 tgid = BPF_CORE_READ(t, tgid);
-		if (tgid == 0)
-			break;
-		e->ancestors[i].tgid = tgid;
-		e->ancestors[i].start_boottime_ns = BPF_CORE_READ(t, start_boottime);
-		BPF_CORE_READ_STR_INTO(&e->ancestors[i].comm, t, group_leader, comm);
+		}
 		n++;
-		t = BPF_CORE_READ(t, real_parent);
+		if (e->ancestors[i].tgid <= 1)
+			break;
 	}
 	e->ancestors_n = n;
 }
@@ -498,7 +539,9 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 		flags |= FLAG_CWD_TRUNCATED;
 	if (read_cgroup(task, e->cgroup, &e->cgroup_len))
 		flags |= FLAG_CGROUP_TRUNCATED;
-	read_ancestors(e, task);
+	read_ancestors(e, task, e->tgid);
+	if (e->ancestors_n > 0)
+		e->ppid = e->ancestors[0].tgid;
 
 	/* argv lives in the new mm, just copied there by the exec; it is present. */
 	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
@@ -541,4 +584,31 @@ SEC("raw_tracepoint/sched_process_exec")
 int sched_process_exec_raw(struct bpf_raw_tracepoint_args *ctx)
 {
 	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2]);
+}
+
+/* fork: remember the parent of every new process (threads are skipped: a
+ * thread shares its process's ancestry). */
+static __always_inline int handle_fork(struct task_struct *parent, struct task_struct *child)
+{
+	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	if (BPF_CORE_READ(child, pid) != child_tgid)
+		return 0;
+	struct fork_parent fp = {};
+	fp.ppid = BPF_CORE_READ(parent, tgid);
+	fp.start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+	BPF_CORE_READ_STR_INTO(&fp.comm, parent, group_leader, comm);
+	bpf_map_update_elem(&forks, &child_tgid, &fp, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sched_process_fork_btf, struct task_struct *parent, struct task_struct *child)
+{
+	return handle_fork(parent, child);
+}
+
+SEC("raw_tracepoint/sched_process_fork")
+int sched_process_fork_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	return handle_fork((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
 }

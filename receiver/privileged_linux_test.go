@@ -395,3 +395,33 @@ func TestPrivilegedEvasions(t *testing.T) {
 		t.Errorf("pid namespace: %d records, want 1", found)
 	}
 }
+
+// TestPrivilegedAncestryExitedParent: the parent exits before the child
+// execs the tool, so the live chain shows a reaper; the kernel's fork table
+// still names the real parent.
+func TestPrivilegedAncestryExitedParent(t *testing.T) {
+	l := startLive(t, nil)
+	marker := newMarker("exited_parent")
+	ettercap := lookPath(t, "ettercap")
+	// sh starts a subshell in the background and exits at once; the
+	// subshell waits until sh is gone, then becomes ettercap.
+	cmd := exec.Command("/bin/sh", "-c", "(sleep 0.3; exec "+ettercap+" --version "+marker+") >/dev/null 2>&1 & exit 0")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	shPID := cmd.Process.Pid
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 {
+		t.Fatalf("want one detection, got %d", len(got))
+	}
+	// the subshell's parent was sh, which had exited: the record still says so
+	if ppid := got[0].attrs["process.parent_pid"]; ppid != int64(shPID) {
+		t.Errorf("process.parent_pid = %v, want the exited sh %d", ppid, shPID)
+	}
+	anc, _ := got[0].attrs["mitmexec.ancestors"].([]any)
+	if len(anc) < 2 || !strings.HasPrefix(fmt.Sprint(anc[0]), fmt.Sprintf("%d:", shPID)) ||
+		!strings.HasPrefix(fmt.Sprint(anc[1]), fmt.Sprintf("%d:", os.Getpid())) {
+		t.Errorf("mitmexec.ancestors = %v, want sh %d then this test %d", anc, shPID, os.Getpid())
+	}
+}

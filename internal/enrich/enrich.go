@@ -46,7 +46,10 @@ func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
 		}
 	}
 	for i, a := range e.Ancestors {
-		p := en.exePath(a.PID, a.StartBootTime)
+		p := ""
+		if !a.Exited {
+			p = en.exePath(a.PID, a.StartBootTime)
+		}
 		if i == 0 {
 			c.ParentExecutable = p
 		}
@@ -59,14 +62,43 @@ func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
 }
 
 // exePath reads an ancestor's executable from /proc. Ancestors are
-// long-lived more often than not (shells, services); when one is gone the
-// path is unknown.
-func (en *Enricher) exePath(pid uint32, _ uint64) string {
-	p, err := os.Readlink(filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10), "exe"))
+// long-lived more often than not (shells, services); when one is gone, or
+// its pid now belongs to a younger process, the path is unknown.
+func (en *Enricher) exePath(pid uint32, startBootNs uint64) string {
+	dir := filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10))
+	if startBootNs != 0 && !sameStart(dir, startBootNs) {
+		return ""
+	}
+	p, err := os.Readlink(filepath.Join(dir, "exe"))
 	if err != nil {
 		return ""
 	}
 	return p
+}
+
+// sameStart compares /proc/PID/stat's start time (field 22, clock ticks
+// since boot; USER_HZ is 100 on every Linux ABI) with the kernel's
+// start_boottime in nanoseconds.
+func sameStart(dir string, startBootNs uint64) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return false
+	}
+	// comm may hold spaces and parentheses: fields start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return false
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 20 {
+		return false
+	}
+	ticks, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return false
+	}
+	want := startBootNs / 1e7
+	return ticks+1 >= want && ticks <= want+1
 }
 
 // Owner returns the user name of uid from the host's user database, cached.

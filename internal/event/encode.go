@@ -36,6 +36,9 @@ func Encode(e *Exec) []byte {
 		a := b[offAncestors+i*ancestorSize:]
 		le.PutUint32(a, e.Ancestors[i].PID)
 		le.PutUint64(a[8:], e.Ancestors[i].StartBootTime)
+		if e.Ancestors[i].Exited {
+			le.PutUint32(a[4:], ancestorFromForkTable)
+		}
 		copy(a[16:16+CommLen-1], e.Ancestors[i].Comm)
 	}
 	var args []byte

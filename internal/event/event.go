@@ -53,6 +53,9 @@ type Ancestor struct {
 	PID           uint32
 	StartBootTime uint64
 	Comm          string
+	// Exited: the kernel's fork table named this ancestor because it had
+	// exited before the exec and its child was reparented.
+	Exited bool
 }
 
 // Exec is one exec the kernel sent up.
@@ -164,7 +167,8 @@ func Decode(b []byte) (Exec, error) {
 		if err != nil {
 			return e, err
 		}
-		e.Ancestors = append(e.Ancestors, Ancestor{PID: le.Uint32(a[0:]), StartBootTime: le.Uint64(a[8:]), Comm: comm})
+		e.Ancestors = append(e.Ancestors, Ancestor{PID: le.Uint32(a[0:]), StartBootTime: le.Uint64(a[8:]), Comm: comm,
+			Exited: le.Uint32(a[4:])&ancestorFromForkTable != 0})
 	}
 	argsLen := le.Uint32(b[offArgsLen:])
 	if argsLen > ArgsLen {

@@ -13,6 +13,9 @@ const (
 	MaxAncestors = 8
 	ancestorSize = 32
 
+	// ancestorFromForkTable: keep in sync with ANCESTOR_FROM_FORK_TABLE.
+	ancestorFromForkTable = 1
+
 	offKtimeBootNs     = 0
 	offStartBoottimeNs = 8
 	offCgroupID        = 16

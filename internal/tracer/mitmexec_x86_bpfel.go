@@ -16,7 +16,7 @@ import (
 type mitmexecAncestor struct {
 	_               structs.HostLayout
 	Tgid            uint32
-	Pad             uint32
+	Flags           uint32
 	StartBoottimeNs uint64
 	Comm            [16]int8
 }
@@ -88,6 +88,14 @@ type mitmexecFingerprintKey struct {
 	Head [128]uint8
 }
 
+type mitmexecForkParent struct {
+	_               structs.HostLayout
+	Ppid            uint32
+	Pad             uint32
+	StartBoottimeNs uint64
+	Comm            [16]int8
+}
+
 type mitmexecNameKey struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -109,14 +117,18 @@ const (
 	mitmexecMapEvents               = "events"
 	mitmexecMapFingerprintScratch   = "fingerprint_scratch"
 	mitmexecMapFingerprints         = "fingerprints"
+	mitmexecMapForks                = "forks"
 	mitmexecMapNames                = "names"
 	mitmexecMapVerdicts             = "verdicts"
 	mitmexecProgSchedProcessExecBtf = "sched_process_exec_btf"
 	mitmexecProgSchedProcessExecRaw = "sched_process_exec_raw"
+	mitmexecProgSchedProcessForkBtf = "sched_process_fork_btf"
+	mitmexecProgSchedProcessForkRaw = "sched_process_fork_raw"
 	mitmexecVarUnusedConfig         = "unused_config"
 	mitmexecVarUnusedExecEvent      = "unused_exec_event"
 	mitmexecVarUnusedFileKey        = "unused_file_key"
 	mitmexecVarUnusedFingerprintKey = "unused_fingerprint_key"
+	mitmexecVarUnusedForkParent     = "unused_fork_parent"
 	mitmexecVarUnusedNameKey        = "unused_name_key"
 	mitmexecVarUnusedVerdict        = "unused_verdict"
 )
@@ -165,6 +177,8 @@ type mitmexecSpecs struct {
 type mitmexecProgramSpecs struct {
 	SchedProcessExecBtf *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecRaw *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw"`
+	SchedProcessForkBtf *ebpf.ProgramSpec `ebpf:"sched_process_fork_btf"`
+	SchedProcessForkRaw *ebpf.ProgramSpec `ebpf:"sched_process_fork_raw"`
 }
 
 // mitmexecMapSpecs contains maps before they are loaded into the kernel.
@@ -176,6 +190,7 @@ type mitmexecMapSpecs struct {
 	Events             *ebpf.MapSpec `ebpf:"events"`
 	FingerprintScratch *ebpf.MapSpec `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
+	Forks              *ebpf.MapSpec `ebpf:"forks"`
 	Names              *ebpf.MapSpec `ebpf:"names"`
 	Verdicts           *ebpf.MapSpec `ebpf:"verdicts"`
 }
@@ -188,6 +203,7 @@ type mitmexecVariableSpecs struct {
 	UnusedExecEvent      *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedFileKey        *ebpf.VariableSpec `ebpf:"unused_file_key"`
 	UnusedFingerprintKey *ebpf.VariableSpec `ebpf:"unused_fingerprint_key"`
+	UnusedForkParent     *ebpf.VariableSpec `ebpf:"unused_fork_parent"`
 	UnusedNameKey        *ebpf.VariableSpec `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.VariableSpec `ebpf:"unused_verdict"`
 }
@@ -217,6 +233,7 @@ type mitmexecMaps struct {
 	Events             *ebpf.Map `ebpf:"events"`
 	FingerprintScratch *ebpf.Map `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
+	Forks              *ebpf.Map `ebpf:"forks"`
 	Names              *ebpf.Map `ebpf:"names"`
 	Verdicts           *ebpf.Map `ebpf:"verdicts"`
 }
@@ -228,6 +245,7 @@ func (m *mitmexecMaps) Close() error {
 		m.Events,
 		m.FingerprintScratch,
 		m.Fingerprints,
+		m.Forks,
 		m.Names,
 		m.Verdicts,
 	)
@@ -241,6 +259,7 @@ type mitmexecVariables struct {
 	UnusedExecEvent      *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedFileKey        *ebpf.Variable `ebpf:"unused_file_key"`
 	UnusedFingerprintKey *ebpf.Variable `ebpf:"unused_fingerprint_key"`
+	UnusedForkParent     *ebpf.Variable `ebpf:"unused_fork_parent"`
 	UnusedNameKey        *ebpf.Variable `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.Variable `ebpf:"unused_verdict"`
 }
@@ -251,12 +270,16 @@ type mitmexecVariables struct {
 type mitmexecPrograms struct {
 	SchedProcessExecBtf *ebpf.Program `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecRaw *ebpf.Program `ebpf:"sched_process_exec_raw"`
+	SchedProcessForkBtf *ebpf.Program `ebpf:"sched_process_fork_btf"`
+	SchedProcessForkRaw *ebpf.Program `ebpf:"sched_process_fork_raw"`
 }
 
 func (p *mitmexecPrograms) Close() error {
 	return _MitmexecClose(
 		p.SchedProcessExecBtf,
 		p.SchedProcessExecRaw,
+		p.SchedProcessForkBtf,
+		p.SchedProcessForkRaw,
 	)
 }
 

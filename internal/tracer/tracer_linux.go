@@ -48,8 +48,8 @@ type Stats struct {
 // Tracer is a loaded and attached exec tracer.
 type Tracer struct {
 	maps   mitmexecMaps
-	prog   *ebpf.Program
-	link   link.Link
+	progs  []*ebpf.Program
+	links  []link.Link
 	hook   string
 	reader *ringbuf.Reader
 	out    chan []byte
@@ -88,44 +88,42 @@ func New(opts Options) (*Tracer, error) {
 	// sees the same arguments without either. Load only the program we use:
 	// a program that fails to verify would fail the whole collection.
 	var firstErr error
-	for _, hook := range []string{"sched_process_exec_btf", "sched_process_exec_raw"} {
+	for _, flavor := range []string{"btf", "raw"} {
 		one := spec.Copy()
+		execName, forkName := "sched_process_exec_"+flavor, "sched_process_fork_"+flavor
 		for name := range one.Programs {
-			if name != hook {
+			if name != execName && name != forkName {
 				delete(one.Programs, name)
 			}
 		}
 		var objs struct {
 			mitmexecMaps
-			Program *ebpf.Program `ebpf:"program"`
+			Exec *ebpf.Program `ebpf:"exec"`
+			Fork *ebpf.Program `ebpf:"fork"`
 		}
-		one.Programs["program"] = one.Programs[hook]
-		delete(one.Programs, hook)
+		one.Programs["exec"], one.Programs["fork"] = one.Programs[execName], one.Programs[forkName]
+		delete(one.Programs, execName)
+		delete(one.Programs, forkName)
 		if err := one.LoadAndAssign(&objs, nil); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		var l link.Link
-		var lerr error
-		if hook == "sched_process_exec_btf" {
-			l, lerr = link.AttachTracing(link.TracingOptions{Program: objs.Program})
-		} else {
-			l, lerr = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: objs.Program})
-		}
-		if lerr != nil {
-			objs.Program.Close()
+		links, err := attach(flavor, objs.Exec, objs.Fork)
+		if err != nil {
+			objs.Exec.Close()
+			objs.Fork.Close()
 			objs.mitmexecMaps.Close()
 			if firstErr == nil {
-				firstErr = lerr
+				firstErr = err
 			}
 			continue
 		}
-		t.maps, t.prog, t.link, t.hook = objs.mitmexecMaps, objs.Program, l, hookName(hook)
+		t.maps, t.progs, t.links, t.hook = objs.mitmexecMaps, []*ebpf.Program{objs.Exec, objs.Fork}, links, hookName(flavor)
 		break
 	}
-	if t.link == nil {
+	if t.links == nil {
 		return nil, explain(firstErr)
 	}
 	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
@@ -148,11 +146,32 @@ func New(opts Options) (*Tracer, error) {
 	return t, nil
 }
 
-func hookName(prog string) string {
-	if prog == "sched_process_exec_btf" {
+func hookName(flavor string) string {
+	if flavor == "btf" {
 		return "tp_btf/sched_process_exec"
 	}
 	return "raw_tracepoint/sched_process_exec"
+}
+
+// attach attaches the exec hook, then the fork hook that feeds the process
+// table; either failing undoes both.
+func attach(flavor string, execProg, forkProg *ebpf.Program) ([]link.Link, error) {
+	open := func(name string, p *ebpf.Program) (link.Link, error) {
+		if flavor == "btf" {
+			return link.AttachTracing(link.TracingOptions{Program: p})
+		}
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: p})
+	}
+	execLink, err := open("sched_process_exec", execProg)
+	if err != nil {
+		return nil, err
+	}
+	forkLink, err := open("sched_process_fork", forkProg)
+	if err != nil {
+		execLink.Close()
+		return nil, err
+	}
+	return []link.Link{execLink, forkLink}, nil
 }
 
 // explain turns the kernel's refusal into what the user must change.
@@ -255,7 +274,7 @@ func (t *Tracer) Stats() (Stats, error) {
 
 // Programs returns the loaded programs, for run-time statistics.
 func (t *Tracer) Programs() []*ebpf.Program {
-	return []*ebpf.Program{t.prog}
+	return t.progs
 }
 
 // Close detaches, stops the reader and frees the objects. Safe to call twice.
@@ -263,8 +282,10 @@ func (t *Tracer) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		close(t.done)
-		if t.link != nil {
-			err = t.link.Close()
+		for _, l := range t.links {
+			if cerr := l.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
 		}
 		if t.reader != nil {
 			if cerr := t.reader.Close(); cerr != nil && err == nil {
