@@ -206,6 +206,15 @@ struct {
 	__type(value, struct config);
 } config_map SEC(".maps");
 
+/* Processes block mode must never kill: the collector and its ancestors
+ * (pid 1 is refused outright). Filled by user space at start. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} protected SEC(".maps");
+
 /* The process table: child tgid -> parent, written on fork only. Nothing is
  * deleted on exit: LRU eviction bounds it, and a reused pid is overwritten
  * by the fork that reuses it. One update per process is the whole cost. */
@@ -470,7 +479,7 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	 * the new image is mapped but userspace has not been entered yet. */
 	if (tool_id && action == ACTION_KILL) {
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-		if (tgid > 1 && (!cfg || tgid != cfg->self_tgid)) {
+		if (tgid > 1 && (!cfg || tgid != cfg->self_tgid) && !bpf_map_lookup_elem(&protected, &tgid)) {
 			if (bpf_send_signal(9) == 0) {
 				flags |= FLAG_KILLED;
 				count(COUNTER_KILLS);

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -43,10 +44,66 @@ type Config struct {
 	SearchPaths []string `mapstructure:"search_paths"`
 	// SubmitAll sends every exec to user space, not only candidates (debug).
 	SubmitAll bool `mapstructure:"submit_all"`
+	// Action is what happens when a tool starts: alert (report it) or kill
+	// (stop it, from the kernel where the verdict is known there, else from
+	// user space as fast as it can). A tool entry can override it.
+	Action string `mapstructure:"action"`
+	// ErrorMode says what a failure to load eBPF does: propagate stops the
+	// collector with the error, ignore reports it and runs without this
+	// receiver.
+	ErrorMode string `mapstructure:"error_mode"`
+	// Fold folds repeats of a tool from the same parent within a window.
+	Fold FoldConfig `mapstructure:"fold"`
+	// Allow silences sanctioned use. Each entry matches when all its keys
+	// match; any matching entry suppresses the detection (counted).
+	Allow []AllowConfig `mapstructure:"allow"`
+	// Tools extends the catalog: an entry with a built-in tool's name adds
+	// to it or switches it off, any other name is a new tool.
+	Tools []ToolConfig `mapstructure:"tools"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
+
+// FoldConfig configures the folding of repeats.
+type FoldConfig struct {
+	Enabled bool          `mapstructure:"enabled"`
+	Window  time.Duration `mapstructure:"window"`
+}
+
+// AllowConfig is one allow-list entry; keys left out are not checked.
+type AllowConfig struct {
+	Tool             string  `mapstructure:"tool"`
+	ExecutablePath   string  `mapstructure:"executable_path"`
+	SHA256           string  `mapstructure:"sha256"`
+	UID              *uint32 `mapstructure:"uid"`
+	User             string  `mapstructure:"user"`
+	ParentExecutable string  `mapstructure:"parent_executable"`
+	ContainerID      string  `mapstructure:"container_id"`
+	CgroupPrefix     string  `mapstructure:"cgroup_prefix"`
+}
+
+// ToolConfig adds to the catalog or changes an entry of it.
+type ToolConfig struct {
+	Name        string   `mapstructure:"name"`
+	Technique   string   `mapstructure:"technique"`
+	Executables []string `mapstructure:"executables"`
+	Scripts     []string `mapstructure:"scripts"`
+	Modules     []string `mapstructure:"modules"`
+	SHA256      []string `mapstructure:"sha256"`
+	Action      string   `mapstructure:"action"`
+	Disabled    bool     `mapstructure:"disabled"`
+}
+
+const (
+	actionAlert        = "alert"
+	actionKill         = "kill"
+	errorModePropagate = "propagate"
+	errorModeIgnore    = "ignore"
+	defaultFoldWindow  = 5 * time.Second
+	minFoldWindow      = 100 * time.Millisecond
+	maxFoldWindow      = time.Hour
+)
 
 var _ confmap.Validator = (*Config)(nil)
 
@@ -55,6 +112,9 @@ func createDefaultConfig() component.Config {
 		QueueSize:    defaultQueueSize,
 		PollInterval: defaultPollInterval,
 		MaxArgsBytes: defaultMaxArgsBytes,
+		Action:       actionAlert,
+		ErrorMode:    errorModePropagate,
+		Fold:         FoldConfig{Enabled: true, Window: defaultFoldWindow},
 	}
 }
 
@@ -78,5 +138,74 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("search_paths[%d]: %q is not an absolute path", i, p))
 		}
 	}
+	if c.Action != actionAlert && c.Action != actionKill {
+		errs = append(errs, fmt.Errorf("action: %q is not one of %s, %s", c.Action, actionAlert, actionKill))
+	}
+	if c.ErrorMode != errorModePropagate && c.ErrorMode != errorModeIgnore {
+		errs = append(errs, fmt.Errorf("error_mode: %q is not one of %s, %s", c.ErrorMode, errorModePropagate, errorModeIgnore))
+	}
+	if c.Fold.Enabled && (c.Fold.Window < minFoldWindow || c.Fold.Window > maxFoldWindow) {
+		errs = append(errs, fmt.Errorf("fold.window: %s is out of range, must be between %s and %s",
+			c.Fold.Window, minFoldWindow, maxFoldWindow))
+	}
+	for i, a := range c.Allow {
+		errs = append(errs, a.validate(fmt.Sprintf("allow[%d]", i))...)
+	}
+	names := map[string]bool{}
+	for i, t := range c.Tools {
+		field := fmt.Sprintf("tools[%d]", i)
+		switch {
+		case t.Name == "":
+			errs = append(errs, fmt.Errorf("%s.name: must not be empty", field))
+		case names[t.Name]:
+			errs = append(errs, fmt.Errorf("%s.name: %q is listed twice", field, t.Name))
+		}
+		names[t.Name] = true
+		if t.Action != "" && t.Action != actionAlert && t.Action != actionKill {
+			errs = append(errs, fmt.Errorf("%s.action: %q is not one of %s, %s", field, t.Action, actionAlert, actionKill))
+		}
+		for j, h := range t.SHA256 {
+			if !isSHA256(h) {
+				errs = append(errs, fmt.Errorf("%s.sha256[%d]: %q is not 64 hex digits", field, j, h))
+			}
+		}
+		for j, n := range append(append([]string{}, t.Executables...), t.Scripts...) {
+			if n == "" || strings.ContainsRune(n, '/') {
+				errs = append(errs, fmt.Errorf("%s: file name %d %q must be a base name, not a path", field, j, n))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func (a AllowConfig) validate(field string) []error {
+	var errs []error
+	if a == (AllowConfig{}) {
+		return []error{fmt.Errorf("%s: an entry needs at least one of tool, executable_path, sha256, uid, user, parent_executable, container_id, cgroup_prefix", field)}
+	}
+	if a.ExecutablePath != "" && !filepath.IsAbs(a.ExecutablePath) {
+		errs = append(errs, fmt.Errorf("%s.executable_path: %q is not an absolute path", field, a.ExecutablePath))
+	}
+	if a.ParentExecutable != "" && !filepath.IsAbs(a.ParentExecutable) {
+		errs = append(errs, fmt.Errorf("%s.parent_executable: %q is not an absolute path", field, a.ParentExecutable))
+	}
+	if a.CgroupPrefix != "" && !strings.HasPrefix(a.CgroupPrefix, "/") {
+		errs = append(errs, fmt.Errorf("%s.cgroup_prefix: %q must start with /", field, a.CgroupPrefix))
+	}
+	if a.SHA256 != "" && !isSHA256(a.SHA256) {
+		errs = append(errs, fmt.Errorf("%s.sha256: %q is not 64 hex digits", field, a.SHA256))
+	}
+	return errs
+}
+
+func isSHA256(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, r := range strings.ToLower(h) {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }

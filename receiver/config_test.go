@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,18 @@ func TestLoadConfig(t *testing.T) {
 				MaxArgsBytes: 1024,
 				SearchPaths:  []string{"/opt/tools/bin", "/usr/local/sbin"},
 				SubmitAll:    true,
+				Action:       "kill",
+				ErrorMode:    "ignore",
+				Fold:         FoldConfig{Enabled: true, Window: 30 * time.Second},
+				Allow: []AllowConfig{
+					{Tool: "mitmproxy", User: "qa", CgroupPrefix: "/system.slice/qa-proxy.service"},
+					{UID: new(uint32), ParentExecutable: "/usr/lib/qa/runner"},
+				},
+				Tools: []ToolConfig{
+					{Name: "ettercap", SHA256: []string{strings.Repeat("a", 64)}, Action: "alert"},
+					{Name: "macof", Disabled: true},
+					{Name: "netsniff-mitm", Technique: "T1557", Executables: []string{"netsniff-mitm"}, Modules: []string{"netsniff.main"}},
+				},
 			},
 		},
 		{
@@ -64,6 +77,33 @@ func TestLoadConfig(t *testing.T) {
 		{
 			id:      component.NewIDWithName(metadata.Type, "search_paths_relative"),
 			wantErr: `search_paths[1]: "bin" is not an absolute path`,
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "bad_action"),
+			wantErr: `action: "block" is not one of alert, kill`,
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "bad_error_mode"),
+			wantErr: `error_mode: "crash" is not one of propagate, ignore`,
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "bad_fold_window"),
+			wantErr: "fold.window: 10ms is out of range, must be between 100ms and 1h0m0s",
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "bad_allow"),
+			wantErr: "allow[0]: an entry needs at least one of tool, executable_path, sha256, uid, user, parent_executable, container_id, cgroup_prefix\n" +
+				`allow[1].executable_path: "bin/mitmdump" is not an absolute path` + "\n" +
+				`allow[1].cgroup_prefix: "system.slice" must start with /` + "\n" +
+				`allow[1].sha256: "xyz" is not 64 hex digits`,
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "bad_tools"),
+			wantErr: "tools[0].name: must not be empty\n" +
+				`tools[1].action: "stop" is not one of alert, kill` + "\n" +
+				`tools[1].sha256[0]: "abc" is not 64 hex digits` + "\n" +
+				`tools[1]: file name 0 "/usr/bin/a" must be a base name, not a path` + "\n" +
+				`tools[2].name: "a" is listed twice`,
 		},
 		{
 			id: component.NewIDWithName(metadata.Type, "many_errors"),

@@ -28,6 +28,9 @@ func TestFactoryDefaultConfig(t *testing.T) {
 	assert.Equal(t, 4096, cfg.MaxArgsBytes)
 	assert.Nil(t, cfg.SearchPaths)
 	assert.False(t, cfg.SubmitAll)
+	assert.Equal(t, "alert", cfg.Action)
+	assert.Equal(t, "propagate", cfg.ErrorMode)
+	assert.Equal(t, FoldConfig{Enabled: true, Window: 5 * time.Second}, cfg.Fold)
 	assert.NoError(t, cfg.Validate())
 }
 

@@ -48,6 +48,7 @@ func (f *fakeSource) PutName(n string, v event.Verdict) error {
 	return nil
 }
 func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
+func (f *fakeSource) Protect(uint32) error                                  { return nil }
 func (f *fakeSource) Hook() string                                          { return "fake" }
 func (f *fakeSource) Close() error {
 	f.mu.Lock()

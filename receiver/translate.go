@@ -88,6 +88,7 @@ const (
 	attrNamespaceMnt     = "mitmexec.namespace.mnt"
 	attrAction           = "mitmexec.action"
 	attrRepeatCount      = "mitmexec.repeat_count"
+	attrActionDelay      = "mitmexec.action.delay_ms"
 )
 
 // detectionRecord is everything one detection record says.
@@ -95,9 +96,10 @@ type detectionRecord struct {
 	Exec        event.Exec
 	Detection   detect.Detection
 	Context     enrich.Context
-	Time        time.Time // wall time of the exec
-	Action      string    // "alerted", "killed", "killed_late", "denied", "kill_failed"
-	RepeatCount int       // >1 when repeats were folded into this record
+	Time        time.Time     // wall time of the exec
+	Action      string        // "alerted", "killed", "killed_late", "denied", "kill_failed"
+	RepeatCount int           // >1 when repeats were folded into this record
+	ActionDelay time.Duration // for killed_late: from the exec to the kill
 }
 
 // resourceInfo describes the host the records come from.
@@ -217,6 +219,9 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 		action = recordDefaultAction
 	}
 	a.PutStr(attrAction, action)
+	if r.ActionDelay > 0 {
+		a.PutDouble(attrActionDelay, float64(r.ActionDelay.Microseconds())/1000)
+	}
 	if r.RepeatCount > 1 {
 		a.PutInt(attrRepeatCount, int64(r.RepeatCount))
 	}

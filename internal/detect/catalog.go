@@ -28,6 +28,61 @@ type Tool struct {
 	SHA256 []string
 	// Action overrides the receiver's action for this tool ("", "alert", "kill").
 	Action string
+	// Disabled switches the entry off.
+	Disabled bool
+}
+
+// Merge applies overrides to a catalog: an override naming an existing tool
+// extends its file names, modules and hashes and replaces the technique,
+// action and switch it sets; any other override is a new tool.
+func Merge(base, overrides []Tool) []Tool {
+	out := append([]Tool(nil), base...)
+	for _, o := range overrides {
+		i := -1
+		for j := range out {
+			if out[j].Name == o.Name {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			out = append(out, o)
+			continue
+		}
+		t := &out[i]
+		t.Executables = appendNew(t.Executables, o.Executables)
+		t.Scripts = appendNew(t.Scripts, o.Scripts)
+		t.Modules = appendNew(t.Modules, o.Modules)
+		t.SHA256 = appendNew(t.SHA256, o.SHA256)
+		if o.Technique != "" {
+			t.Technique = o.Technique
+		}
+		if o.Action != "" {
+			t.Action = o.Action
+		}
+		if o.Entry != "" {
+			t.Entry = o.Entry
+		}
+		t.Disabled = o.Disabled
+	}
+	return out
+}
+
+func appendNew(list, more []string) []string {
+	out := append([]string(nil), list...)
+	for _, m := range more {
+		found := false
+		for _, x := range out {
+			if x == m {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // DefaultTools returns the built-in catalog, a fresh copy on every call.
@@ -87,6 +142,9 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 			return nil, fmt.Errorf("tool %q: defined twice", t.Name)
 		}
 		seen[t.Name] = true
+		if t.Disabled {
+			continue
+		}
 		if len(c.tools) >= 0xfffe {
 			return nil, fmt.Errorf("tool %q: more than %d tools", t.Name, 0xfffe)
 		}

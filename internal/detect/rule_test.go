@@ -264,3 +264,35 @@ func BenchmarkRuleInterpreter(b *testing.B) {
 		r.Judge(&e)
 	}
 }
+
+func TestMergeOverrides(t *testing.T) {
+	// GIVEN the default catalog, an extension of ettercap, a disabled macof and a new tool
+	tools := Merge(DefaultTools(), []Tool{
+		{Name: "ettercap", Executables: []string{"ec"}, SHA256: []string{strings.Repeat("a", 64)}, Action: "kill"},
+		{Name: "macof", Disabled: true},
+		{Name: "netsniff-mitm", Technique: "T1557", Executables: []string{"netsniff-mitm"}, Modules: []string{"nsm.main"}},
+	})
+	cat, err := NewCatalog(tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// THEN the extension adds to the entry, the switch removes one, the new tool exists
+	if tl := cat.ByFileName("ec"); tl == nil || tl.Name != "ettercap" || tl.Action != "kill" {
+		t.Errorf("extended ettercap: %+v", tl)
+	}
+	if tl := cat.ByFileName("ettercap"); tl == nil {
+		t.Error("the extension replaced ettercap's own names")
+	}
+	if cat.BySHA256(strings.Repeat("a", 64)) == nil {
+		t.Error("extra sha256 not indexed")
+	}
+	if cat.ByFileName("macof") != nil {
+		t.Error("disabled macof still matches")
+	}
+	if tl := cat.ByFileName("netsniff-mitm"); tl == nil || tl.Technique != "T1557" {
+		t.Errorf("new tool: %+v", tl)
+	}
+	if tl, _ := cat.pythonCodeTool("import nsm.main"); tl == nil || tl.Name != "netsniff-mitm" {
+		t.Errorf("new tool's module: %+v", tl)
+	}
+}

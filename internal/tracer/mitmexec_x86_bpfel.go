@@ -119,6 +119,7 @@ const (
 	mitmexecMapFingerprints         = "fingerprints"
 	mitmexecMapForks                = "forks"
 	mitmexecMapNames                = "names"
+	mitmexecMapProtected            = "protected"
 	mitmexecMapVerdicts             = "verdicts"
 	mitmexecProgSchedProcessExecBtf = "sched_process_exec_btf"
 	mitmexecProgSchedProcessExecRaw = "sched_process_exec_raw"
@@ -192,6 +193,7 @@ type mitmexecMapSpecs struct {
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
 	Forks              *ebpf.MapSpec `ebpf:"forks"`
 	Names              *ebpf.MapSpec `ebpf:"names"`
+	Protected          *ebpf.MapSpec `ebpf:"protected"`
 	Verdicts           *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
@@ -235,6 +237,7 @@ type mitmexecMaps struct {
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
 	Forks              *ebpf.Map `ebpf:"forks"`
 	Names              *ebpf.Map `ebpf:"names"`
+	Protected          *ebpf.Map `ebpf:"protected"`
 	Verdicts           *ebpf.Map `ebpf:"verdicts"`
 }
 
@@ -247,6 +250,7 @@ func (m *mitmexecMaps) Close() error {
 		m.Fingerprints,
 		m.Forks,
 		m.Names,
+		m.Protected,
 		m.Verdicts,
 	)
 }

@@ -244,6 +244,11 @@ func (t *Tracer) PutName(name string, v event.Verdict) error {
 	return t.maps.Names.Put(key, toVerdict(v))
 }
 
+// Protect exempts a process from kills in the exec hook.
+func (t *Tracer) Protect(pid uint32) error {
+	return t.maps.Protected.Put(pid, uint8(1))
+}
+
 // PutFingerprint marks a content fingerprint in the kernel.
 func (t *Tracer) PutFingerprint(fp event.Fingerprint, v event.Verdict) error {
 	key := mitmexecFingerprintKey{Size: fp.Size, Head: fp.Head}

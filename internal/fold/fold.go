@@ -1,0 +1,93 @@
+// Package fold folds repeats of the same detection within a window into one
+// record with a count. The first of a window is never delayed; the repeats
+// after it are held, and when the window ends the latest of them leaves with
+// the number of execs it stands for. Nothing is dropped.
+package fold
+
+import "time"
+
+// Folded is a held record and how many execs it stands for.
+type Folded[T any] struct {
+	Record T
+	Count  int
+}
+
+type group[T any] struct {
+	start  time.Time
+	latest T
+	count  int
+}
+
+// Folder folds records by key. Not safe for concurrent use: the receiver's
+// single processing goroutine owns it.
+type Folder[K comparable, T any] struct {
+	window time.Duration
+	groups map[K]*group[T]
+	ready  []Folded[T] // repeats of windows that ended when a new one began
+}
+
+// New returns a folder; a zero window disables folding.
+func New[K comparable, T any](window time.Duration) *Folder[K, T] {
+	return &Folder[K, T]{window: window, groups: map[K]*group[T]{}}
+}
+
+// Offer reports whether rec must go out now (the first of its window); if
+// not, it is held as a repeat.
+func (f *Folder[K, T]) Offer(key K, rec T, now time.Time) bool {
+	if f.window <= 0 {
+		return true
+	}
+	g, ok := f.groups[key]
+	if !ok || now.Sub(g.start) >= f.window {
+		if ok && g.count > 0 {
+			f.ready = append(f.ready, Folded[T]{Record: g.latest, Count: g.count})
+		}
+		f.groups[key] = &group[T]{start: now}
+		return true
+	}
+	g.latest = rec
+	g.count++
+	return false
+}
+
+// Expired returns the held repeats of every window that has ended and
+// forgets those windows.
+func (f *Folder[K, T]) Expired(now time.Time) []Folded[T] {
+	out := f.ready
+	f.ready = nil
+	for k, g := range f.groups {
+		if now.Sub(g.start) < f.window {
+			continue
+		}
+		if g.count > 0 {
+			out = append(out, Folded[T]{Record: g.latest, Count: g.count})
+		}
+		delete(f.groups, k)
+	}
+	return out
+}
+
+// Flush returns every held repeat, at shutdown.
+func (f *Folder[K, T]) Flush() []Folded[T] {
+	out := f.ready
+	f.ready = nil
+	for k, g := range f.groups {
+		if g.count > 0 {
+			out = append(out, Folded[T]{Record: g.latest, Count: g.count})
+		}
+		delete(f.groups, k)
+	}
+	return out
+}
+
+// Pending is the number of held repeats.
+func (f *Folder[K, T]) Pending() int {
+	n := 0
+	for _, r := range f.ready {
+		n += r.Count
+	}
+	for _, g := range f.groups {
+		n += g.count
+	}
+	return n
+}

@@ -1,0 +1,69 @@
+package fold
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFold(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	f := New[string, int](5 * time.Second)
+	// GIVEN a first detection and three repeats within the window
+	if !f.Offer("a", 1, t0) {
+		t.Fatal("the first of a window must go out at once")
+	}
+	for i, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		if f.Offer("a", 2+i, t0.Add(d)) {
+			t.Fatalf("repeat %d went out", i)
+		}
+	}
+	// another key is independent
+	if !f.Offer("b", 9, t0.Add(time.Second)) {
+		t.Fatal("another key was folded")
+	}
+	if got := f.Expired(t0.Add(4 * time.Second)); len(got) != 0 {
+		t.Fatalf("window still open, got %v", got)
+	}
+	if f.Pending() != 3 {
+		t.Fatalf("pending %d, want 3", f.Pending())
+	}
+	// WHEN the window ends
+	got := f.Expired(t0.Add(5 * time.Second))
+	// THEN the latest repeat leaves standing for all three
+	if len(got) != 1 || got[0].Record != 4 || got[0].Count != 3 {
+		t.Fatalf("got %+v, want record 4 standing for 3", got)
+	}
+	// and the next one starts a new window, going out at once
+	if !f.Offer("a", 5, t0.Add(6*time.Second)) {
+		t.Fatal("first of the next window was held")
+	}
+}
+
+func TestFoldNewWindowBeforeCollection(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	f := New[string, int](time.Second)
+	f.Offer("a", 1, t0)
+	f.Offer("a", 2, t0.Add(500*time.Millisecond))
+	// the window ended but nobody collected it before the next exec came
+	if !f.Offer("a", 3, t0.Add(2*time.Second)) {
+		t.Fatal("first of the new window was held")
+	}
+	f.Offer("a", 4, t0.Add(2100*time.Millisecond))
+	got := f.Flush()
+	total := 0
+	for _, g := range got {
+		total += g.Count
+	}
+	if len(got) != 2 || total != 2 {
+		t.Fatalf("flush %+v, want both windows' repeats", got)
+	}
+}
+
+func TestFoldDisabled(t *testing.T) {
+	f := New[string, int](0)
+	for i := 0; i < 3; i++ {
+		if !f.Offer("a", i, time.Unix(0, 0)) {
+			t.Fatal("folding disabled but a record was held")
+		}
+	}
+}
