@@ -17,10 +17,12 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
+	"github.com/mitmexec/mitmexec/internal/allowlist"
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
+	"github.com/mitmexec/mitmexec/internal/fold"
 	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
@@ -33,6 +35,7 @@ type execSource interface {
 	PutVerdict(id event.FileID, v event.Verdict) error
 	PutName(name string, v event.Verdict) error
 	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
+	Protect(pid uint32) error
 	Hook() string
 	Close() error
 }
@@ -61,6 +64,9 @@ type mitmexecReceiver struct {
 
 	source   execSource
 	rule     *detect.Rule
+	allow    *allowlist.List
+	folder   *fold.Folder[foldKey, detectionRecord]
+	killer   *killer
 	enricher *enrich.Enricher
 	hasher   *filehash.Hasher
 	resource resourceInfo
@@ -72,6 +78,8 @@ type mitmexecReceiver struct {
 	decodeErrors   atomic.Uint64
 	verdictErrors  atomic.Uint64
 	detections     atomic.Uint64
+	suppressed     atomic.Uint64
+	folded         atomic.Uint64
 	consumeDropped atomic.Uint64
 }
 
@@ -94,18 +102,25 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, open op
 // collector that reports ready is already watching; the reading runs on its
 // own context.
 func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
-	tools := detect.DefaultTools()
-	cat, err := detect.NewCatalog(tools)
+	cat, err := detect.NewCatalog(detect.Merge(detect.DefaultTools(), toolsFromConfig(r.cfg.Tools)))
 	if err != nil {
-		return fmt.Errorf("mitmexec receiver: catalog: %w", err)
+		return fmt.Errorf("mitmexec receiver %s: tools: %w", r.set.ID, err)
 	}
+	r.allow = allowlist.New(allowFromConfig(r.cfg.Allow))
+	window := time.Duration(0)
+	if r.cfg.Fold.Enabled {
+		window = r.cfg.Fold.Window
+	}
+	r.folder = fold.New[foldKey, detectionRecord](window)
+	r.killer = newKiller(r.procRoot)
+
 	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval, SubmitAll: r.cfg.SubmitAll})
 	if err != nil {
 		return fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
 	}
 	r.source = src
 	r.hasher = filehash.New(r.procRoot, maxHashBytes)
-	r.rule = detect.NewRule(cat, r.hasher, nil)
+	r.rule = detect.NewRule(cat, r.hasher, r.kernelAction)
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
 	r.resource = hostResource()
 
@@ -118,7 +133,9 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.set.Logger.Info("mitmexec watching execs",
 		zap.String("hook", src.Hook()),
 		zap.Int("tools", len(cat.Tools())),
-		zap.Int("installed_binaries_fingerprinted", fingerprinted))
+		zap.Int("installed_binaries_fingerprinted", fingerprinted),
+		zap.String("action", r.cfg.Action),
+		zap.Int("allow_entries", r.allow.Len()))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -130,6 +147,24 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	return nil
 }
 
+// actionOf is the configured action for a tool: its own, else the receiver's.
+func (r *mitmexecReceiver) actionOf(t *detect.Tool) string {
+	if t.Action != "" {
+		return t.Action
+	}
+	return r.cfg.Action
+}
+
+// kernelAction is what the exec hook may do alone. It kills only where no
+// allow-list entry could silence the tool: entries look at the user, the
+// parent, the container, which only user space checks.
+func (r *mitmexecReceiver) kernelAction(t *detect.Tool) uint8 {
+	if r.actionOf(t) == actionKill && !r.allow.MayMatchTool(t.Name) {
+		return event.ActionKill
+	}
+	return event.ActionAlert
+}
+
 // programKernel tells the kernel what it can decide alone: the catalog's
 // file names, the installed tools' identities and fingerprints, and which
 // files are interpreters whose arguments user space must read.
@@ -138,7 +173,7 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		if len(name) >= 32 {
 			continue // the kernel table keys 31 bytes; user space still matches it
 		}
-		if err := r.source.PutName(name, event.Verdict{Kind: event.VerdictTool, ToolID: t.ID}); err != nil {
+		if err := r.source.PutName(name, event.Verdict{Kind: event.VerdictTool, ToolID: t.ID, Action: r.kernelAction(t)}); err != nil {
 			return 0, fmt.Errorf("program kernel name table: %w", err)
 		}
 	}
@@ -152,7 +187,7 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 	}
 	for _, it := range inv.Tools {
 		r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint)
-		v := event.Verdict{Kind: event.VerdictTool, ToolID: it.Tool.ID}
+		v := event.Verdict{Kind: event.VerdictTool, ToolID: it.Tool.ID, Action: r.kernelAction(it.Tool)}
 		if err := r.source.PutVerdict(it.ID, v); err != nil {
 			return 0, fmt.Errorf("program kernel verdicts: %w", err)
 		}
@@ -168,15 +203,27 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 			return 0, fmt.Errorf("program kernel verdicts: %w", err)
 		}
 	}
+	for _, pid := range r.killer.protected() {
+		if err := r.source.Protect(pid); err != nil {
+			return 0, fmt.Errorf("program kernel protected processes: %w", err)
+		}
+	}
 	return len(inv.Tools), nil
 }
 
 func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
 	records := r.source.Records()
+	tick := time.NewTicker(foldTick(r.cfg.Fold.Window))
+	defer tick.Stop()
+	// At shutdown the source closes its channel once the reader stopped; what
+	// was queued is still handled, and the held repeats leave with their
+	// counts. Once Shutdown's deadline passes ctx is cancelled and whatever
+	// is left is dropped and counted, never silently.
+	defer func() { r.emitFolded(ctx, host, r.folder.Flush()) }()
 	for {
 		select {
-		case <-ctx.Done():
-			return
+		case now := <-tick.C:
+			r.emitFolded(ctx, host, r.folder.Expired(now))
 		case raw, ok := <-records:
 			if !ok {
 				return
@@ -186,8 +233,32 @@ func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
 	}
 }
 
-// handle runs one record through decode -> detect -> enrich -> translate
-// -> consume.
+func foldTick(window time.Duration) time.Duration {
+	return max(min(window/4, time.Second), 25*time.Millisecond)
+}
+
+// foldKey groups repeats: the same tool started by the same parent as the
+// same user, from the same file with the same command line. A different
+// command line is new information for the analyst, not a repeat.
+type foldKey struct {
+	tool     string
+	ppid     uint32
+	uid      uint32
+	exe      string
+	filename string
+	argv     string
+}
+
+func foldKeyOf(rec *detectionRecord) foldKey {
+	e := &rec.Exec
+	return foldKey{
+		tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID,
+		exe: e.ExePath, filename: e.Filename, argv: strings.Join(e.Args, "\x00"),
+	}
+}
+
+// handle runs one record through decode -> detect -> enrich -> allow ->
+// act -> fold -> translate -> consume.
 func (r *mitmexecReceiver) handle(ctx context.Context, host component.Host, raw []byte) {
 	e, err := event.Decode(raw)
 	if err != nil {
@@ -210,21 +281,67 @@ func (r *mitmexecReceiver) handle(ctx context.Context, host component.Host, raw 
 		Detection: res.Detection,
 		Context:   r.enricher.Enrich(&e, res.SHA256),
 		Time:      r.wallTime(e.BootTimeNs),
-		Action:    actionOf(&e),
 	}
+	if r.allow.Match(r.allowSubject(&rec)) >= 0 {
+		r.suppressed.Add(1)
+		return
+	}
+	rec.Action, rec.ActionDelay = r.act(&rec)
+	if !r.folder.Offer(foldKeyOf(&rec), rec, time.Now()) {
+		r.folded.Add(1)
+		return
+	}
+	r.emit(ctx, host, rec)
+}
+
+func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject {
+	e := &rec.Exec
+	paths := []string{e.ExePath}
+	if e.Filename != "" {
+		paths = append(paths, e.Filename)
+	}
+	if rec.Detection.Script != "" {
+		paths = append(paths, rec.Detection.Script)
+	}
+	return allowlist.Subject{
+		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.Context.SHA256,
+		UID: e.EUID, User: rec.Context.Owner, ParentExecutable: rec.Context.ParentExecutable,
+		ContainerID: rec.Context.ContainerID, Cgroup: e.Cgroup,
+	}
+}
+
+// act carries out the configured action. The kernel has already killed
+// what it could decide alone; what only user space could decide (scripts,
+// interpreter arguments, first sight of a copy) is killed here, late.
+func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
+	e := &rec.Exec
+	switch {
+	case e.Has(event.FlagKilled):
+		return "killed", 0
+	case e.Has(event.FlagKillFailed):
+		return "kill_failed", 0
+	case r.actionOf(rec.Detection.Tool) != actionKill:
+		return "alerted", 0
+	}
+	if err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
+		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
+		return "kill_failed", 0
+	}
+	return "killed_late", max(time.Since(rec.Time), time.Microsecond)
+}
+
+func (r *mitmexecReceiver) emitFolded(ctx context.Context, host component.Host, folded []fold.Folded[detectionRecord]) {
+	for _, f := range folded {
+		rec := f.Record
+		rec.RepeatCount = f.Count
+		r.emit(ctx, host, rec)
+	}
+}
+
+func (r *mitmexecReceiver) emit(ctx context.Context, host component.Host, rec detectionRecord) {
 	logs, sl := newLogs(r.resource)
 	appendDetection(sl, &rec, time.Now(), r.cfg.MaxArgsBytes)
 	r.consume(ctx, host, logs.LogRecordCount(), func(ctx context.Context) error { return r.next.ConsumeLogs(ctx, logs) })
-}
-
-func actionOf(e *event.Exec) string {
-	switch {
-	case e.Has(event.FlagKilled):
-		return "killed"
-	case e.Has(event.FlagKillFailed):
-		return "kill_failed"
-	}
-	return "alerted"
 }
 
 // consume hands records to the next consumer, retrying errors that are not
@@ -266,17 +383,30 @@ func (r *mitmexecReceiver) wallTime(bootNs uint64) time.Time {
 	return now.Add(-ago)
 }
 
-// Shutdown stops reading and detaches. Safe without Start and twice.
-func (r *mitmexecReceiver) Shutdown(context.Context) error {
+// Shutdown stops reading and detaches, then lets the pipeline finish what
+// was queued until ctx's deadline. Safe without Start and twice.
+func (r *mitmexecReceiver) Shutdown(ctx context.Context) error {
 	var err error
 	r.shutdownOnce.Do(func() {
-		if r.cancel != nil {
-			r.cancel()
-		}
 		if r.source != nil {
 			err = r.source.Close()
 		}
-		r.wg.Wait()
+		done := make(chan struct{})
+		go func() {
+			r.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			if r.cancel != nil {
+				r.cancel()
+			}
+			<-done
+		}
+		if r.cancel != nil {
+			r.cancel()
+		}
 	})
 	return err
 }
@@ -288,4 +418,26 @@ func hostResource() resourceInfo {
 		res.HostID = strings.TrimSpace(string(b))
 	}
 	return res
+}
+
+func toolsFromConfig(cfg []ToolConfig) []detect.Tool {
+	out := make([]detect.Tool, 0, len(cfg))
+	for _, t := range cfg {
+		out = append(out, detect.Tool{
+			Name: t.Name, Technique: t.Technique, Executables: t.Executables, Scripts: t.Scripts,
+			Modules: t.Modules, SHA256: t.SHA256, Action: t.Action, Disabled: t.Disabled,
+		})
+	}
+	return out
+}
+
+func allowFromConfig(cfg []AllowConfig) []allowlist.Entry {
+	out := make([]allowlist.Entry, 0, len(cfg))
+	for _, a := range cfg {
+		out = append(out, allowlist.Entry{
+			Tool: a.Tool, ExecutablePath: a.ExecutablePath, SHA256: a.SHA256, UID: a.UID, User: a.User,
+			ParentExecutable: a.ParentExecutable, ContainerID: a.ContainerID, CgroupPrefix: a.CgroupPrefix,
+		})
+	}
+	return out
 }

@@ -256,3 +256,169 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+func startFake(t *testing.T, next consumer.Logs, mutate func(*Config)) (*mitmexecReceiver, *fakeSource) {
+	t.Helper()
+	src := newFakeSource()
+	r := newFakeReceiver(t, next, src)
+	if mutate != nil {
+		mutate(r.cfg)
+	}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	return r, src
+}
+
+func toolExec(name string, ino uint64, args ...string) event.Exec {
+	return event.Exec{Name: name, Filename: "/usr/bin/" + name, ExePath: "/usr/bin/" + name, File: event.FileID{Dev: 1, Ino: ino},
+		PID: uint32(1000 + ino), PPID: 77, EUID: 1001, Args: append([]string{name}, args...), Nlink: 1}
+}
+
+func attrOf(t *testing.T, sink *consumertest.LogsSink, i int, key string) any {
+	t.Helper()
+	var all []plog.LogRecord
+	for _, ld := range sink.AllLogs() {
+		lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+		for k := 0; k < lrs.Len(); k++ {
+			all = append(all, lrs.At(k))
+		}
+	}
+	v, ok := all[i].Attributes().Get(key)
+	if !ok {
+		return nil
+	}
+	return v.AsRaw()
+}
+
+func TestReceiverFoldsRepeats(t *testing.T) {
+	// GIVEN folding with a short window
+	sink := new(consumertest.LogsSink)
+	r, src := startFake(t, sink, func(c *Config) { c.Fold = FoldConfig{Enabled: true, Window: 300 * time.Millisecond} })
+	// WHEN the same command runs four times from the same parent, and once with other arguments
+	for i := 0; i < 4; i++ {
+		e := toolExec("arpspoof", 5, "-i", "eth0")
+		src.records <- event.Encode(&e)
+	}
+	other := toolExec("arpspoof", 5, "-i", "eth1")
+	src.records <- event.Encode(&other)
+	// THEN the first and the other go out at once, and the three repeats
+	// leave as one record standing for three when the window ends
+	waitLogs(t, sink, 2)
+	if c := attrOf(t, sink, 0, "mitmexec.repeat_count"); c != nil {
+		t.Errorf("first record carries repeat_count %v", c)
+	}
+	waitLogs(t, sink, 3)
+	if c := attrOf(t, sink, 2, "mitmexec.repeat_count"); c != int64(3) {
+		t.Errorf("folded record repeat_count = %v, want 3", c)
+	}
+	if r.folded.Load() != 3 {
+		t.Errorf("folded counter %d, want 3", r.folded.Load())
+	}
+}
+
+func TestReceiverFlushesFoldedAtShutdown(t *testing.T) {
+	sink := new(consumertest.LogsSink)
+	r, src := startFake(t, sink, func(c *Config) { c.Fold = FoldConfig{Enabled: true, Window: time.Hour} })
+	for i := 0; i < 2; i++ {
+		e := toolExec("macof", 6)
+		src.records <- event.Encode(&e)
+	}
+	waitLogs(t, sink, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.folded.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// WHEN the receiver shuts down with a repeat held
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the repeat is not lost
+	if got := sink.LogRecordCount(); got != 2 {
+		t.Fatalf("records after shutdown %d, want 2", got)
+	}
+}
+
+func TestReceiverAllowList(t *testing.T) {
+	// GIVEN QA may run mitmdump, and nobody else is allowed anything
+	sink := new(consumertest.LogsSink)
+	qa := uint32(1001)
+	r, src := startFake(t, sink, func(c *Config) {
+		c.Allow = []AllowConfig{{Tool: "mitmdump", UID: &qa}}
+	})
+	// WHEN QA runs mitmdump and ettercap
+	md := toolExec("mitmdump", 7)
+	ec := toolExec("ettercap", 8)
+	src.records <- event.Encode(&md)
+	src.records <- event.Encode(&ec)
+	// THEN only ettercap is reported and the silenced one is counted
+	waitLogs(t, sink, 1)
+	if tool := attrOf(t, sink, 0, "mitmexec.tool.name"); tool != "ettercap" {
+		t.Errorf("reported %v, want ettercap", tool)
+	}
+	if r.suppressed.Load() != 1 {
+		t.Errorf("suppressed %d, want 1", r.suppressed.Load())
+	}
+}
+
+func TestReceiverCatalogOverrides(t *testing.T) {
+	// GIVEN macof switched off and a tool of the user's own
+	sink := new(consumertest.LogsSink)
+	_, src := startFake(t, sink, func(c *Config) {
+		c.Tools = []ToolConfig{{Name: "macof", Disabled: true}, {Name: "mysniff", Technique: "T1557", Executables: []string{"mysniff"}}}
+	})
+	if v, ok := src.names["mysniff"]; !ok || v.Kind != event.VerdictTool {
+		t.Errorf("kernel name table lacks the user's tool: %+v", v)
+	}
+	if _, ok := src.names["macof"]; ok {
+		t.Error("kernel name table still has the disabled tool")
+	}
+	off := toolExec("macof", 9)
+	own := toolExec("mysniff", 10)
+	src.records <- event.Encode(&off)
+	src.records <- event.Encode(&own)
+	waitLogs(t, sink, 1)
+	if tool := attrOf(t, sink, 0, "mitmexec.tool.name"); tool != "mysniff" {
+		t.Errorf("reported %v, want mysniff", tool)
+	}
+}
+
+func TestReceiverKernelActions(t *testing.T) {
+	// GIVEN kill mode with an allow entry for mitmdump only
+	_, src := startFake(t, consumertest.NewNop(), func(c *Config) {
+		c.Action = "kill"
+		c.Allow = []AllowConfig{{Tool: "mitmdump", User: "qa"}}
+	})
+	// THEN the kernel kills the tools no entry can silence, and leaves the
+	// one an entry may silence to user space, which checks the entry first
+	if v := src.names["ettercap"]; v.Action != event.ActionKill {
+		t.Errorf("ettercap kernel action %d, want kill", v.Action)
+	}
+	if v := src.names["mitmdump"]; v.Action != event.ActionAlert {
+		t.Errorf("mitmdump kernel action %d, want alert", v.Action)
+	}
+}
+
+func TestShutdownDeadlineWithFailingConsumer(t *testing.T) {
+	// GIVEN a consumer that never recovers and a detection waiting on it
+	next := &flakyConsumer{failures: 1 << 30, err: errors.New("backend down")}
+	r, src := startFake(t, next, nil)
+	e := toolExec("ettercap", 11)
+	src.records <- event.Encode(&e)
+	time.Sleep(150 * time.Millisecond)
+	// WHEN the collector shuts down with a short deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := r.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// THEN Shutdown returns at the deadline and the record is counted as dropped
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	if r.consumeDropped.Load() != 1 {
+		t.Errorf("dropped %d, want 1", r.consumeDropped.Load())
+	}
+}

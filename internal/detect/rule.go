@@ -163,7 +163,7 @@ func (r *Rule) Judge(e *event.Exec) Result {
 // the tool's entry point imports it.
 func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
 	if t := r.cat.byName[path.Base(p)]; t != nil {
-		return Detection{Tool: t, Match: MatchScript, Detail: p}, true
+		return Detection{Tool: t, Match: MatchScript, Detail: p, Script: p}, true
 	}
 	if r.files == nil {
 		return Detection{}, false
@@ -173,10 +173,10 @@ func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
 		return Detection{}, false
 	}
 	if t := r.cat.BySHA256(sum); t != nil {
-		return Detection{Tool: t, Match: MatchContentHash, Detail: p}, true
+		return Detection{Tool: t, Match: MatchContentHash, Detail: p, Script: p}, true
 	}
 	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
-		return Detection{Tool: t, Match: MatchScript, Detail: p + " imports " + what}, true
+		return Detection{Tool: t, Match: MatchScript, Detail: p + " imports " + what, Script: p}, true
 	}
 	return Detection{}, false
 }

@@ -19,4 +19,6 @@ type Detection struct {
 	Match Match
 	// Detail says what matched, for the analyst (the module, the script path, ...).
 	Detail string
+	// Script is the path of the tool's script when a script was recognised.
+	Script string
 }
