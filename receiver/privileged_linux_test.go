@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -423,5 +424,87 @@ func TestPrivilegedAncestryExitedParent(t *testing.T) {
 	if len(anc) < 2 || !strings.HasPrefix(fmt.Sprint(anc[0]), fmt.Sprintf("%d:", shPID)) ||
 		!strings.HasPrefix(fmt.Sprint(anc[1]), fmt.Sprintf("%d:", os.Getpid())) {
 		t.Errorf("mitmexec.ancestors = %v, want sh %d then this test %d", anc, shPID, os.Getpid())
+	}
+}
+
+// runKilled runs argv and reports its output and whether SIGKILL ended it.
+func runKilled(t *testing.T, argv ...string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("run %v: %v", argv, err)
+		}
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return string(out), ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// TestPrivilegedBlockMode: with action kill the kernel stops known tools
+// before their first instruction, user space stops what only it can judge,
+// and benign programs run untouched.
+func TestPrivilegedBlockMode(t *testing.T) {
+	l := startLive(t, func(c *Config) { c.Action = "kill" })
+	dir := t.TempDir()
+	ettercap, mitmdump := lookPath(t, "ettercap"), lookPath(t, "mitmdump")
+	copyFile(t, ettercap, filepath.Join(dir, "sysmon"))
+
+	type want struct {
+		marker, action string
+	}
+	var wants []want
+
+	// a known tool: killed in the exec hook, prints nothing
+	m := newMarker("kill_ettercap")
+	out, killed := runKilled(t, ettercap, "--version", m)
+	if !killed || out != "" {
+		t.Errorf("ettercap: killed %v, output %q; want SIGKILL and no output", killed, out)
+	}
+	wants = append(wants, want{m, "killed"})
+
+	// a renamed copy: its content is known from the installed build
+	for i := 0; i < 2; i++ {
+		m := newMarker(fmt.Sprintf("kill_copy_%d", i))
+		out, killed := runKilled(t, filepath.Join(dir, "sysmon"), "--version", m)
+		if !killed || out != "" {
+			t.Errorf("renamed copy run %d: killed %v, output %q; want SIGKILL and no output", i, killed, out)
+		}
+		wants = append(wants, want{m, "killed"})
+	}
+
+	// a Python tool: only user space reads the script, so it kills late
+	m = newMarker("kill_mitmdump")
+	out, killed = runKilled(t, mitmdump, "--version", m)
+	if !killed || strings.Contains(out, "Mitmproxy") {
+		t.Errorf("mitmdump: killed %v, output %q; want SIGKILL before it printed its version", killed, out)
+	}
+	wants = append(wants, want{m, "killed_late"})
+
+	// a benign program is untouched
+	out, killed = runKilled(t, "/bin/echo", "still-here")
+	if killed || strings.TrimSpace(out) != "still-here" {
+		t.Errorf("echo: killed %v, output %q", killed, out)
+	}
+
+	markers := make([]string, len(wants))
+	for i, w := range wants {
+		markers[i] = w.marker
+	}
+	l.waitFor(t, markers)
+	for _, w := range wants {
+		got := l.withMarker(w.marker)
+		if len(got) != 1 {
+			t.Errorf("%s: %d records, want 1", w.marker, len(got))
+			continue
+		}
+		if a := got[0].attrs["mitmexec.action"]; a != w.action {
+			t.Errorf("%s: mitmexec.action %v, want %s", w.marker, a, w.action)
+		}
+		if w.action == "killed_late" {
+			if d, ok := got[0].attrs["mitmexec.action.delay_ms"].(float64); !ok || d <= 0 {
+				t.Errorf("%s: mitmexec.action.delay_ms %v, want how late the kill came", w.marker, got[0].attrs["mitmexec.action.delay_ms"])
+			}
+		}
 	}
 }
