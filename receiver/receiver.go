@@ -2,6 +2,7 @@ package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -11,10 +12,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/mitmexec/mitmexec/internal/allowlist"
@@ -36,8 +39,18 @@ type execSource interface {
 	PutName(name string, v event.Verdict) error
 	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
 	Protect(pid uint32) error
+	Counters() (sourceCounters, error)
 	Hook() string
 	Close() error
+}
+
+// sourceCounters are the kernel side's own counts.
+type sourceCounters struct {
+	Execs         uint64 // execs the kernel filter saw
+	Submitted     uint64 // records sent up
+	ReserveFailed uint64 // records lost in the kernel: ring buffer full
+	Kills         uint64 // SIGKILLs from the exec hook
+	QueueDropped  uint64 // records dropped between reader and pipeline
 }
 
 type sourceOptions struct {
@@ -62,14 +75,15 @@ type mitmexecReceiver struct {
 	passwd     string
 	bootClock  func() time.Duration // CLOCK_BOOTTIME now
 
-	source   execSource
-	rule     *detect.Rule
-	allow    *allowlist.List
-	folder   *fold.Folder[foldKey, detectionRecord]
-	killer   *killer
-	enricher *enrich.Enricher
-	hasher   *filehash.Hasher
-	resource resourceInfo
+	source    execSource
+	rule      *detect.Rule
+	allow     *allowlist.List
+	folder    *fold.Folder[foldKey, detectionRecord]
+	killer    *killer
+	enricher  *enrich.Enricher
+	hasher    *filehash.Hasher
+	resource  resourceInfo
+	telemetry *metadata.TelemetryBuilder
 
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
@@ -116,7 +130,15 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 
 	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval, SubmitAll: r.cfg.SubmitAll})
 	if err != nil {
-		return fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
+		err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
+		if r.cfg.ErrorMode == errorModeIgnore {
+			// The collector runs on without this receiver; the health check
+			// and the log say why.
+			r.set.Logger.Error("mitmexec receiver disabled (error_mode: ignore)", zap.Error(err))
+			componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
+			return nil
+		}
+		return err
 	}
 	r.source = src
 	r.hasher = filehash.New(r.procRoot, maxHashBytes)
@@ -129,6 +151,11 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		_ = src.Close()
 		r.source = nil
 		return fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
+	}
+	if err := r.registerTelemetry(); err != nil {
+		_ = src.Close()
+		r.source = nil
+		return fmt.Errorf("mitmexec receiver %s: telemetry: %w", r.set.ID, err)
 	}
 	r.set.Logger.Info("mitmexec watching execs",
 		zap.String("hook", src.Hook()),
@@ -407,8 +434,55 @@ func (r *mitmexecReceiver) Shutdown(ctx context.Context) error {
 		if r.cancel != nil {
 			r.cancel()
 		}
+		if r.telemetry != nil {
+			r.telemetry.Shutdown()
+		}
 	})
 	return err
+}
+
+// registerTelemetry exposes the receiver's counters as the collector's own
+// metrics, read when they are collected: nothing is counted twice and the
+// exec path pays nothing for them.
+func (r *mitmexecReceiver) registerTelemetry() error {
+	tb, err := metadata.NewTelemetryBuilder(r.set.TelemetrySettings)
+	if err != nil {
+		return err
+	}
+	r.telemetry = tb
+	kernel := func(pick func(sourceCounters) uint64) metric.Int64Callback {
+		return func(_ context.Context, o metric.Int64Observer) error {
+			c, err := r.source.Counters()
+			if err != nil {
+				return err
+			}
+			o.Observe(int64(pick(c)))
+			return nil
+		}
+	}
+	local := func(v *atomic.Uint64) metric.Int64Callback {
+		return func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(v.Load()))
+			return nil
+		}
+	}
+	return errors.Join(
+		tb.RegisterReceiverMitmexecExecsCallback(kernel(func(c sourceCounters) uint64 { return c.Execs })),
+		tb.RegisterReceiverMitmexecCandidatesCallback(kernel(func(c sourceCounters) uint64 { return c.Submitted })),
+		tb.RegisterReceiverMitmexecRingReserveFailuresCallback(kernel(func(c sourceCounters) uint64 { return c.ReserveFailed })),
+		tb.RegisterReceiverMitmexecKillsCallback(kernel(func(c sourceCounters) uint64 { return c.Kills })),
+		tb.RegisterReceiverMitmexecQueueDroppedCallback(kernel(func(c sourceCounters) uint64 { return c.QueueDropped })),
+		tb.RegisterReceiverMitmexecDetectionsCallback(local(&r.detections)),
+		tb.RegisterReceiverMitmexecSuppressedCallback(local(&r.suppressed)),
+		tb.RegisterReceiverMitmexecFoldedCallback(local(&r.folded)),
+		tb.RegisterReceiverMitmexecDecodeErrorsCallback(local(&r.decodeErrors)),
+		tb.RegisterReceiverMitmexecDroppedCallback(local(&r.consumeDropped)),
+		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
+			st := r.hasher.Stats()
+			o.Observe(int64(st.Lost + st.TooLarge))
+			return nil
+		}),
+	)
 }
 
 func hostResource() resourceInfo {

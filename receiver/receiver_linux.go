@@ -17,7 +17,19 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (re
 }
 
 func openTracer(o sourceOptions) (execSource, error) {
-	return tracer.New(tracer.Options{QueueSize: o.QueueSize, PollInterval: o.PollInterval, SubmitAll: o.SubmitAll})
+	t, err := tracer.New(tracer.Options{QueueSize: o.QueueSize, PollInterval: o.PollInterval, SubmitAll: o.SubmitAll})
+	if err != nil {
+		return nil, err
+	}
+	return tracerSource{t}, nil
+}
+
+// tracerSource adapts the tracer's counters to the receiver's.
+type tracerSource struct{ *tracer.Tracer }
+
+func (t tracerSource) Counters() (sourceCounters, error) {
+	s, err := t.Stats()
+	return sourceCounters{Execs: s.Execs, Submitted: s.Submitted, ReserveFailed: s.ReserveFailed, Kills: s.Kills, QueueDropped: s.QueueDropped}, err
 }
 
 // bootClock reads CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns.
