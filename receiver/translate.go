@@ -227,6 +227,46 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	}
 
 	lr.Body().SetStr(recordBody(r, toolName))
+	sanitizeUTF8(lr)
+}
+
+// sanitizeUTF8 escapes bytes that are not UTF-8 as \xNN. Paths and argv are
+// bytes to the kernel, but OTLP strings must be UTF-8: a backend may refuse
+// the whole batch otherwise, and the escape keeps the original recoverable.
+func sanitizeUTF8(lr plog.LogRecord) {
+	fix := func(v pcommon.Value) {
+		switch v.Type() {
+		case pcommon.ValueTypeStr:
+			if !utf8.ValidString(v.Str()) {
+				v.SetStr(escapeInvalidUTF8(v.Str()))
+			}
+		case pcommon.ValueTypeSlice:
+			for i := 0; i < v.Slice().Len(); i++ {
+				if el := v.Slice().At(i); el.Type() == pcommon.ValueTypeStr && !utf8.ValidString(el.Str()) {
+					el.SetStr(escapeInvalidUTF8(el.Str()))
+				}
+			}
+		}
+	}
+	lr.Attributes().Range(func(_ string, v pcommon.Value) bool {
+		fix(v)
+		return true
+	})
+	fix(lr.Body())
+}
+
+func escapeInvalidUTF8(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // recordBody is the record's one readable line:

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/golden"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/plogtest"
@@ -346,4 +347,36 @@ func TestProcessStart(t *testing.T) {
 	r.Exec.StartBootTimeNs = 6e9 // after the exec: not true, left out
 	_, ok = processStart(r)
 	assert.False(t, ok)
+}
+
+func TestTranslateNonUTF8(t *testing.T) {
+	// GIVEN a path and an argument that are not UTF-8, and a path with a newline
+	r := &detectionRecord{
+		Exec:      event.Exec{PID: 1, ExePath: "/tmp/\xff\xfeettercap", Filename: "/tmp/a\nb", Args: []string{"x\xc3", "ok"}},
+		Detection: detect.Detection{Tool: &detect.Tool{Name: "ettercap"}, Match: detect.MatchContentHash},
+		Time:      time.Unix(1, 0),
+	}
+	ld, sl := newLogs(resourceInfo{HostName: "h"})
+	// WHEN it is translated
+	appendDetection(sl, r, time.Unix(2, 0), 4096)
+	// THEN every string is valid UTF-8, the bytes escaped, the newline kept
+	lr := sl.At(0)
+	exe, _ := lr.Attributes().Get("process.executable.path")
+	if exe.Str() != `/tmp/\xff\xfeettercap` {
+		t.Errorf("executable path %q", exe.Str())
+	}
+	args, _ := lr.Attributes().Get("process.command_args")
+	if args.Slice().At(0).Str() != `x\xc3` {
+		t.Errorf("arg %q", args.Slice().At(0).Str())
+	}
+	fn, _ := lr.Attributes().Get("mitmexec.exec.filename")
+	if fn.Str() != "/tmp/a\nb" {
+		t.Errorf("filename %q", fn.Str())
+	}
+	if _, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld); err != nil {
+		t.Errorf("marshal: %v", err)
+	}
+	if !utf8.ValidString(lr.Body().Str()) {
+		t.Errorf("body %q", lr.Body().Str())
+	}
 }
