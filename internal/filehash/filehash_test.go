@@ -1,0 +1,92 @@
+package filehash
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+func idOf(t *testing.T, p string) event.FileID {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: st.Ino}
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestExecSHA256ByPath(t *testing.T) {
+	// GIVEN a process that already exited (no /proc entry) and its file on disk
+	dir := t.TempDir()
+	p := filepath.Join(dir, "backup-agent")
+	content := []byte("\x7fELF pretend binary")
+	if err := os.WriteFile(p, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1<<20)
+	e := &event.Exec{PID: 4242, ExePath: p, Nlink: 1, File: idOf(t, p)}
+	// WHEN it is hashed THEN the path serves, identity checked, and the result is cached
+	got, err := h.ExecSHA256(e)
+	if err != nil || got != sum(content) {
+		t.Fatalf("got %q %v", got, err)
+	}
+	if _, err := h.ExecSHA256(e); err != nil || h.Stats().Cached != 1 || h.Stats().FromPath != 1 {
+		t.Errorf("stats %+v", h.Stats())
+	}
+}
+
+func TestExecSHA256RefusesAnotherFile(t *testing.T) {
+	// GIVEN the path now holds another file than the one the exec loaded
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tool")
+	if err := os.WriteFile(p, []byte("new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1<<20)
+	id := idOf(t, p)
+	id.Ino++
+	_, err := h.ExecSHA256(&event.Exec{PID: 1, ExePath: p, Nlink: 1, File: id})
+	// THEN it is not hashed and the lost race is counted
+	if !errors.Is(err, ErrGone) || h.Stats().Lost != 1 {
+		t.Errorf("err %v stats %+v", err, h.Stats())
+	}
+}
+
+func TestExecSHA256Bounded(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "huge")
+	if err := os.WriteFile(p, make([]byte, 2048), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1024)
+	if _, err := h.ExecSHA256(&event.Exec{PID: 1, ExePath: p, Nlink: 1, File: idOf(t, p)}); err == nil || h.Stats().TooLarge != 1 {
+		t.Errorf("a file over the bound was hashed: %v %+v", err, h.Stats())
+	}
+}
+
+func TestScriptRelativeToCwd(t *testing.T) {
+	dir := t.TempDir()
+	body := []byte("from mitmproxy.tools.main import mitmdump\n")
+	if err := os.WriteFile(filepath.Join(dir, "w.py"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1<<20)
+	s, head, err := h.Script(&event.Exec{PID: 1, Cwd: dir}, "w.py")
+	if err != nil || s != sum(body) || string(head) != string(body) {
+		t.Errorf("got %q %q %v", s, head, err)
+	}
+	if _, _, err := h.Script(&event.Exec{PID: 1}, "w.py"); err == nil {
+		t.Error("a relative script without a cwd was resolved")
+	}
+}
