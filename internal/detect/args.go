@@ -27,6 +27,8 @@ func parseInterpreterArgs(kind InterpreterKind, argv []string) invocation {
 		return parseShell(args)
 	case Perl, Ruby:
 		return parsePerlRuby(args)
+	case Loader:
+		return parseLoader(args)
 	}
 	return invocation{}
 }
@@ -117,6 +119,27 @@ func parsePerlRuby(args []string) invocation {
 		case a == "-I" || a == "-r" || a == "-C" || a == "-x":
 			i++
 		case strings.HasPrefix(a, "-"):
+		default:
+			return invocation{script: a}
+		}
+	}
+	return invocation{}
+}
+
+// parseLoader reads ld.so's own options (glibc's rtld: --library-path DIR,
+// --preload LIST, --audit LIST, --argv0 NAME take a value).
+func parseLoader(args []string) invocation {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--library-path" || a == "--preload" || a == "--audit" || a == "--argv0" || a == "--glibc-hwcaps-prepend" || a == "--glibc-hwcaps-mask":
+			i++
+		case a == "--":
+			if i+1 < len(args) {
+				return invocation{script: args[i+1]}
+			}
+			return invocation{}
+		case strings.HasPrefix(a, "--"):
 		default:
 			return invocation{script: a}
 		}

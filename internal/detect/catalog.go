@@ -233,6 +233,9 @@ const (
 	Shell
 	Perl
 	Ruby
+	// Loader is the dynamic linker run as a program: ld.so /usr/bin/ettercap
+	// execs ld.so, and ettercap never passes through execve.
+	Loader
 )
 
 func defaultInterpreters() map[string]InterpreterKind {
@@ -240,6 +243,8 @@ func defaultInterpreters() map[string]InterpreterKind {
 		"python": Python, "python2": Python, "python3": Python, "pypy": Python, "pypy3": Python,
 		"sh": Shell, "bash": Shell, "dash": Shell, "zsh": Shell, "ksh": Shell, "mksh": Shell, "busybox": Shell, "ash": Shell,
 		"perl": Perl, "ruby": Ruby,
+		"ld-linux-x86-64.so.2": Loader, "ld-linux-aarch64.so.1": Loader, "ld-linux.so.2": Loader,
+		"ld-linux-armhf.so.3": Loader, "ld.so": Loader, "ld-musl-x86_64.so.1": Loader, "ld-musl-aarch64.so.1": Loader,
 	}
 }
 

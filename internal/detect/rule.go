@@ -141,6 +141,11 @@ func (r *Rule) Judge(e *event.Exec) Result {
 				res.Detected = true
 				return res
 			}
+		case inv.script != "" && kind == Loader:
+			if d, ok := r.loaded(e, inv.script); ok {
+				res.Detection, res.Detected = d, true
+				return res
+			}
 		case inv.script != "":
 			if d, ok := r.script(e, inv.script); ok {
 				res.Detection, res.Detected = d, true
@@ -177,6 +182,23 @@ func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
 	}
 	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
 		return Detection{Tool: t, Match: MatchScript, Detail: p + " imports " + what, Script: p}, true
+	}
+	return Detection{}, false
+}
+
+// loaded judges the program the dynamic linker was asked to load: by its
+// name, then by its content, like the exec of the program itself.
+func (r *Rule) loaded(e *event.Exec, p string) (Detection, bool) {
+	if t := r.cat.byExec[path.Base(p)]; t != nil {
+		return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "loader " + p, Script: p}, true
+	}
+	if r.files == nil {
+		return Detection{}, false
+	}
+	if sum, _, err := r.files.Script(e, p); err == nil {
+		if t := r.cat.BySHA256(sum); t != nil {
+			return Detection{Tool: t, Match: MatchContentHash, Detail: "loader " + p, Script: p}, true
+		}
 	}
 	return Detection{}, false
 }

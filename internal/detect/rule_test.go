@@ -125,6 +125,9 @@ func TestRule(t *testing.T) {
 		{"sh script", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 52}, "sh", "-e", "/x/responder"), "responder", MatchScript},
 		{"perl script", elf("perl5.36.0", "/usr/bin/perl", event.FileID{Dev: 1, Ino: 53}, "perl", "-w", "/x/sslstrip"), "sslstrip", MatchScript},
 		{"ruby script", elf("ruby3.1", "/usr/bin/ruby", event.FileID{Dev: 1, Ino: 54}, "ruby", "-I", "lib", "/x/mitmf.py"), "mitmf", MatchScript},
+		{"dynamic loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "--library-path", "/x", "/usr/bin/ettercap", "--version"), "ettercap", MatchInterpreterArgs},
+		{"dynamic loader on a copy", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/tmp/proxyhelper"), "mitmdump", MatchContentHash},
+		{"dynamic loader benign", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/bin/ls"), "", ""},
 		{"invoked by a tool's name", elf("busybox-like", "/opt/bin/ettercap", event.FileID{Dev: 1, Ino: 55}), "ettercap", MatchInvokedName},
 
 		{"look-alike name", elf("mitmdumpx", "/tmp/mitmdumpx", event.FileID{Dev: 1, Ino: 901, CtimeNs: 5}), "", ""},
