@@ -351,6 +351,9 @@ func TestPrivilegedEvasions(t *testing.T) {
 		// fileless and fd
 		{name: "fd exec", tool: "arpspoof", match: "executable_name", argv: []string{fdexec, "fd", arpspoof, "-h"}},
 		{name: "memfd exec", tool: "ettercap", argv: []string{fdexec, "memfd", ettercap, "--version"}},
+		// the dynamic loader runs the tool without an exec of it
+		{name: "ld.so", tool: "ettercap", match: "interpreter_args", argv: []string{"/lib64/ld-linux-x86-64.so.2", ettercap, "--version"}},
+		{name: "ld.so copy", tool: "bettercap", match: "content_hash", argv: []string{"/lib64/ld-linux-x86-64.so.2", filepath.Join(dir, "backup-agent"), "-version"}},
 		// argv[0] and comm spoofing
 		{name: "exec -a", tool: "bettercap", match: "executable_name", argv: []string{"bash", "-c", "exec -a systemd-helper " + bettercap + " -version MARKER"}},
 		// pid namespace
