@@ -319,6 +319,11 @@ func TestPrivilegedEvasions(t *testing.T) {
 	copyFile(t, bettercap, filepath.Join(dir, "backup-agent"))
 	copyFile(t, ettercap, filepath.Join(dir, "netmon"))
 	copyFile(t, mitmdump, filepath.Join(dir, "proxyhelper"))
+	python, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, python, filepath.Join(dir, "svc-helper"))
 	if err := os.Symlink(bettercap, filepath.Join(dir, "bc-link")); err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +369,7 @@ func TestPrivilegedEvasions(t *testing.T) {
 		{name: "python -I script", tool: "mitmweb", match: "script", argv: []string{"/usr/bin/python3", "-I", "-W", "ignore", mitmweb, "--version"}},
 		{name: "renamed script copy", tool: "mitmdump", match: "content_hash", argv: []string{filepath.Join(dir, "proxyhelper"), "--version"}},
 		{name: "python renamed script", tool: "mitmdump", match: "content_hash", argv: []string{"/usr/bin/python3", filepath.Join(dir, "proxyhelper"), "--version"}},
+		{name: "renamed python", tool: "mitmweb", match: "script", argv: []string{filepath.Join(dir, "svc-helper"), mitmweb, "--version"}},
 		{name: "python -c import", tool: "mitmdump", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-c", "from mitmproxy.tools.main import mitmdump; import sys; sys.argv=['x','--version']; mitmdump()"}},
 		{name: "python own wrapper", tool: "mitmdump", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "wrapper.py"), "--version"}},
 		{name: "python -m", tool: "mitm6", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-m", "mitm6"}, dir: modDir},

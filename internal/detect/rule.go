@@ -36,23 +36,26 @@ type inodeKey struct {
 }
 
 type identity struct {
-	kind  uint8
-	tool  *Tool
-	match Match
-	sum   string
+	kind   uint8
+	interp InterpreterKind
+	tool   *Tool
+	match  Match
+	sum    string
 }
 
 // Rule decides whether an exec is a MitM tool. It keeps its own cache of
 // file identities, the user-space twin of the kernel's verdict map.
 type Rule struct {
-	cat          *Catalog
-	files        Files
-	mu           sync.Mutex
-	fingerprints map[event.Fingerprint]*Tool
-	known        map[event.FileID]identity
-	installed    map[inodeKey]*Tool // installed tool builds by inode, whatever their change time
-	maxKnown     int
-	actionFor    func(*Tool) uint8
+	cat                 *Catalog
+	files               Files
+	mu                  sync.Mutex
+	fingerprints        map[event.Fingerprint]*Tool
+	known               map[event.FileID]identity
+	installed           map[inodeKey]*Tool // installed tool builds by inode, whatever their change time
+	interpBySum         map[string]InterpreterKind
+	interpByFingerprint map[event.Fingerprint]InterpreterKind
+	maxKnown            int
+	actionFor           func(*Tool) uint8
 }
 
 // NewRule returns a rule over the catalog. actionFor gives the kernel action
@@ -63,10 +66,12 @@ func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
 	}
 	return &Rule{
 		cat: cat, files: files, actionFor: actionFor,
-		fingerprints: map[event.Fingerprint]*Tool{},
-		known:        map[event.FileID]identity{},
-		installed:    map[inodeKey]*Tool{},
-		maxKnown:     65536,
+		fingerprints:        map[event.Fingerprint]*Tool{},
+		known:               map[event.FileID]identity{},
+		installed:           map[inodeKey]*Tool{},
+		interpBySum:         map[string]InterpreterKind{},
+		interpByFingerprint: map[event.Fingerprint]InterpreterKind{},
+		maxKnown:            65536,
 	}
 }
 
@@ -88,11 +93,18 @@ func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fing
 	}
 }
 
-// AddInterpreter records an interpreter found on the host.
-func (r *Rule) AddInterpreter(id event.FileID) {
+// AddInterpreter records an interpreter found on the host, with its hash
+// and fingerprint so that a renamed copy of it is still read as one.
+func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string, fp *event.Fingerprint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.known[id] = identity{kind: event.VerdictInterpreter}
+	r.known[id] = identity{kind: event.VerdictInterpreter, interp: kind, sum: sum}
+	if sum != "" {
+		r.interpBySum[sum] = kind
+	}
+	if fp != nil {
+		r.interpByFingerprint[*fp] = kind
+	}
 }
 
 // Judge evaluates one exec. The order matters: the loaded file itself
@@ -126,7 +138,11 @@ func (r *Rule) Judge(e *event.Exec) Result {
 			return res
 		}
 	}
-	if kind := r.cat.Interpreter(e.Name); kind != NotInterpreter {
+	kind := r.cat.Interpreter(e.Name)
+	if kind == NotInterpreter {
+		kind = id.interp // a renamed copy of an interpreter
+	}
+	if kind != NotInterpreter {
 		inv := parseInterpreterArgs(kind, e.Args)
 		switch {
 		case inv.module != "" && kind == Python:
@@ -231,8 +247,8 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 			return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
 		}
 	}
-	if r.cat.Interpreter(e.Name) != NotInterpreter {
-		return identity{kind: event.VerdictInterpreter}
+	if k := r.cat.Interpreter(e.Name); k != NotInterpreter {
+		return identity{kind: event.VerdictInterpreter, interp: k}
 	}
 	// A hard link is the installed file under another name; linking
 	// changed its change time, so only device and inode still agree.
@@ -255,7 +271,14 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 	}
 	r.mu.Lock()
 	t = r.fingerprints[e.Fingerprint()]
+	ik, copied := r.interpBySum[sum]
+	if !copied {
+		ik, copied = r.interpByFingerprint[e.Fingerprint()]
+	}
 	r.mu.Unlock()
+	if t == nil && copied {
+		return identity{kind: event.VerdictInterpreter, interp: ik, sum: sum}
+	}
 	if t == nil && e.Reasons&event.ReasonFingerprint != 0 {
 		t = r.cat.ByID(e.KernelToolID)
 	}

@@ -37,6 +37,7 @@ const (
 	bettercapSum = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
 	mitmdumpSum  = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
 	trueSum      = "7777777777777777777777777777777777777777777777777777777777777777"
+	pythonSum    = "5555555555555555555555555555555555555555555555555555555555555555"
 )
 
 var (
@@ -57,6 +58,7 @@ func newTestRule(t *testing.T, files *fakeFiles) *Rule {
 	r.AddInstalled(cat.ByFileName("mitmdump"), event.FileID{Dev: 1, Ino: 300, CtimeNs: 1}, mitmdumpSum, nil)
 	fp := ettercapFP
 	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp)
+	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil)
 	return r
 }
 
@@ -69,6 +71,7 @@ func TestRule(t *testing.T) {
 		execSums: map[event.FileID]string{
 			{Dev: 1, Ino: 900, CtimeNs: 5}: bettercapSum, // a copy of bettercap
 			{Dev: 1, Ino: 901, CtimeNs: 5}: trueSum,
+			{Dev: 1, Ino: 902, CtimeNs: 5}: pythonSum, // a copy of python
 		},
 		scripts: map[string]fakeScript{
 			"/tmp/proxyhelper": {sum: mitmdumpSum},
@@ -128,6 +131,7 @@ func TestRule(t *testing.T) {
 		{"dynamic loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "--library-path", "/x", "/usr/bin/ettercap", "--version"), "ettercap", MatchInterpreterArgs},
 		{"dynamic loader on a copy", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/tmp/proxyhelper"), "mitmdump", MatchContentHash},
 		{"dynamic loader benign", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/bin/ls"), "", ""},
+		{"renamed interpreter copy", elf("svc-helper", "/tmp/svc-helper", event.FileID{Dev: 1, Ino: 902, CtimeNs: 5}, "svc-helper", "/usr/bin/mitmdump"), "mitmdump", MatchScript},
 		{"invoked by a tool's name", elf("busybox-like", "/opt/bin/ettercap", event.FileID{Dev: 1, Ino: 55}), "ettercap", MatchInvokedName},
 
 		{"look-alike name", elf("mitmdumpx", "/tmp/mitmdumpx", event.FileID{Dev: 1, Ino: 901, CtimeNs: 5}), "", ""},

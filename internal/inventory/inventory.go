@@ -48,6 +48,13 @@ type File struct {
 	Fingerprint *event.Fingerprint // ELF and other binaries; nil for scripts
 }
 
+// Interpreter is an installed interpreter; a copy of it under another
+// name is still an interpreter.
+type Interpreter struct {
+	Kind detect.InterpreterKind
+	File
+}
+
 // Tool is an installed build of a catalog tool.
 type Tool struct {
 	Tool *detect.Tool
@@ -57,7 +64,7 @@ type Tool struct {
 // Result is what a scan found.
 type Result struct {
 	Tools        []Tool
-	Interpreters []File
+	Interpreters []Interpreter
 	Errors       []error // files that could not be read; the scan goes on
 }
 
@@ -80,7 +87,7 @@ func Scan(cat *detect.Catalog, dirs []string, maxBytes int64) Result {
 				continue
 			}
 			p := filepath.Join(dir, name)
-			f, err := readFile(p, maxBytes, tool != nil)
+			f, err := readFile(p, maxBytes, true)
 			if err != nil {
 				res.Errors = append(res.Errors, err)
 				continue
@@ -92,7 +99,7 @@ func Scan(cat *detect.Catalog, dirs []string, maxBytes int64) Result {
 			if tool != nil {
 				res.Tools = append(res.Tools, Tool{Tool: tool, File: f})
 			} else {
-				res.Interpreters = append(res.Interpreters, f)
+				res.Interpreters = append(res.Interpreters, Interpreter{Kind: cat.Interpreter(name), File: f})
 			}
 		}
 	}
