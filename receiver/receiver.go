@@ -84,6 +84,9 @@ type mitmexecReceiver struct {
 	hasher    *filehash.Hasher
 	resource  resourceInfo
 	telemetry *metadata.TelemetryBuilder
+	catalog   *detect.Catalog
+	dirs      []string
+	watcher   *inventory.Watcher
 
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
@@ -146,6 +149,11 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
 	r.resource = hostResource()
 
+	r.catalog = cat
+	r.dirs = r.cfg.SearchPaths
+	if len(r.dirs) == 0 {
+		r.dirs = inventory.DefaultDirs()
+	}
 	fingerprinted, err := r.programKernel(cat)
 	if err != nil {
 		_ = src.Close()
@@ -164,6 +172,13 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		zap.String("action", r.cfg.Action),
 		zap.Int("allow_entries", r.allow.Len()))
 
+	// Installed files change (upgrades, a tool dropped into /usr/local/bin):
+	// the scan runs again so renamed copies of new builds are known too.
+	if w, err := inventory.Watch(r.dirs); err == nil {
+		r.watcher = w
+	} else {
+		r.set.Logger.Warn("installed tools are fingerprinted at start only", zap.Error(err))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -204,11 +219,7 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 			return 0, fmt.Errorf("program kernel name table: %w", err)
 		}
 	}
-	dirs := r.cfg.SearchPaths
-	if len(dirs) == 0 {
-		dirs = inventory.DefaultDirs()
-	}
-	inv := inventory.Scan(cat, dirs, maxHashBytes)
+	inv := inventory.Scan(cat, r.dirs, maxHashBytes)
 	for _, err := range inv.Errors {
 		r.set.Logger.Debug("installed file not fingerprinted", zap.Error(err))
 	}
@@ -247,8 +258,22 @@ func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
 	// counts. Once Shutdown's deadline passes ctx is cancelled and whatever
 	// is left is dropped and counted, never silently.
 	defer func() { r.emitFolded(ctx, host, r.folder.Flush()) }()
+	var changes <-chan struct{}
+	if r.watcher != nil {
+		changes = r.watcher.Changes()
+	}
+	// Changes come in bursts (a package upgrade writes many files): scan
+	// once the burst is over.
+	rescan := time.NewTimer(time.Hour)
+	rescan.Stop()
 	for {
 		select {
+		case <-changes:
+			rescan.Reset(time.Second)
+		case <-rescan.C:
+			if _, err := r.programKernel(r.catalog); err != nil {
+				r.set.Logger.Warn("rescan of installed tools failed", zap.Error(err))
+			}
 		case now := <-tick.C:
 			r.emitFolded(ctx, host, r.folder.Expired(now))
 		case raw, ok := <-records:
@@ -415,6 +440,9 @@ func (r *mitmexecReceiver) wallTime(bootNs uint64) time.Time {
 func (r *mitmexecReceiver) Shutdown(ctx context.Context) error {
 	var err error
 	r.shutdownOnce.Do(func() {
+		if r.watcher != nil {
+			_ = r.watcher.Close()
+		}
 		if r.source != nil {
 			err = r.source.Close()
 		}

@@ -3,6 +3,8 @@ package receiver
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -483,5 +486,52 @@ func TestStartErrorModeIgnore(t *testing.T) {
 	}
 	if err := r.Shutdown(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestReceiverRescansWhenFilesChange(t *testing.T) {
+	// GIVEN a receiver watching an empty bin directory
+	bin := t.TempDir()
+	src := newFakeSource()
+	sink := new(consumertest.LogsSink)
+	r := newFakeReceiver(t, sink, src)
+	r.cfg.SearchPaths = []string{bin}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown(context.Background()) }()
+	// WHEN a new bettercap build is installed, and a renamed copy of it runs
+	build := []byte("\x7fELF a new bettercap build")
+	if err := os.WriteFile(filepath.Join(bin, "bettercap"), build, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	installed, err := inventory.Identity(filepath.Join(bin, "bettercap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if v, ok := src.verdictOf(installed); ok && v.Kind == event.VerdictTool {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v, ok := src.verdictOf(installed); !ok || v.Kind != event.VerdictTool {
+		t.Fatalf("the new build was not fingerprinted into the kernel: %+v", v)
+	}
+	copyPath := filepath.Join(t.TempDir(), "backup-agent")
+	if err := os.WriteFile(copyPath, build, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id, err := inventory.Identity(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := event.Exec{Name: "backup-agent", Filename: copyPath, ExePath: copyPath, File: id, PID: 1 << 30, Nlink: 1, Reasons: event.ReasonUnknown}
+	src.records <- event.Encode(&e)
+	// THEN the copy is recognised by its content
+	waitLogs(t, sink, 1)
+	if m := attrOf(t, sink, 0, "mitmexec.match"); m != "content_hash" {
+		t.Errorf("match %v, want content_hash", m)
 	}
 }
