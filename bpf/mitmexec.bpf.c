@@ -221,6 +221,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
+	/* per-CPU LRU lists: an update on fork takes no global lock */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, __u32);
 	__type(value, struct fork_parent);
 } forks SEC(".maps");
@@ -605,7 +607,7 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 	struct fork_parent fp = {};
 	fp.ppid = BPF_CORE_READ(parent, tgid);
 	fp.start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
-	BPF_CORE_READ_STR_INTO(&fp.comm, parent, group_leader, comm);
+	BPF_CORE_READ_INTO(&fp.comm, parent, group_leader, comm);
 	bpf_map_update_elem(&forks, &child_tgid, &fp, BPF_ANY);
 	return 0;
 }
