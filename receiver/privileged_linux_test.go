@@ -587,3 +587,76 @@ func TestPrivilegedStorm(t *testing.T) {
 		t.Errorf("the storm was too light: %d benign execs", benignExecs[0]+benignExecs[1])
 	}
 }
+
+// TestPrivilegedHostileInput: argv beyond the capture bound, file names that
+// are not UTF-8 or hold a newline, and a copy deleted right after it ran:
+// each is a record with what is known, never a crash or a silent loss.
+func TestPrivilegedHostileInput(t *testing.T) {
+	l := startLive(t, nil)
+	dir := t.TempDir()
+	ettercap, bettercap := lookPath(t, "ettercap"), lookPath(t, "bettercap")
+	weird := filepath.Join(dir, "net\xffmon")
+	copyFile(t, ettercap, weird)
+	newline := filepath.Join(dir, "line\nbreak")
+	copyFile(t, bettercap, newline)
+	gone := filepath.Join(dir, "gone")
+	copyFile(t, ettercap, gone)
+
+	long := newMarker("long_argv")
+	big := strings.Repeat("A", 9000)
+	_, _ = exec.Command(ettercap, "--version", big, long).CombinedOutput()
+	m1 := newMarker("non_utf8")
+	_, _ = exec.Command(weird, "--version", m1).CombinedOutput()
+	m2 := newMarker("newline")
+	_, _ = exec.Command(newline, "-version", m2).CombinedOutput()
+	m3 := newMarker("deleted")
+	cmd := exec.Command(gone, "--version", m3)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(gone)
+	_ = cmd.Wait()
+
+	// the long argv was cut by the kernel: its marker is beyond the bound,
+	// so the record is found by its big argument
+	l.waitFor(t, []string{m1, m2, m3})
+	var longRec []record
+	deadline := time.Now().Add(10 * time.Second)
+	for len(longRec) == 0 && time.Now().Before(deadline) {
+		for _, r := range l.records() {
+			if cl, _ := r.attrs["process.command_line"].(string); strings.Contains(cl, "AAAA") {
+				longRec = append(longRec, r)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(longRec) != 1 {
+		t.Fatalf("long argv: %d records, want 1", len(longRec))
+	}
+	if longRec[0].attrs["mitmexec.args_truncated"] != true {
+		t.Errorf("long argv: args_truncated %v", longRec[0].attrs["mitmexec.args_truncated"])
+	}
+	if cl, _ := longRec[0].attrs["process.command_line"].(string); len(cl) > 4096 {
+		t.Errorf("long argv: command line of %d bytes exceeds the bound", len(cl))
+	}
+	for _, c := range []struct{ marker, tool, exe string }{
+		{m1, "ettercap", filepath.Join(dir, `net\xffmon`)},
+		{m2, "bettercap", newline},
+		{m3, "ettercap", ""},
+	} {
+		got := l.withMarker(c.marker)
+		if len(got) != 1 {
+			t.Errorf("%s: %d records, want 1", c.marker, len(got))
+			continue
+		}
+		if got[0].attrs["mitmexec.tool.name"] != c.tool {
+			t.Errorf("%s: tool %v", c.marker, got[0].attrs["mitmexec.tool.name"])
+		}
+		if c.exe != "" && got[0].attrs["process.executable.path"] != c.exe {
+			t.Errorf("%s: executable path %q, want %q", c.marker, got[0].attrs["process.executable.path"], c.exe)
+		}
+	}
+	if n := l.rcv.decodeErrors.Load(); n != 0 {
+		t.Errorf("decode errors: %d", n)
+	}
+}
