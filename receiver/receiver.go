@@ -2,7 +2,6 @@ package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -17,7 +16,6 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/mitmexec/mitmexec/internal/allowlist"
@@ -187,66 +185,6 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		r.process(ctx, host)
 	}()
 	return nil
-}
-
-// actionOf is the configured action for a tool: its own, else the receiver's.
-func (r *mitmexecReceiver) actionOf(t *detect.Tool) string {
-	if t.Action != "" {
-		return t.Action
-	}
-	return r.cfg.Action
-}
-
-// kernelAction is what the exec hook may do alone. It kills only where no
-// allow-list entry could silence the tool: entries look at the user, the
-// parent, the container, which only user space checks.
-func (r *mitmexecReceiver) kernelAction(t *detect.Tool) uint8 {
-	if r.actionOf(t) == actionKill && !r.allow.MayMatchTool(t.Name) {
-		return event.ActionKill
-	}
-	return event.ActionAlert
-}
-
-// programKernel tells the kernel what it can decide alone: the catalog's
-// file names, the installed tools' identities and fingerprints, and which
-// files are interpreters whose arguments user space must read.
-func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
-	for name, t := range cat.Executables() {
-		if len(name) >= 32 {
-			continue // the kernel table keys 31 bytes; user space still matches it
-		}
-		if err := r.source.PutName(name, event.Verdict{Kind: event.VerdictTool, ToolID: t.ID, Action: r.kernelAction(t)}); err != nil {
-			return 0, fmt.Errorf("program kernel name table: %w", err)
-		}
-	}
-	inv := inventory.Scan(cat, r.dirs, maxHashBytes)
-	for _, err := range inv.Errors {
-		r.set.Logger.Debug("installed file not fingerprinted", zap.Error(err))
-	}
-	for _, it := range inv.Tools {
-		r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint)
-		v := event.Verdict{Kind: event.VerdictTool, ToolID: it.Tool.ID, Action: r.kernelAction(it.Tool)}
-		if err := r.source.PutVerdict(it.ID, v); err != nil {
-			return 0, fmt.Errorf("program kernel verdicts: %w", err)
-		}
-		if it.Fingerprint != nil {
-			if err := r.source.PutFingerprint(*it.Fingerprint, v); err != nil {
-				return 0, fmt.Errorf("program kernel fingerprints: %w", err)
-			}
-		}
-	}
-	for _, f := range inv.Interpreters {
-		r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint)
-		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: event.VerdictInterpreter}); err != nil {
-			return 0, fmt.Errorf("program kernel verdicts: %w", err)
-		}
-	}
-	for _, pid := range r.killer.protected() {
-		if err := r.source.Protect(pid); err != nil {
-			return 0, fmt.Errorf("program kernel protected processes: %w", err)
-		}
-	}
-	return len(inv.Tools), nil
 }
 
 func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
@@ -469,50 +407,6 @@ func (r *mitmexecReceiver) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// registerTelemetry exposes the receiver's counters as the collector's own
-// metrics, read when they are collected: nothing is counted twice and the
-// exec path pays nothing for them.
-func (r *mitmexecReceiver) registerTelemetry() error {
-	tb, err := metadata.NewTelemetryBuilder(r.set.TelemetrySettings)
-	if err != nil {
-		return err
-	}
-	r.telemetry = tb
-	kernel := func(pick func(sourceCounters) uint64) metric.Int64Callback {
-		return func(_ context.Context, o metric.Int64Observer) error {
-			c, err := r.source.Counters()
-			if err != nil {
-				return err
-			}
-			o.Observe(int64(pick(c)))
-			return nil
-		}
-	}
-	local := func(v *atomic.Uint64) metric.Int64Callback {
-		return func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(v.Load()))
-			return nil
-		}
-	}
-	return errors.Join(
-		tb.RegisterReceiverMitmexecExecsCallback(kernel(func(c sourceCounters) uint64 { return c.Execs })),
-		tb.RegisterReceiverMitmexecCandidatesCallback(kernel(func(c sourceCounters) uint64 { return c.Submitted })),
-		tb.RegisterReceiverMitmexecRingReserveFailuresCallback(kernel(func(c sourceCounters) uint64 { return c.ReserveFailed })),
-		tb.RegisterReceiverMitmexecKillsCallback(kernel(func(c sourceCounters) uint64 { return c.Kills })),
-		tb.RegisterReceiverMitmexecQueueDroppedCallback(kernel(func(c sourceCounters) uint64 { return c.QueueDropped })),
-		tb.RegisterReceiverMitmexecDetectionsCallback(local(&r.detections)),
-		tb.RegisterReceiverMitmexecSuppressedCallback(local(&r.suppressed)),
-		tb.RegisterReceiverMitmexecFoldedCallback(local(&r.folded)),
-		tb.RegisterReceiverMitmexecDecodeErrorsCallback(local(&r.decodeErrors)),
-		tb.RegisterReceiverMitmexecDroppedCallback(local(&r.consumeDropped)),
-		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
-			st := r.hasher.Stats()
-			o.Observe(int64(st.Lost + st.TooLarge))
-			return nil
-		}),
-	)
-}
-
 func hostResource() resourceInfo {
 	res := resourceInfo{OSType: runtime.GOOS, ServiceName: metadata.Type.String()}
 	res.HostName, _ = os.Hostname()
@@ -520,26 +414,4 @@ func hostResource() resourceInfo {
 		res.HostID = strings.TrimSpace(string(b))
 	}
 	return res
-}
-
-func toolsFromConfig(cfg []ToolConfig) []detect.Tool {
-	out := make([]detect.Tool, 0, len(cfg))
-	for _, t := range cfg {
-		out = append(out, detect.Tool{
-			Name: t.Name, Technique: t.Technique, Executables: t.Executables, Scripts: t.Scripts,
-			Modules: t.Modules, SHA256: t.SHA256, Action: t.Action, Disabled: t.Disabled,
-		})
-	}
-	return out
-}
-
-func allowFromConfig(cfg []AllowConfig) []allowlist.Entry {
-	out := make([]allowlist.Entry, 0, len(cfg))
-	for _, a := range cfg {
-		out = append(out, allowlist.Entry{
-			Tool: a.Tool, ExecutablePath: a.ExecutablePath, SHA256: a.SHA256, UID: a.UID, User: a.User,
-			ParentExecutable: a.ParentExecutable, ContainerID: a.ContainerID, CgroupPrefix: a.CgroupPrefix,
-		})
-	}
-	return out
 }
