@@ -75,6 +75,9 @@ func New(opts Options) (*Tracer, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 10 * time.Millisecond
 	}
+	if err := checkCapabilities(); err != nil {
+		return nil, err
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, explain(fmt.Errorf("remove memlock limit: %w", err))
 	}
@@ -172,6 +175,21 @@ func attach(flavor string, execProg, forkProg *ebpf.Program) ([]link.Link, error
 		return nil, err
 	}
 	return []link.Link{execLink, forkLink}, nil
+}
+
+// checkCapabilities names the missing privilege before the kernel refuses
+// with a bare EPERM (which cilium/ebpf would report as a memlock failure).
+func checkCapabilities() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil // cannot tell; let the kernel decide
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+		return nil
+	}
+	return fmt.Errorf("loading eBPF needs root or CAP_BPF+CAP_PERFMON, and this process (euid %d) has neither", os.Geteuid())
 }
 
 // explain turns the kernel's refusal into what the user must change.
