@@ -7,7 +7,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,46 +259,7 @@ service:
       receivers: [mitmexec]
       exporters: [otlphttp]
 `, sinkURL)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	logPath := filepath.Join(dir, "collector.log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = logFile.Close() })
-
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Dir = dir
-	require.NoError(t, cmd.Start(), "starting %s", bin)
-	c := &collector{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.waitErr = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.stop(t)
-		if t.Failed() && !c.tailed {
-			t.Logf("collector log tail (%s):\n%s", logPath, tail(logPath, logTailLines))
-		}
-	})
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		b, _ := os.ReadFile(logPath)
-		if bytes.Contains(b, []byte(readyLine)) {
-			return c
-		}
-		if c.exited() {
-			c.tailed = true
-			t.Fatalf("collector exited before %q (%v); log tail:\n%s", readyLine, c.waitErr, tail(logPath, logTailLines))
-		}
-		if time.Now().After(deadline) {
-			c.tailed = true
-			t.Fatalf("collector not ready after %s; log tail:\n%s", startTimeout, tail(logPath, logTailLines))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return launchCollector(t, bin, writeConfig(t, dir, cfg))
 }
 
 // run is one exec of the test.
