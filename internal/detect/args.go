@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"path"
 	"regexp"
 	"strings"
 )
@@ -151,6 +152,7 @@ var (
 	fromImport    = regexp.MustCompile(`(?m)(?:^|[;:])\s*from\s+([A-Za-z_][\w.]*)\s+import\s+\(?\s*([\w\s,*]+)`)
 	plainImport   = regexp.MustCompile(`(?m)(?:^|[;:])\s*import\s+([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)`)
 	quotedName    = regexp.MustCompile(`(?:run_module|import_module|__import__)\(\s*['"]([A-Za-z_][\w.]*)['"]`)
+	scriptPath    = regexp.MustCompile(`(?:run_path|exec\(\s*open|execfile)\(\s*['"]([^'"]+)['"]`)
 	consoleScript = regexp.MustCompile(`['"]console_scripts['"]\s*,\s*['"]([\w.-]+)['"]`)
 )
 
@@ -175,6 +177,11 @@ func (c *Catalog) pythonCodeTool(code string) (*Tool, string) {
 	}
 	for _, m := range quotedName.FindAllStringSubmatch(code, -1) {
 		modules = append(modules, m[1])
+	}
+	for _, m := range scriptPath.FindAllStringSubmatch(code, -1) {
+		if t := c.byName[path.Base(m[1])]; t != nil {
+			return t, "runs " + m[1]
+		}
 	}
 	for _, m := range consoleScript.FindAllStringSubmatch(code, -1) {
 		if t := c.byName[m[1]]; t != nil && len(t.Modules) > 0 {
