@@ -34,13 +34,19 @@ type Stats struct {
 }
 
 // Hasher hashes files, bounded in size, cached by file identity.
+type scriptResult struct {
+	sum  string
+	head []byte
+}
+
 type Hasher struct {
 	procRoot   string
 	maxBytes   int64
 	scriptHead int
 
-	mu    sync.Mutex
-	cache map[event.FileID]string
+	mu      sync.Mutex
+	cache   map[event.FileID]string
+	scripts map[event.FileID]scriptResult // interpreters run the same scripts again and again
 
 	fromProc, fromPath, cached, lost, tooLarge atomic.Uint64
 }
@@ -48,7 +54,8 @@ type Hasher struct {
 // New returns a hasher. procRoot is normally /proc; maxBytes bounds the
 // size of a file it hashes.
 func New(procRoot string, maxBytes int64) *Hasher {
-	return &Hasher{procRoot: procRoot, maxBytes: maxBytes, scriptHead: 64 << 10, cache: map[event.FileID]string{}}
+	return &Hasher{procRoot: procRoot, maxBytes: maxBytes, scriptHead: 64 << 10,
+		cache: map[event.FileID]string{}, scripts: map[event.FileID]scriptResult{}}
 }
 
 // Stats returns the counters.
@@ -130,6 +137,18 @@ func (h *Hasher) hashScript(p string) (string, []byte, error) {
 		h.tooLarge.Add(1)
 		return "", nil, errTooLarge
 	}
+	// Cached by inode, modification time and size: a write moves them.
+	var id event.FileID
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id = event.FileID{Dev: event.KernelDev(uint64(sys.Dev)), Ino: uint64(sys.Ino), CtimeNs: uint64(st.ModTime().UnixNano()) ^ uint64(st.Size())}
+		h.mu.Lock()
+		r, ok := h.scripts[id]
+		h.mu.Unlock()
+		if ok {
+			h.cached.Add(1)
+			return r.sum, r.head, nil
+		}
+	}
 	d := sha256.New()
 	head := make([]byte, 0, h.scriptHead)
 	buf := make([]byte, 32<<10)
@@ -148,7 +167,16 @@ func (h *Hasher) hashScript(p string) (string, []byte, error) {
 			return "", nil, err
 		}
 	}
-	return hex.EncodeToString(d.Sum(nil)), head, nil
+	sum := hex.EncodeToString(d.Sum(nil))
+	if id.Ino != 0 {
+		h.mu.Lock()
+		if len(h.scripts) >= 4096 {
+			clear(h.scripts)
+		}
+		h.scripts[id] = scriptResult{sum: sum, head: head}
+		h.mu.Unlock()
+	}
+	return sum, head, nil
 }
 
 var errTooLarge = errors.New("file is larger than the hashing bound")

@@ -90,3 +90,26 @@ func TestScriptRelativeToCwd(t *testing.T) {
 		t.Error("a relative script without a cwd was resolved")
 	}
 }
+
+func TestScriptCachedUntilWritten(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.sh")
+	if err := os.WriteFile(p, []byte("echo one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1<<20)
+	e := &event.Exec{PID: 1}
+	first, _, err := h.Script(e, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _, _ := h.Script(e, p); again != first || h.Stats().Cached != 1 {
+		t.Errorf("second read not cached: %+v", h.Stats())
+	}
+	if err := os.WriteFile(p, []byte("echo two, longer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _, _ := h.Script(e, p); changed == first {
+		t.Error("a rewritten script kept its old hash")
+	}
+}
