@@ -37,6 +37,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define VERDICT_BENIGN 1
 #define VERDICT_TOOL 2
 #define VERDICT_INTERPRETER 3
+#define VERDICT_SHELL 4 /* an interpreter whose -c and bare runs are left to the execs they make */
 
 /* verdict actions, keep in sync with event.Action* */
 #define ACTION_ALERT 0
@@ -67,8 +68,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define COUNTER_KILLS 3
 #define COUNTER_MAX 8
 
-/* wake the reader only when this much is waiting; below it the reader polls */
+/* Wakeups: a known tool wakes the reader at once; other records wake it at
+ * most once per WAKEUP_GAP_NS, or when WAKEUP_BYTES are waiting. The reader
+ * looks again shortly after each batch for records that came in the gap. */
 #define WAKEUP_BYTES (256 * 1024)
+#define WAKEUP_GAP_NS (5 * 1000 * 1000)
 
 struct file_key {
 	__u64 ino;
@@ -233,6 +237,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_wakeup SEC(".maps");
 
 /* Scratch for the fingerprint key: 136 bytes do not belong on the 512-byte stack. */
 struct {
@@ -414,6 +425,39 @@ static __always_inline void read_ancestors(struct exec_event *e, struct task_str
 	e->ancestors_n = n;
 }
 
+/* A shell run as `sh -c CMD`, or with no argument at all, runs nothing a
+ * tool could hide in: the programs CMD starts are exec'd and judged on
+ * their own. Those are most shell execs (system(), popen(), login shells),
+ * so they stay in the kernel. Only the first 64 bytes of argv are read. */
+static __always_inline int shell_runs_nothing_new(struct task_struct *task)
+{
+	char a[64];
+	__u64 start = BPF_CORE_READ(task, mm, arg_start);
+	__u64 end = BPF_CORE_READ(task, mm, arg_end);
+	if (end <= start)
+		return 1;
+	if (bpf_probe_read_user(a, sizeof(a), (void *)start) < 0)
+		return 0;
+	int i;
+	for (i = 0; i < 48; i++)
+		if (a[i] == 0)
+			break;
+	if (i >= 48)
+		return 0; /* a long argv[0]: let user space read it all */
+	if ((__u64)(i + 1) >= end - start)
+		return 1; /* no argv[1] */
+	if (a[(i + 1) & 63] != '-' || a[(i + 2) & 63] == '-')
+		return 0; /* a script, or a long option */
+	for (int j = 2; j < 14; j++) {
+		char ch = a[(i + j) & 63];
+		if (ch == 0)
+			break;
+		if (ch == 'c')
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm)
 {
 	struct file *file = BPF_CORE_READ(bprm, file);
@@ -438,6 +482,10 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 			tool_id = v->tool_id;
 			action = v->action;
 		} else if (v->kind == VERDICT_INTERPRETER) {
+			reasons |= REASON_INTERPRETER;
+		} else if (v->kind == VERDICT_SHELL) {
+			if (shell_runs_nothing_new(task))
+				return 0;
 			reasons |= REASON_INTERPRETER;
 		}
 	} else {
@@ -574,12 +622,17 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	e->flags = flags;
 	e->tool_id = tool_id;
 
-	/* A known tool wakes the reader at once. Anything else waits for the
-	 * reader's next poll unless a backlog builds up: the wakeup is most of a
-	 * record's cost (environment.md). */
+	/* A known tool wakes the reader at once. Anything else wakes it at most
+	 * once per WAKEUP_GAP_NS or when a backlog builds up: the wakeup is most
+	 * of a record's cost (environment.md), so a burst shares one. */
 	__u64 wake = BPF_RB_NO_WAKEUP;
-	if (tool_id || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES)
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
+	if (tool_id || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ||
+	    (last && now - *last > WAKEUP_GAP_NS))
 		wake = BPF_RB_FORCE_WAKEUP;
+	if (wake == BPF_RB_FORCE_WAKEUP && last)
+		*last = now; /* racy across CPUs on purpose: a spare wakeup is harmless */
 	bpf_ringbuf_submit(e, wake);
 	return 0;
 }

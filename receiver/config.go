@@ -20,7 +20,7 @@ const (
 	defaultQueueSize    = 4096
 	minQueueSize        = 1
 	maxQueueSize        = 1 << 20
-	defaultPollInterval = 10 * time.Millisecond
+	defaultPollInterval = 100 * time.Millisecond
 	minPollInterval     = time.Millisecond
 	maxPollInterval     = time.Second
 	defaultMaxArgsBytes = 4096
@@ -33,8 +33,9 @@ type Config struct {
 	// QueueSize bounds the channel between the ring-buffer reader and the
 	// rest of the receiver; when it is full, records are dropped and counted.
 	QueueSize int `mapstructure:"queue_size"`
-	// PollInterval is how often the reader polls the ring buffer (the kernel
-	// side submits without waking the reader, which is much cheaper per exec).
+	// PollInterval is how often an idle reader looks at the ring buffer. The
+	// kernel wakes it at once for known tools and at most every 5 ms for
+	// other records; this bounds the wait of a record that came in between.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// MaxArgsBytes bounds the argv written to a record, counted as the
 	// NUL-joined bytes; the kernel captures at most 4096.

@@ -59,7 +59,11 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 	}
 	for _, f := range inv.Interpreters {
 		r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint)
-		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: event.VerdictInterpreter}); err != nil {
+		kind := event.VerdictInterpreter
+		if f.Kind == detect.Shell {
+			kind = event.VerdictShell
+		}
+		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: kind}); err != nil {
 			return 0, fmt.Errorf("program kernel verdicts: %w", err)
 		}
 	}

@@ -660,3 +660,36 @@ func TestPrivilegedHostileInput(t *testing.T) {
 		t.Errorf("decode errors: %d", n)
 	}
 }
+
+// TestPrivilegedKernelDecidesBenign: once a benign binary has been judged,
+// its execs stay in the kernel, and so do shells run as `sh -c` or bare.
+func TestPrivilegedKernelDecidesBenign(t *testing.T) {
+	l := startLive(t, nil)
+	run := func() {
+		_ = exec.Command("/bin/true").Run()
+		_ = exec.Command("/bin/sh", "-c", "true").Run()
+		_ = exec.Command("/bin/bash", "-ec", ":").Run()
+	}
+	run() // first sight of each file goes up once
+	time.Sleep(300 * time.Millisecond)
+	before, err := l.rcv.source.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 200
+	for i := 0; i < rounds; i++ {
+		run()
+	}
+	after, err := l.rcv.source.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs, submitted := after.Execs-before.Execs, after.Submitted-before.Submitted
+	if execs < 3*rounds {
+		t.Fatalf("the kernel saw %d execs, want at least %d", execs, 3*rounds)
+	}
+	// other processes on the machine may exec unknown files meanwhile
+	if submitted > 10 {
+		t.Errorf("%d of %d benign execs went to user space, want ~0", submitted, execs)
+	}
+}

@@ -118,6 +118,9 @@ func (r *Rule) Judge(e *event.Exec) Result {
 	if isNew {
 		res.NewIdentity = true
 		res.Identity = event.Verdict{Kind: id.kind}
+		if id.kind == event.VerdictInterpreter && id.interp == Shell {
+			res.Identity.Kind = event.VerdictShell
+		}
 		if id.tool != nil {
 			res.Identity.ToolID = id.tool.ID
 			res.Identity.Action = r.actionFor(id.tool)

@@ -185,6 +185,7 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 		{"tool by content", elf("agent", "/tmp/agent", event.FileID{Dev: 1, Ino: 900}), event.VerdictTool},
 		{"interpreter", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
 		{"benign", elf("ls", "/bin/ls", event.FileID{Dev: 1, Ino: 70}), event.VerdictBenign},
+		{"shell", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
 		// a script's verdict belongs to the script, never to its interpreter
 		{"shebang tool script", func() event.Exec {
 			e := elf("python3.11", "/usr/bin/mitmdump", event.FileID{Dev: 1, Ino: 51})

@@ -81,6 +81,9 @@ const (
 	VerdictBenign      uint8 = 1
 	VerdictTool        uint8 = 2
 	VerdictInterpreter uint8 = 3
+	// VerdictShell: an interpreter whose `-c` and argument-less runs the
+	// kernel skips (the commands they start are exec'd and judged anyway).
+	VerdictShell uint8 = 4
 
 	ActionAlert uint8 = 0
 	ActionKill  uint8 = 1

@@ -118,6 +118,7 @@ const (
 	mitmexecMapFingerprintScratch   = "fingerprint_scratch"
 	mitmexecMapFingerprints         = "fingerprints"
 	mitmexecMapForks                = "forks"
+	mitmexecMapLastWakeup           = "last_wakeup"
 	mitmexecMapNames                = "names"
 	mitmexecMapProtected            = "protected"
 	mitmexecMapVerdicts             = "verdicts"
@@ -192,6 +193,7 @@ type mitmexecMapSpecs struct {
 	FingerprintScratch *ebpf.MapSpec `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
 	Forks              *ebpf.MapSpec `ebpf:"forks"`
+	LastWakeup         *ebpf.MapSpec `ebpf:"last_wakeup"`
 	Names              *ebpf.MapSpec `ebpf:"names"`
 	Protected          *ebpf.MapSpec `ebpf:"protected"`
 	Verdicts           *ebpf.MapSpec `ebpf:"verdicts"`
@@ -236,6 +238,7 @@ type mitmexecMaps struct {
 	FingerprintScratch *ebpf.Map `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
 	Forks              *ebpf.Map `ebpf:"forks"`
+	LastWakeup         *ebpf.Map `ebpf:"last_wakeup"`
 	Names              *ebpf.Map `ebpf:"names"`
 	Protected          *ebpf.Map `ebpf:"protected"`
 	Verdicts           *ebpf.Map `ebpf:"verdicts"`
@@ -249,6 +252,7 @@ func (m *mitmexecMaps) Close() error {
 		m.FingerprintScratch,
 		m.Fingerprints,
 		m.Forks,
+		m.LastWakeup,
 		m.Names,
 		m.Protected,
 		m.Verdicts,

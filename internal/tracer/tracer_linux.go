@@ -22,14 +22,19 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
+// stragglerWait is how soon the reader looks again after a record; keep it
+// above WAKEUP_GAP_NS in bpf/mitmexec.bpf.c.
+const stragglerWait = 10 * time.Millisecond
+
 // Options configure a Tracer.
 type Options struct {
 	// QueueSize bounds the records waiting between the ring reader and the
 	// consumer; when full, records are dropped and counted, never blocking
 	// the reader (a blocked reader would fill the ring and lose in the kernel).
 	QueueSize int
-	// PollInterval is how often the reader looks at the ring: records other
-	// than known tools are submitted without a wakeup.
+	// PollInterval is how often an idle reader looks at the ring anyway; the
+	// kernel wakes it for known tools at once and for other records at most
+	// every 5 ms.
 	PollInterval time.Duration
 	// SubmitAll sends every exec up (debugging, benchmarks).
 	SubmitAll bool
@@ -73,7 +78,7 @@ func New(opts Options) (*Tracer, error) {
 		opts.QueueSize = 4096
 	}
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 10 * time.Millisecond
+		opts.PollInterval = 100 * time.Millisecond
 	}
 	if err := checkCapabilities(); err != nil {
 		return nil, err
@@ -216,11 +221,13 @@ func (t *Tracer) read() {
 	defer t.wg.Done()
 	defer close(t.out)
 	var rec ringbuf.Record
+	wait := t.opts.PollInterval
 	for {
-		t.reader.SetDeadline(time.Now().Add(t.opts.PollInterval))
+		t.reader.SetDeadline(time.Now().Add(wait))
 		err := t.reader.ReadInto(&rec)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				wait = t.opts.PollInterval
 				continue
 			}
 			if errors.Is(err, ringbuf.ErrClosed) {
@@ -234,6 +241,9 @@ func (t *Tracer) read() {
 			continue
 		}
 		t.received.Add(1)
+		// The kernel wakes the reader at most once per gap; records that
+		// came in the gap are picked up by looking again shortly.
+		wait = stragglerWait
 		buf := make([]byte, len(rec.RawSample))
 		copy(buf, rec.RawSample)
 		select {
