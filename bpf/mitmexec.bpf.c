@@ -431,12 +431,15 @@ static __always_inline void read_ancestors(struct exec_event *e, struct task_str
  * so they stay in the kernel. Only the first 64 bytes of argv are read. */
 static __always_inline int shell_runs_nothing_new(struct task_struct *task)
 {
-	char a[64];
+	char a[64] = {};
 	__u64 start = BPF_CORE_READ(task, mm, arg_start);
 	__u64 end = BPF_CORE_READ(task, mm, arg_end);
 	if (end <= start)
 		return 1;
-	if (bpf_probe_read_user(a, sizeof(a), (void *)start) < 0)
+	/* argv sits at the very top of the new stack: reading past arg_end
+	 * can run off the mapping when the environment is small. */
+	__u32 n = end - start > sizeof(a) ? sizeof(a) : end - start;
+	if (bpf_probe_read_user(a, n, (void *)start) < 0)
 		return 0;
 	int i;
 	for (i = 0; i < 48; i++)
