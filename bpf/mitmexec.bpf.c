@@ -60,6 +60,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FLAG_EXE_PATH_TRUNCATED (1 << 5)
 #define FLAG_CWD_TRUNCATED (1 << 6)
 #define FLAG_CGROUP_TRUNCATED (1 << 7)
+#define FLAG_DENIED (1 << 8) /* refused by the LSM hook: the exec never happened */
 
 /* counters (per-CPU array index), keep in sync with event.Counter* */
 #define COUNTER_EXECS 0
@@ -114,8 +115,8 @@ struct ancestor {
 /* What the fork hook remembers of a new process's parent, so that ancestry
  * stays right after the parent exits and the child is reparented. */
 struct fork_parent {
+	__u32 child; /* the slot's owner: pids that share a slot overwrite it */
 	__u32 ppid;
-	__u32 pad;
 	__u64 start_boottime_ns;
 	char comm[COMM_LEN];
 };
@@ -219,17 +220,26 @@ struct {
 	__type(value, __u8);
 } protected SEC(".maps");
 
-/* The process table: child tgid -> parent, written on fork only. Nothing is
- * deleted on exit: LRU eviction bounds it, and a reused pid is overwritten
- * by the fork that reuses it. One update per process is the whole cost. */
+/* The process table: child tgid -> parent, written on fork only. An array
+ * slot per pid modulo FORK_SLOTS: a fork costs one plain store, no hash and
+ * no lock; a slot names its owner, so a pid that reuses or shares it is never
+ * taken for another. Nothing is deleted on exit. */
+#define FORK_SLOTS 65536
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	/* per-CPU LRU lists: an update on fork takes no global lock */
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FORK_SLOTS);
 	__type(key, __u32);
 	__type(value, struct fork_parent);
 } forks SEC(".maps");
+
+static __always_inline struct fork_parent *fork_parent_of(__u32 tgid)
+{
+	__u32 slot = tgid & (FORK_SLOTS - 1);
+	struct fork_parent *f = bpf_map_lookup_elem(&forks, &slot);
+	if (f && f->child == tgid)
+		return f;
+	return NULL;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -395,7 +405,7 @@ static __noinline int read_cgroup(struct task_struct *task, char *buf, __u16 *ou
 static __always_inline void read_ancestors(struct exec_event *e, struct task_struct *task, __u32 tgid)
 {
 	struct task_struct *t = BPF_CORE_READ(task, real_parent);
-	struct fork_parent *f = bpf_map_lookup_elem(&forks, &tgid);
+	struct fork_parent *f = fork_parent_of(tgid);
 	int diverged = 0;
 	__u8 n = 0;
 	for (int i = 0; i < ANCESTORS; i++) {
@@ -405,7 +415,7 @@ static __always_inline void read_ancestors(struct exec_event *e, struct task_str
 			e->ancestors[i].flags = 0;
 			e->ancestors[i].start_boottime_ns = BPF_CORE_READ(t, group_leader, start_boottime);
 			BPF_CORE_READ_STR_INTO(&e->ancestors[i].comm, t, group_leader, comm);
-			f = bpf_map_lookup_elem(&forks, &live);
+			f = fork_parent_of(live);
 			t = BPF_CORE_READ(t, real_parent);
 		} else if (f && f->ppid) {
 			__u32 ppid = f->ppid;
@@ -414,7 +424,7 @@ static __always_inline void read_ancestors(struct exec_event *e, struct task_str
 			e->ancestors[i].flags = ANCESTOR_FROM_FORK_TABLE;
 			e->ancestors[i].start_boottime_ns = f->start_boottime_ns;
 			__builtin_memcpy(&e->ancestors[i].comm, f->comm, COMM_LEN);
-			f = bpf_map_lookup_elem(&forks, &ppid);
+			f = fork_parent_of(ppid);
 		} else {
 			break;
 		}
@@ -640,6 +650,108 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	return 0;
 }
 
+/* Block mode where BPF LSM loads (lsm= includes bpf): refuse the exec of a
+ * file whose verdict is a tool to kill, before the new image replaces the
+ * caller. The record describes the caller that tried (its pid, parent, cwd,
+ * cgroup) and the file it named; argv is still in the binprm's pages, not
+ * in a mm, so it is left out. Kernels that refuse lsm/ programs fall back to
+ * the SIGKILL in the exec hook. */
+SEC("lsm/bprm_check_security")
+int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
+{
+	if (ret)
+		return ret;
+	struct file *file = bprm->file;
+	struct inode *inode = file->f_inode;
+	struct file_key key = {};
+	key.ino = inode->i_ino;
+	key.dev = inode->i_sb->s_dev;
+	key.ctime_ns = inode_ctime_ns(inode);
+
+	__u16 tool_id = 0;
+	__u32 reasons = 0;
+	struct verdict *v = bpf_map_lookup_elem(&verdicts, &key);
+	if (v && v->kind == VERDICT_TOOL && v->action == ACTION_KILL) {
+		tool_id = v->tool_id;
+		reasons = REASON_VERDICT_TOOL;
+	} else if (!v) {
+		struct name_key nk = {};
+		if (file->f_path.dentry->d_name.len < KEY_NAME_LEN) {
+			bpf_probe_read_kernel_str(&nk.name, sizeof(nk.name), file->f_path.dentry->d_name.name);
+			struct verdict *nv = bpf_map_lookup_elem(&names, &nk);
+			if (nv && nv->action == ACTION_KILL) {
+				tool_id = nv->tool_id;
+				reasons = REASON_NAME;
+			}
+		}
+	}
+	if (!tool_id)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	if (tgid <= 1 || (cfg && tgid == cfg->self_tgid) || bpf_map_lookup_elem(&protected, &tgid))
+		return 0;
+
+	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		__u64 id = bpf_get_current_pid_tgid();
+		e->ktime_boot_ns = bpf_ktime_get_boot_ns();
+		e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		e->ino = key.ino;
+		e->ctime_ns = key.ctime_ns;
+		e->dev = key.dev;
+		e->size = inode->i_size;
+		e->nlink = inode->__i_nlink;
+		e->tgid = id >> 32;
+		e->tid = (__u32)id;
+		e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+		struct pid *tpid = BPF_CORE_READ(task, thread_pid);
+		unsigned int level = BPF_CORE_READ(tpid, level);
+		e->vpid = BPF_CORE_READ(tpid, numbers[level].nr);
+		e->pidns = BPF_CORE_READ(tpid, numbers[level].ns, ns.inum);
+		e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+		__u64 ugid = bpf_get_current_uid_gid();
+		e->uid = (__u32)ugid;
+		e->gid = ugid >> 32;
+		e->euid = BPF_CORE_READ(task, cred, euid.val);
+		e->egid = BPF_CORE_READ(task, cred, egid.val);
+		e->loginuid = BPF_CORE_READ(task, loginuid.val);
+		__u32 flags = FLAG_DENIED;
+		if (BPF_CORE_READ(task, signal, tty))
+			flags |= FLAG_INTERACTIVE;
+		long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), bprm->filename);
+		e->filename_len = n > 0 ? n : 0;
+		e->interp_len = 0;
+		n = bpf_probe_read_kernel_str(&e->name, sizeof(e->name), file->f_path.dentry->d_name.name);
+		e->name_len = n > 0 ? n : 0;
+		bpf_get_current_comm(&e->comm, sizeof(e->comm));
+		bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
+		struct path fpath = BPF_CORE_READ(file, f_path);
+		if (read_path(fpath.dentry, fpath.mnt, e->exe_path, &e->exe_path_len))
+			flags |= FLAG_EXE_PATH_TRUNCATED;
+		struct path pwd = BPF_CORE_READ(task, fs, pwd);
+		if (read_path(pwd.dentry, pwd.mnt, e->cwd, &e->cwd_len))
+			flags |= FLAG_CWD_TRUNCATED;
+		if (read_cgroup(task, e->cgroup, &e->cgroup_len))
+			flags |= FLAG_CGROUP_TRUNCATED;
+		/* the caller is the process: its own parent chain is the ancestry */
+		read_ancestors(e, task, e->tgid);
+		e->args_len = 0;
+		e->args_total = 0;
+		e->reasons = reasons;
+		e->flags = flags;
+		e->tool_id = tool_id;
+		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	} else {
+		count(COUNTER_RESERVE_FAILED);
+	}
+	count(COUNTER_KILLS);
+	return -1; /* -EPERM */
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec_btf, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -660,11 +772,17 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 	__u32 child_tgid = BPF_CORE_READ(child, tgid);
 	if (BPF_CORE_READ(child, pid) != child_tgid)
 		return 0;
-	struct fork_parent fp = {};
-	fp.ppid = BPF_CORE_READ(parent, tgid);
-	fp.start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
-	BPF_CORE_READ_INTO(&fp.comm, parent, group_leader, comm);
-	bpf_map_update_elem(&forks, &child_tgid, &fp, BPF_ANY);
+	__u32 slot = child_tgid & (FORK_SLOTS - 1);
+	struct fork_parent *fp = bpf_map_lookup_elem(&forks, &slot);
+	if (!fp)
+		return 0;
+	/* Written in place, racing only a reader of a pid that is being reused:
+	 * the owner is written last so a half-written slot reads as foreign. */
+	fp->child = 0;
+	fp->ppid = BPF_CORE_READ(parent, tgid);
+	fp->start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+	BPF_CORE_READ_INTO(&fp->comm, parent, group_leader, comm);
+	fp->child = child_tgid;
 	return 0;
 }
 

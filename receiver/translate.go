@@ -70,6 +70,7 @@ const (
 	attrCommandLine      = "process.command_line"
 	attrUserID           = "process.user.id"
 	attrRealUserID       = "process.real_user.id"
+	attrLoginUserID      = "mitmexec.login_user.id"
 	attrOwner            = "process.owner"
 	attrWorkingDirectory = "process.working_directory"
 	attrInteractive      = "process.interactive"
@@ -181,6 +182,11 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	}
 	a.PutInt(attrUserID, int64(e.EUID))
 	a.PutInt(attrRealUserID, int64(e.UID))
+	// The audit login uid survives su and sudo: who logged in, whatever
+	// user the tool now runs as. (uid_t)-1 means no login session (services).
+	if e.LoginUID != 0xffffffff {
+		a.PutInt(attrLoginUserID, int64(e.LoginUID))
+	}
 	putStrIf(a, attrOwner, r.Context.Owner)
 	putStrIf(a, attrWorkingDirectory, e.Cwd)
 	a.PutBool(attrInteractive, e.Has(event.FlagInteractive))

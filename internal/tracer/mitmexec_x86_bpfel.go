@@ -90,8 +90,8 @@ type mitmexecFingerprintKey struct {
 
 type mitmexecForkParent struct {
 	_               structs.HostLayout
+	Child           uint32
 	Ppid            uint32
-	Pad             uint32
 	StartBoottimeNs uint64
 	Comm            [16]int8
 }
@@ -122,6 +122,7 @@ const (
 	mitmexecMapNames                = "names"
 	mitmexecMapProtected            = "protected"
 	mitmexecMapVerdicts             = "verdicts"
+	mitmexecProgBprmCheckDeny       = "bprm_check_deny"
 	mitmexecProgSchedProcessExecBtf = "sched_process_exec_btf"
 	mitmexecProgSchedProcessExecRaw = "sched_process_exec_raw"
 	mitmexecProgSchedProcessForkBtf = "sched_process_fork_btf"
@@ -177,6 +178,7 @@ type mitmexecSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mitmexecProgramSpecs struct {
+	BprmCheckDeny       *ebpf.ProgramSpec `ebpf:"bprm_check_deny"`
 	SchedProcessExecBtf *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecRaw *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw"`
 	SchedProcessForkBtf *ebpf.ProgramSpec `ebpf:"sched_process_fork_btf"`
@@ -276,6 +278,7 @@ type mitmexecVariables struct {
 //
 // It can be passed to loadMitmexecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mitmexecPrograms struct {
+	BprmCheckDeny       *ebpf.Program `ebpf:"bprm_check_deny"`
 	SchedProcessExecBtf *ebpf.Program `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecRaw *ebpf.Program `ebpf:"sched_process_exec_raw"`
 	SchedProcessForkBtf *ebpf.Program `ebpf:"sched_process_fork_btf"`
@@ -284,6 +287,7 @@ type mitmexecPrograms struct {
 
 func (p *mitmexecPrograms) Close() error {
 	return _MitmexecClose(
+		p.BprmCheckDeny,
 		p.SchedProcessExecBtf,
 		p.SchedProcessExecRaw,
 		p.SchedProcessForkBtf,
