@@ -19,6 +19,16 @@ func (r *mitmexecReceiver) actionOf(t *detect.Tool) string {
 	return r.cfg.Action
 }
 
+// anyKill reports whether some tool is to be killed.
+func (r *mitmexecReceiver) anyKill(cat *detect.Catalog) bool {
+	for _, t := range cat.Tools() {
+		if r.actionOf(t) == actionKill {
+			return true
+		}
+	}
+	return false
+}
+
 // kernelAction is what the exec hook may do alone. It kills only where no
 // allow-list entry could silence the tool: entries look at the user, the
 // parent, the container, which only user space checks.

@@ -38,6 +38,9 @@ type execSource interface {
 	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
 	Protect(pid uint32) error
 	Counters() (sourceCounters, error)
+	// Deny is nil when the kernel refuses tool execs itself (BPF LSM),
+	// else why it does not.
+	Deny() error
 	Hook() string
 	Close() error
 }
@@ -55,6 +58,7 @@ type sourceOptions struct {
 	QueueSize    int
 	PollInterval time.Duration
 	SubmitAll    bool
+	Deny         bool
 }
 
 type openSourceFunc func(sourceOptions) (execSource, error)
@@ -129,7 +133,8 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.folder = fold.New[foldKey, detectionRecord](window)
 	r.killer = newKiller(r.procRoot)
 
-	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval, SubmitAll: r.cfg.SubmitAll})
+	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
+		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat)})
 	if err != nil {
 		err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
 		if r.cfg.ErrorMode == errorModeIgnore {
@@ -162,6 +167,13 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		_ = src.Close()
 		r.source = nil
 		return fmt.Errorf("mitmexec receiver %s: telemetry: %w", r.set.ID, err)
+	}
+	if r.anyKill(cat) {
+		if err := src.Deny(); err != nil {
+			r.set.Logger.Info("block mode: BPF LSM unavailable, tools are killed from the exec hook instead", zap.Error(err))
+		} else {
+			r.set.Logger.Info("block mode: BPF LSM attached, tools are denied before they run")
+		}
 	}
 	r.set.Logger.Info("mitmexec watching execs",
 		zap.String("hook", src.Hook()),
@@ -306,6 +318,8 @@ func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject 
 func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 	e := &rec.Exec
 	switch {
+	case e.Has(event.FlagDenied):
+		return "denied", 0
 	case e.Has(event.FlagKilled):
 		return "killed", 0
 	case e.Has(event.FlagKillFailed):

@@ -17,7 +17,7 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (re
 }
 
 func openTracer(o sourceOptions) (execSource, error) {
-	t, err := tracer.New(tracer.Options{QueueSize: o.QueueSize, PollInterval: o.PollInterval, SubmitAll: o.SubmitAll})
+	t, err := tracer.New(tracer.Options{QueueSize: o.QueueSize, PollInterval: o.PollInterval, SubmitAll: o.SubmitAll, Deny: o.Deny})
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,7 @@ func (f *fakeSource) PutName(n string, v event.Verdict) error {
 }
 func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
 func (f *fakeSource) Protect(uint32) error                                  { return nil }
+func (f *fakeSource) Deny() error                                           { return errors.New("fake kernel without BPF LSM") }
 func (f *fakeSource) Counters() (sourceCounters, error) {
 	return sourceCounters{Execs: 10, Submitted: 3}, nil
 }
@@ -533,5 +534,24 @@ func TestReceiverRescansWhenFilesChange(t *testing.T) {
 	waitLogs(t, sink, 1)
 	if m := attrOf(t, sink, 0, "mitmexec.match"); m != "content_hash" {
 		t.Errorf("match %v, want content_hash", m)
+	}
+}
+
+func TestReceiverReportsKernelActions(t *testing.T) {
+	// GIVEN block mode
+	sink := new(consumertest.LogsSink)
+	_, src := startFake(t, sink, func(c *Config) { c.Action = "kill"; c.Fold.Enabled = false })
+	// WHEN the kernel reports an exec it refused (LSM), one it killed and one whose kill failed
+	for i, f := range []event.Flag{event.FlagDenied, event.FlagKilled, event.FlagKillFailed} {
+		e := toolExec("ettercap", uint64(30+i))
+		e.Flags = f
+		src.records <- event.Encode(&e)
+	}
+	// THEN each record says what was done
+	waitLogs(t, sink, 3)
+	for i, want := range []string{"denied", "killed", "kill_failed"} {
+		if got := attrOf(t, sink, i, "mitmexec.action"); got != want {
+			t.Errorf("record %d: mitmexec.action %v, want %s", i, got, want)
+		}
 	}
 }

@@ -113,6 +113,7 @@ const (
 	FlagExePathTruncated Flag = 1 << 5
 	FlagCwdTruncated     Flag = 1 << 6
 	FlagCgroupTruncated  Flag = 1 << 7
+	FlagDenied           Flag = 1 << 8 // refused by the LSM hook: the exec never happened
 )
 
 // Indexes of the kernel's per-CPU counters.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Options struct {
 	PollInterval time.Duration
 	// SubmitAll sends every exec up (debugging, benchmarks).
 	SubmitAll bool
+	// Deny loads the BPF LSM program that refuses the exec of a tool whose
+	// verdict says kill, where the kernel allows lsm/ programs.
+	Deny bool
 }
 
 // Stats are the tracer's counters.
@@ -52,12 +56,14 @@ type Stats struct {
 
 // Tracer is a loaded and attached exec tracer.
 type Tracer struct {
-	maps   mitmexecMaps
-	progs  []*ebpf.Program
-	links  []link.Link
-	hook   string
-	reader *ringbuf.Reader
-	out    chan []byte
+	maps    mitmexecMaps
+	progs   []*ebpf.Program
+	links   []link.Link
+	hook    string
+	deny    link.Link
+	denyErr error
+	reader  *ringbuf.Reader
+	out     chan []byte
 
 	opts         Options
 	queueDropped atomic.Uint64
@@ -134,6 +140,11 @@ func New(opts Options) (*Tracer, error) {
 	if t.links == nil {
 		return nil, explain(firstErr)
 	}
+	if opts.Deny {
+		t.deny, t.denyErr = attachDeny(spec, &t.maps)
+	} else {
+		t.denyErr = errors.New("not requested")
+	}
 	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
 	if opts.SubmitAll {
 		cfg.SubmitAll = 1
@@ -160,6 +171,50 @@ func hookName(flavor string) string {
 	}
 	return "raw_tracepoint/sched_process_exec"
 }
+
+// attachDeny loads the LSM program on the tracer's own maps. Many kernels
+// refuse lsm/ programs (no bpf in lsm=, or, as on the machine this was
+// written on, EPERM for any of them); the exec hook's SIGKILL remains.
+func attachDeny(spec *ebpf.CollectionSpec, maps *mitmexecMaps) (link.Link, error) {
+	one := spec.Copy()
+	for name := range one.Programs {
+		if name != "bprm_check_deny" {
+			delete(one.Programs, name)
+		}
+	}
+	var objs struct {
+		Prog *ebpf.Program `ebpf:"bprm_check_deny"`
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: mapsByName(maps)}
+	if err := one.LoadAndAssign(&objs, opts); err != nil {
+		return nil, fmt.Errorf("load lsm/bprm_check_security: %w", err)
+	}
+	l, err := link.AttachLSM(link.LSMOptions{Program: objs.Prog})
+	objs.Prog.Close() // the link holds the program
+	if err != nil {
+		return nil, fmt.Errorf("attach lsm/bprm_check_security: %w", err)
+	}
+	return l, nil
+}
+
+// mapsByName lists the loaded maps by their names in the C file, from the
+// generated struct's tags, so another program can share them.
+func mapsByName(maps *mitmexecMaps) map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	v := reflect.ValueOf(maps).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if name := v.Type().Field(i).Tag.Get("ebpf"); name != "" {
+			if m, ok := v.Field(i).Interface().(*ebpf.Map); ok && m != nil {
+				out[name] = m
+			}
+		}
+	}
+	return out
+}
+
+// Deny reports whether the LSM program refuses tool execs: nil when it is
+// attached, else why not.
+func (t *Tracer) Deny() error { return t.denyErr }
 
 // attach attaches the exec hook, then the fork hook that feeds the process
 // table; either failing undoes both.
@@ -315,6 +370,11 @@ func (t *Tracer) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		close(t.done)
+		if t.deny != nil {
+			if cerr := t.deny.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
 		for _, l := range t.links {
 			if cerr := l.Close(); cerr != nil && err == nil {
 				err = cerr
