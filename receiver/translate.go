@@ -202,9 +202,8 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 		a.PutInt(attrExecutableInode, int64(e.File.Ino))
 		a.PutInt(attrExecutableDevice, int64(event.UserDev(e.File.Dev)))
 	}
-	if cut || e.Has(event.FlagArgsTruncated) {
-		a.PutBool(attrArgsTruncated, true)
-	}
+	// Always said: "not truncated" is as true and as useful as "truncated".
+	a.PutBool(attrArgsTruncated, cut || e.Has(event.FlagArgsTruncated))
 	putStrIf(a, attrParentExecutable, r.Context.ParentExecutable)
 	if len(r.Context.Ancestors) > 0 {
 		s := a.PutEmptySlice(attrAncestors)

@@ -255,6 +255,7 @@ func TestTranslateFixedFields(t *testing.T) {
 		"mitmexec.tool.technique.id": "T1557.002",
 		"mitmexec.match":             "executable_name",
 		"mitmexec.action":            "alerted",
+		"mitmexec.args_truncated":    false,
 		// 3 ms before the exec, by the same boot clock.
 		"process.creation.time":      "2026-11-26T18:00:00.120456789Z",
 		"mitmexec.executable.device": int64(event.UserDev(259<<20 | 1)),
@@ -263,7 +264,7 @@ func TestTranslateFixedFields(t *testing.T) {
 	for k, v := range want {
 		assert.Equal(t, v, raw[k], k)
 	}
-	for _, k := range []string{"process.vpid", "mitmexec.args_truncated", "mitmexec.repeat_count", "container.id", "mitmexec.exec.interpreter"} {
+	for _, k := range []string{"process.vpid", "mitmexec.repeat_count", "container.id", "mitmexec.exec.interpreter"} {
 		assert.NotContains(t, raw, k, "nothing true to say about %s", k)
 	}
 }
