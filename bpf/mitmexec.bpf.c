@@ -435,6 +435,66 @@ static __always_inline void read_ancestors(struct exec_event *e, struct task_str
 	e->ancestors_n = n;
 }
 
+/* Fills what every record says: the process (ids, namespaces, creds, tty,
+ * cwd, cgroup, ancestry), the file the exec names (identity, path, first
+ * bytes) and the path as passed. Returns the flags it learned. */
+static __always_inline __u32 fill_record(struct exec_event *e, struct task_struct *task, struct linux_binprm *bprm,
+					 struct file *file, struct file_key *key)
+{
+	__u32 flags = 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	e->ktime_boot_ns = bpf_ktime_get_boot_ns();
+	e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->ino = key->ino;
+	e->ctime_ns = key->ctime_ns;
+	e->dev = key->dev;
+	e->size = BPF_CORE_READ(inode, i_size);
+	e->nlink = BPF_CORE_READ(inode, __i_nlink);
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+
+	struct pid *tpid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(tpid, level);
+	e->vpid = BPF_CORE_READ(tpid, numbers[level].nr);
+	e->pidns = BPF_CORE_READ(tpid, numbers[level].ns, ns.inum);
+	e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+
+	__u64 ugid = bpf_get_current_uid_gid();
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->euid = BPF_CORE_READ(task, cred, euid.val);
+	e->egid = BPF_CORE_READ(task, cred, egid.val);
+	e->loginuid = BPF_CORE_READ(task, loginuid.val);
+	if (BPF_CORE_READ(task, signal, tty))
+		flags |= FLAG_INTERACTIVE;
+
+	long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	e->filename_len = n > 0 ? n : 0;
+	e->interp_len = 0;
+	n = bpf_probe_read_kernel_str(&e->name, sizeof(e->name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	e->name_len = n > 0 ? n : 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
+
+	struct path fpath = BPF_CORE_READ(file, f_path);
+	if (read_path(fpath.dentry, fpath.mnt, e->exe_path, &e->exe_path_len))
+		flags |= FLAG_EXE_PATH_TRUNCATED;
+	struct path pwd = BPF_CORE_READ(task, fs, pwd);
+	if (read_path(pwd.dentry, pwd.mnt, e->cwd, &e->cwd_len))
+		flags |= FLAG_CWD_TRUNCATED;
+	if (read_cgroup(task, e->cgroup, &e->cgroup_len))
+		flags |= FLAG_CGROUP_TRUNCATED;
+	read_ancestors(e, task, e->tgid);
+	if (e->ancestors_n > 0)
+		e->ppid = e->ancestors[0].tgid; /* the fork table's, when the parent exited */
+	e->args_len = 0;
+	e->args_total = 0;
+	return flags;
+}
+
 /* A shell run as `sh -c CMD`, or with no argument at all, runs nothing a
  * tool could hide in: the programs CMD starts are exec'd and judged on
  * their own. Those are most shell execs (system(), popen(), login shells),
@@ -559,61 +619,15 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	}
 	count(COUNTER_SUBMITTED);
 
-	__u64 id = bpf_get_current_pid_tgid();
-	e->ktime_boot_ns = bpf_ktime_get_boot_ns();
-	e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->ino = key.ino;
-	e->ctime_ns = key.ctime_ns;
-	e->dev = key.dev;
-	e->size = BPF_CORE_READ(inode, i_size);
-	e->nlink = BPF_CORE_READ(inode, __i_nlink);
-	e->tgid = id >> 32;
-	e->tid = (__u32)id;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-
-	struct pid *tpid = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(tpid, level);
-	e->vpid = BPF_CORE_READ(tpid, numbers[level].nr);
-	e->pidns = BPF_CORE_READ(tpid, numbers[level].ns, ns.inum);
-	e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-
-	__u64 ugid = bpf_get_current_uid_gid();
-	e->uid = (__u32)ugid;
-	e->gid = ugid >> 32;
-	e->euid = BPF_CORE_READ(task, cred, euid.val);
-	e->egid = BPF_CORE_READ(task, cred, egid.val);
-	e->loginuid = BPF_CORE_READ(task, loginuid.val);
-
-	if (BPF_CORE_READ(task, signal, tty))
-		flags |= FLAG_INTERACTIVE;
-
+	flags |= fill_record(e, task, bprm, file, &key);
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	const char *interp = BPF_CORE_READ(bprm, interp);
 	/* alloc_bprm points interp at filename; binfmt_script and binfmt_misc
 	 * replace it, so a different pointer means a script or a misc binary. */
 	if (filename != interp)
 		flags |= FLAG_SCRIPT;
-	long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), filename);
-	e->filename_len = n > 0 ? n : 0;
-	n = bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), interp);
+	long n = bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), interp);
 	e->interp_len = n > 0 ? n : 0;
-	n = bpf_probe_read_kernel_str(&e->name, sizeof(e->name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
-	e->name_len = n > 0 ? n : 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
-
-	struct path fpath = BPF_CORE_READ(file, f_path);
-	if (read_path(fpath.dentry, fpath.mnt, e->exe_path, &e->exe_path_len))
-		flags |= FLAG_EXE_PATH_TRUNCATED;
-	struct path pwd = BPF_CORE_READ(task, fs, pwd);
-	if (read_path(pwd.dentry, pwd.mnt, e->cwd, &e->cwd_len))
-		flags |= FLAG_CWD_TRUNCATED;
-	if (read_cgroup(task, e->cgroup, &e->cgroup_len))
-		flags |= FLAG_CGROUP_TRUNCATED;
-	read_ancestors(e, task, e->tgid);
-	if (e->ancestors_n > 0)
-		e->ppid = e->ancestors[0].tgid;
 
 	/* argv lives in the new mm, just copied there by the exec; it is present. */
 	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
@@ -696,53 +710,9 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
-		__u64 id = bpf_get_current_pid_tgid();
-		e->ktime_boot_ns = bpf_ktime_get_boot_ns();
-		e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-		e->cgroup_id = bpf_get_current_cgroup_id();
-		e->ino = key.ino;
-		e->ctime_ns = key.ctime_ns;
-		e->dev = key.dev;
-		e->size = inode->i_size;
-		e->nlink = inode->__i_nlink;
-		e->tgid = id >> 32;
-		e->tid = (__u32)id;
-		e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-		struct pid *tpid = BPF_CORE_READ(task, thread_pid);
-		unsigned int level = BPF_CORE_READ(tpid, level);
-		e->vpid = BPF_CORE_READ(tpid, numbers[level].nr);
-		e->pidns = BPF_CORE_READ(tpid, numbers[level].ns, ns.inum);
-		e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-		__u64 ugid = bpf_get_current_uid_gid();
-		e->uid = (__u32)ugid;
-		e->gid = ugid >> 32;
-		e->euid = BPF_CORE_READ(task, cred, euid.val);
-		e->egid = BPF_CORE_READ(task, cred, egid.val);
-		e->loginuid = BPF_CORE_READ(task, loginuid.val);
-		__u32 flags = FLAG_DENIED;
-		if (BPF_CORE_READ(task, signal, tty))
-			flags |= FLAG_INTERACTIVE;
-		long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), bprm->filename);
-		e->filename_len = n > 0 ? n : 0;
-		e->interp_len = 0;
-		n = bpf_probe_read_kernel_str(&e->name, sizeof(e->name), file->f_path.dentry->d_name.name);
-		e->name_len = n > 0 ? n : 0;
-		bpf_get_current_comm(&e->comm, sizeof(e->comm));
-		bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
-		struct path fpath = BPF_CORE_READ(file, f_path);
-		if (read_path(fpath.dentry, fpath.mnt, e->exe_path, &e->exe_path_len))
-			flags |= FLAG_EXE_PATH_TRUNCATED;
-		struct path pwd = BPF_CORE_READ(task, fs, pwd);
-		if (read_path(pwd.dentry, pwd.mnt, e->cwd, &e->cwd_len))
-			flags |= FLAG_CWD_TRUNCATED;
-		if (read_cgroup(task, e->cgroup, &e->cgroup_len))
-			flags |= FLAG_CGROUP_TRUNCATED;
 		/* the caller is the process: its own parent chain is the ancestry */
-		read_ancestors(e, task, e->tgid);
-		e->args_len = 0;
-		e->args_total = 0;
+		e->flags = FLAG_DENIED | fill_record(e, task, bprm, file, &key);
 		e->reasons = reasons;
-		e->flags = flags;
 		e->tool_id = tool_id;
 		bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	} else {
