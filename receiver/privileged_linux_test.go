@@ -706,3 +706,37 @@ func TestPrivilegedKernelDecidesBenign(t *testing.T) {
 		t.Errorf("%d of %d benign execs went to user space, want ~0", submitted, execs)
 	}
 }
+
+// TestPrivilegedHashRace measures the race every user-space hasher has:
+// how often a short-lived process had already exited when its executable
+// was hashed. On-disk files are still hashed through their path (identity
+// checked); only files gone from disk too (memfd, deleted) rely on the
+// kernel's fingerprint.
+func TestPrivilegedHashRace(t *testing.T) {
+	l := startLive(t, nil)
+	dir := t.TempDir()
+	const copies = 200
+	for i := 0; i < copies; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("true-%d", i))
+		copyFile(t, "/bin/true", p)
+		_ = exec.Command(p).Run()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st := l.rcv.hasher.Stats()
+		if st.FromProcExe+st.FromPath+st.Lost >= copies {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := l.rcv.hasher.Stats()
+	judged := st.FromProcExe + st.FromPath + st.Lost
+	t.Logf("first sights hashed: %d; through /proc/PID/exe (process still alive): %d; through the path after it exited: %d; lost: %d",
+		judged, st.FromProcExe, st.FromPath, st.Lost)
+	if judged < copies {
+		t.Fatalf("only %d of %d new files were judged", judged, copies)
+	}
+	if st.Lost != 0 {
+		t.Errorf("%d on-disk files could not be hashed", st.Lost)
+	}
+}
