@@ -26,10 +26,12 @@ run: otelcol
 # Every test: vet, the drift check of generated code, unit tests, a short fuzz
 # of each target, the privileged kernel tests (root; under CI=true a missing
 # privilege fails instead of skipping) and the end-to-end test through the
-# built collector.
+# built collector. Packages run one at a time (-p 1): every tracer sees every
+# exec on the host, so privileged tests of two packages would count each
+# other's execs.
 .PHONY: test
 test: vet check-generated otelcol
-	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) $(GO) test -count=1 ./...
+	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) $(GO) test -p 1 -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
 
 .PHONY: vet
