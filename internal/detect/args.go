@@ -188,7 +188,12 @@ func (c *Catalog) pythonCodeTool(code string) (*Tool, string) {
 			return t, "console_scripts " + m[1]
 		}
 	}
+	seen := map[string]bool{}
 	for _, mod := range modules {
+		if seen[mod] {
+			continue
+		}
+		seen[mod] = true
 		if t := c.moduleTool(mod, code, names); t != nil {
 			return t, mod
 		}
@@ -213,7 +218,7 @@ func (c *Catalog) moduleTool(module, code string, names []string) *Tool {
 				}
 			}
 			for _, t := range tools {
-				if t.Entry != "" && regexp.MustCompile(`\b`+regexp.QuoteMeta(t.Entry)+`\s*\(`).MatchString(code) {
+				if re := c.entryCalls[t]; re != nil && re.MatchString(code) {
 					return t
 				}
 			}

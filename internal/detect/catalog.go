@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -121,16 +122,20 @@ type Catalog struct {
 	byModule map[string][]*Tool
 	bySHA256 map[string]*Tool
 	interps  map[string]InterpreterKind
+	// entryCalls match a call of a tool's entry function (mitmdump(...)),
+	// which tells the tools that share a module apart.
+	entryCalls map[*Tool]*regexp.Regexp
 }
 
 // NewCatalog validates and indexes tools. Tool IDs are assigned in order.
 func NewCatalog(tools []Tool) (*Catalog, error) {
 	c := &Catalog{
-		byName:   map[string]*Tool{},
-		byExec:   map[string]*Tool{},
-		byModule: map[string][]*Tool{},
-		bySHA256: map[string]*Tool{},
-		interps:  defaultInterpreters(),
+		byName:     map[string]*Tool{},
+		byExec:     map[string]*Tool{},
+		byModule:   map[string][]*Tool{},
+		bySHA256:   map[string]*Tool{},
+		interps:    defaultInterpreters(),
+		entryCalls: map[*Tool]*regexp.Regexp{},
 	}
 	seen := map[string]bool{}
 	for i := range tools {
@@ -165,6 +170,9 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 		}
 		for _, m := range t.Modules {
 			c.byModule[m] = append(c.byModule[m], tp)
+		}
+		if t.Entry != "" {
+			c.entryCalls[tp] = regexp.MustCompile(`\b` + regexp.QuoteMeta(t.Entry) + `\s*\(`)
 		}
 		for _, h := range t.SHA256 {
 			h = strings.ToLower(h)

@@ -255,8 +255,11 @@ func FuzzRule(f *testing.F) {
 	f.Add("dash", "/bin/sh", "sh\x00-o\x00")
 	f.Add("perl", "/usr/bin/perl", "perl\x00-I")
 	f.Add("ettercap", "/dev/fd/3", "")
+	cat, err := NewCatalog(DefaultTools())
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, name, filename, args string) {
-		cat, _ := NewCatalog(DefaultTools())
 		r := NewRule(cat, &fakeFiles{}, nil)
 		e := event.Exec{Name: name, Filename: filename, Args: strings.Split(args, "\x00"), Flags: event.FlagScript}
 		res := r.Judge(&e)
