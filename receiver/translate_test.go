@@ -33,7 +33,7 @@ const execBootNs = 1000 * uint64(time.Second)
 
 var testResource = resourceInfo{HostName: "sensor-1", HostID: "0123456789abcdef0123456789abcdef", OSType: "linux", ServiceName: "mitmexec"}
 
-func tool(t *testing.T, name string) *detect.Tool {
+func tool(t testing.TB, name string) *detect.Tool {
 	t.Helper()
 	for _, tl := range detect.DefaultTools() {
 		if tl.Name == name {
@@ -45,7 +45,7 @@ func tool(t *testing.T, name string) *detect.Tool {
 }
 
 // goldenRecords are the detection records pinned in testdata/golden.
-func goldenRecords(t *testing.T) []struct {
+func goldenRecords(t testing.TB) []struct {
 	name         string
 	rec          detectionRecord
 	maxArgsBytes int
@@ -379,5 +379,16 @@ func TestTranslateNonUTF8(t *testing.T) {
 	}
 	if !utf8.ValidString(lr.Body().Str()) {
 		t.Errorf("body %q", lr.Body().Str())
+	}
+}
+
+// BenchmarkTranslate: one detection record to OTLP, allocations per record.
+func BenchmarkTranslate(b *testing.B) {
+	rec := goldenRecords(b)[0].rec
+	observed := time.Unix(2, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, sl := newLogs(testResource)
+		appendDetection(sl, &rec, observed, 4096)
 	}
 }
