@@ -291,7 +291,8 @@ func (t *Tracer) read() {
 			select {
 			case <-t.done:
 				return
-			default:
+			case <-time.After(stragglerWait):
+				// an unexpected read error: do not spin on it
 			}
 			continue
 		}
