@@ -62,17 +62,19 @@ const (
 	RecordSize = offArgs + ArgsLen
 )
 
-// Offsets exported for the tracer's layout test.
-var Offsets = map[string]int{
-	"KtimeBootNs": offKtimeBootNs, "StartBoottimeNs": offStartBoottimeNs, "CgroupId": offCgroupID,
-	"Ino": offIno, "CtimeNs": offCtimeNs, "Size": offSize, "Dev": offDev, "Nlink": offNlink,
-	"Tgid": offTgid, "Tid": offTid, "Vpid": offVpid, "Ppid": offPpid, "Uid": offUID, "Euid": offEUID,
-	"Gid": offGID, "Egid": offEGID, "Loginuid": offLoginUID, "Pidns": offPidNS, "Mntns": offMntNS,
-	"Reasons": offReasons, "Flags": offFlags, "ArgsLen": offArgsLen, "ArgsTotal": offArgsTotal,
-	"ToolId": offToolID, "FilenameLen": offFilenameLen, "InterpLen": offInterpLen, "NameLen": offNameLen,
-	"ExePathLen": offExePathLen, "CwdLen": offCwdLen, "CgroupLen": offCgroupLen, "AncestorsN": offAncestorsN,
-	"Comm": offComm, "Name": offName, "Filename": offFilename, "Interp": offInterp, "Head": offHead,
-	"Ancestors": offAncestors, "ExePath": offExePath, "Cwd": offCwd, "Cgroup": offCgroup, "Args": offArgs,
+// Offsets returns the field offsets, for the tracer's layout test.
+func Offsets() map[string]int {
+	return map[string]int{
+		"KtimeBootNs": offKtimeBootNs, "StartBoottimeNs": offStartBoottimeNs, "CgroupId": offCgroupID,
+		"Ino": offIno, "CtimeNs": offCtimeNs, "Size": offSize, "Dev": offDev, "Nlink": offNlink,
+		"Tgid": offTgid, "Tid": offTid, "Vpid": offVpid, "Ppid": offPpid, "Uid": offUID, "Euid": offEUID,
+		"Gid": offGID, "Egid": offEGID, "Loginuid": offLoginUID, "Pidns": offPidNS, "Mntns": offMntNS,
+		"Reasons": offReasons, "Flags": offFlags, "ArgsLen": offArgsLen, "ArgsTotal": offArgsTotal,
+		"ToolId": offToolID, "FilenameLen": offFilenameLen, "InterpLen": offInterpLen, "NameLen": offNameLen,
+		"ExePathLen": offExePathLen, "CwdLen": offCwdLen, "CgroupLen": offCgroupLen, "AncestorsN": offAncestorsN,
+		"Comm": offComm, "Name": offName, "Filename": offFilename, "Interp": offInterp, "Head": offHead,
+		"Ancestors": offAncestors, "ExePath": offExePath, "Cwd": offCwd, "Cgroup": offCgroup, "Args": offArgs,
+	}
 }
 
 // Verdict kinds, actions, reasons, flags and counters: keep in sync with the

@@ -18,19 +18,18 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
-// DefaultDirs are searched besides $PATH. Python tools also hide in
-// documentation examples (impacket) and /usr/share (Responder).
-var defaultDirs = []string{
-	"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
-	"/usr/games", "/usr/share/doc/python3-impacket/examples", "/usr/share/responder",
-	"/opt/Responder", "/usr/share/mitmf",
-}
-
 // DefaultDirs returns $PATH's directories and the standard ones, deduplicated.
 func DefaultDirs() []string {
 	var dirs []string
 	seen := map[string]bool{}
-	for _, d := range append(filepath.SplitList(os.Getenv("PATH")), defaultDirs...) {
+	// Besides $PATH: the standard directories, and where Python tools hide
+	// (impacket's examples, Responder and MITMf under /usr/share or /opt).
+	standard := []string{
+		"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
+		"/usr/games", "/usr/share/doc/python3-impacket/examples", "/usr/share/responder",
+		"/opt/Responder", "/usr/share/mitmf",
+	}
+	for _, d := range append(filepath.SplitList(os.Getenv("PATH")), standard...) {
 		if d == "" || !filepath.IsAbs(d) || seen[d] {
 			continue
 		}

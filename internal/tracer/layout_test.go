@@ -16,7 +16,8 @@ func TestLayoutMatchesC(t *testing.T) {
 	if int(typ.Size()) != event.RecordSize {
 		t.Errorf("sizeof(struct exec_event) = %d, event.RecordSize = %d", typ.Size(), event.RecordSize)
 	}
-	for name, off := range event.Offsets {
+	offsets := event.Offsets()
+	for name, off := range offsets {
 		f, ok := typ.FieldByName(name)
 		if !ok {
 			t.Errorf("field %s: not in the generated struct", name)
@@ -28,7 +29,7 @@ func TestLayoutMatchesC(t *testing.T) {
 	}
 	for i := 0; i < typ.NumField(); i++ {
 		f := typ.Field(i)
-		if _, ok := event.Offsets[f.Name]; !ok && f.Name != "_" && f.Name != "Pad" && f.Name != "Pad2" {
+		if _, ok := offsets[f.Name]; !ok && f.Name != "_" && f.Name != "Pad" && f.Name != "Pad2" {
 			t.Errorf("field %s of the C struct is not decoded", f.Name)
 		}
 	}
