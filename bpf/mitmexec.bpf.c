@@ -38,6 +38,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define VERDICT_TOOL 2
 #define VERDICT_INTERPRETER 3
 #define VERDICT_SHELL 4 /* an interpreter whose -c and bare runs are left to the execs they make */
+#define VERDICT_LOADER 5 /* the dynamic loader: ld.so PROGRAM runs PROGRAM, unless it only lists its libraries */
 
 /* verdict actions, keep in sync with event.Action* */
 #define ACTION_ALERT 0
@@ -263,6 +264,19 @@ struct {
 	__type(value, struct fingerprint_key);
 } fingerprint_scratch SEC(".maps");
 
+#define ENV_SCAN_LEN 4096
+struct env_buf {
+	char b[ENV_SCAN_LEN];
+};
+
+/* Scratch for the loader's environment, read only for loader execs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct env_buf);
+} env_scratch SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
@@ -305,8 +319,21 @@ static __always_inline __u64 inode_ctime_ns(struct inode *inode)
  * simple. bpf_d_path is not allowed in tp_btf/sched_process_exec. The path is
  * relative to the host's root (mounts are crossed through struct mount), so
  * a containerised process's path reads as the host sees it. */
-static __noinline int read_path(struct dentry *dentry, struct vfsmount *vfsmnt, char *buf, __u16 *out_len)
+/* A buffer of known size, so that the global functions below may write it. */
+struct path_buf {
+	char b[PATH_BUF_LEN];
+};
+
+/* Global (not static): the verifier checks it once, not once per caller
+ * and path through the caller. Kernel pointers come as integers because
+ * they are only ever read through BPF_CORE_READ. */
+__noinline int read_path(__u64 dentry_addr, __u64 vfsmnt_addr, struct path_buf *pb, __u16 *out_len)
 {
+	if (!pb || !out_len)
+		return 1;
+	struct dentry *dentry = (void *)dentry_addr;
+	struct vfsmount *vfsmnt = (void *)vfsmnt_addr;
+	char *buf = pb->b;
 	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
 	__u32 off = 0;
 	int truncated = 1;
@@ -365,9 +392,12 @@ static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
 /* The cgroup v2 path, leaf first like read_path. The leaf carries the
  * container id in every runtime's layout (docker-<id>.scope, cri-containerd-<id>,
  * crio-<id>, libpod-<id>). */
-static __noinline int read_cgroup(struct task_struct *task, char *buf, __u16 *out_len)
+__noinline int read_cgroup(__u64 kn_addr, struct path_buf *pb, __u16 *out_len)
 {
-	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	if (!pb || !out_len)
+		return 1;
+	char *buf = pb->b;
+	struct kernfs_node *kn = (void *)kn_addr;
 	__u32 off = 0;
 	int truncated = 1;
 
@@ -480,12 +510,12 @@ static __always_inline __u32 fill_record(struct exec_event *e, struct task_struc
 	bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
 
 	struct path fpath = BPF_CORE_READ(file, f_path);
-	if (read_path(fpath.dentry, fpath.mnt, e->exe_path, &e->exe_path_len))
+	if (read_path((__u64)fpath.dentry, (__u64)fpath.mnt, (struct path_buf *)e->exe_path, &e->exe_path_len))
 		flags |= FLAG_EXE_PATH_TRUNCATED;
 	struct path pwd = BPF_CORE_READ(task, fs, pwd);
-	if (read_path(pwd.dentry, pwd.mnt, e->cwd, &e->cwd_len))
+	if (read_path((__u64)pwd.dentry, (__u64)pwd.mnt, (struct path_buf *)e->cwd, &e->cwd_len))
 		flags |= FLAG_CWD_TRUNCATED;
-	if (read_cgroup(task, e->cgroup, &e->cgroup_len))
+	if (read_cgroup((__u64)BPF_CORE_READ(task, cgroups, dfl_cgrp, kn), (struct path_buf *)e->cgroup, &e->cgroup_len))
 		flags |= FLAG_CGROUP_TRUNCATED;
 	read_ancestors(e, task, e->tgid);
 	if (e->ancestors_n > 0)
@@ -531,6 +561,63 @@ static __always_inline int shell_runs_nothing_new(struct task_struct *task)
 	return 0;
 }
 
+/* ldd runs `ld.so PROGRAM` with LD_TRACE_LOADED_OBJECTS=1 in the
+ * environment: the loader then lists PROGRAM's libraries and exits without
+ * running it. Those execs stay in the kernel; any other loader exec goes up,
+ * where its argv names the program it runs. The first 4 KiB of the
+ * environment are searched with bpf_loop, which the verifier checks once
+ * instead of once per byte. */
+struct env_scan {
+	__u32 n;
+	__u32 matched; /* bytes of the name matched at the start of this string */
+	int at_start;
+	int found;
+};
+
+static long env_scan_step(__u32 i, void *ctx)
+{
+	static const char want[] = "LD_TRACE_LOADED_OBJECTS=";
+	struct env_scan *st = ctx;
+	__u32 zero = 0;
+	if (i >= st->n)
+		return 1;
+	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
+	if (!env)
+		return 1;
+	char c = env->b[i & (ENV_SCAN_LEN - 1)];
+	if (st->matched == sizeof(want) - 1) {
+		/* the value: anything but empty or "0" traces */
+		st->found = c != 0 && c != '0';
+		return 1;
+	}
+	if ((st->at_start || st->matched > 0) && st->matched < sizeof(want) - 1 && c == want[st->matched & 31]) {
+		st->matched++;
+		st->at_start = 0;
+		return 0;
+	}
+	st->matched = 0;
+	st->at_start = c == 0;
+	return 0;
+}
+
+static __always_inline int loader_only_lists(struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
+	if (!env)
+		return 0;
+	__u64 start = BPF_CORE_READ(task, mm, env_start);
+	__u64 end = BPF_CORE_READ(task, mm, env_end);
+	if (end <= start)
+		return 0;
+	__u32 n = end - start > ENV_SCAN_LEN ? ENV_SCAN_LEN : end - start;
+	if (bpf_probe_read_user(env->b, n, (void *)start) < 0)
+		return 0;
+	struct env_scan st = {.n = n, .at_start = 1};
+	bpf_loop(ENV_SCAN_LEN, env_scan_step, &st, 0);
+	return st.found;
+}
+
 static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm)
 {
 	struct file *file = BPF_CORE_READ(bprm, file);
@@ -558,6 +645,10 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 			reasons |= REASON_INTERPRETER;
 		} else if (v->kind == VERDICT_SHELL) {
 			if (shell_runs_nothing_new(task))
+				return 0;
+			reasons |= REASON_INTERPRETER;
+		} else if (v->kind == VERDICT_LOADER) {
+			if (loader_only_lists(task))
 				return 0;
 			reasons |= REASON_INTERPRETER;
 		}

@@ -69,11 +69,7 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 	}
 	for _, f := range inv.Interpreters {
 		r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint)
-		kind := event.VerdictInterpreter
-		if f.Kind == detect.Shell {
-			kind = event.VerdictShell
-		}
-		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: kind}); err != nil {
+		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: detect.KernelVerdict(f.Kind)}); err != nil {
 			return 0, fmt.Errorf("program kernel verdicts: %w", err)
 		}
 	}

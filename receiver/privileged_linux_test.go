@@ -384,6 +384,11 @@ func TestPrivilegedEvasions(t *testing.T) {
 		{name: "file naming tools", argv: []string{"cat", filepath.Join(dir, "notes.txt")}},
 		{name: "grep", argv: []string{"grep", "-q", "ettercap", filepath.Join(dir, "notes.txt")}},
 		{name: "python naming tool", argv: []string{"/usr/bin/python3", "-c", "print('mitmproxy.tools.main mitmdump')"}},
+		// inspecting a tool is not running it: ldd runs ld.so on it with
+		// LD_TRACE_LOADED_OBJECTS=1 (the marker is a second file for ldd)
+		{name: "ldd", argv: []string{"ldd", ettercap}},
+		{name: "ld.so --verify", argv: []string{"/lib64/ld-linux-x86-64.so.2", "--verify", ettercap}},
+		{name: "ld.so traced", argv: []string{"/usr/bin/env", "LD_TRACE_LOADED_OBJECTS=1", "/lib64/ld-linux-x86-64.so.2", ettercap}},
 	}
 	runScenarios(t, l, scenarios)
 

@@ -135,6 +135,8 @@ func parseLoader(args []string) invocation {
 		switch {
 		case a == "--library-path" || a == "--preload" || a == "--audit" || a == "--argv0" || a == "--glibc-hwcaps-prepend" || a == "--glibc-hwcaps-mask":
 			i++
+		case a == "--list" || a == "--verify" || a == "--help" || a == "--version" || a == "--list-tunables" || a == "--list-diagnostics":
+			return invocation{} // the loader inspects, it does not run the program
 		case a == "--":
 			if i+1 < len(args) {
 				return invocation{script: args[i+1]}

@@ -75,6 +75,18 @@ func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
 	}
 }
 
+// KernelVerdict is the verdict kind the kernel keeps for an interpreter:
+// shells and the loader have cases the kernel decides alone.
+func KernelVerdict(k InterpreterKind) uint8 {
+	switch k {
+	case Shell:
+		return event.VerdictShell
+	case Loader:
+		return event.VerdictLoader
+	}
+	return event.VerdictInterpreter
+}
+
 // Catalog returns the rule's catalog.
 func (r *Rule) Catalog() *Catalog { return r.cat }
 
@@ -118,8 +130,8 @@ func (r *Rule) Judge(e *event.Exec) Result {
 	if isNew {
 		res.NewIdentity = true
 		res.Identity = event.Verdict{Kind: id.kind}
-		if id.kind == event.VerdictInterpreter && id.interp == Shell {
-			res.Identity.Kind = event.VerdictShell
+		if id.kind == event.VerdictInterpreter {
+			res.Identity.Kind = KernelVerdict(id.interp)
 		}
 		if id.tool != nil {
 			res.Identity.ToolID = id.tool.ID

@@ -133,6 +133,7 @@ func TestRule(t *testing.T) {
 		{"ruby script", elf("ruby3.1", "/usr/bin/ruby", event.FileID{Dev: 1, Ino: 54}, "ruby", "-I", "lib", "/x/mitmf.py"), "mitmf", MatchScript},
 		{"dynamic loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "--library-path", "/x", "/usr/bin/ettercap", "--version"), "ettercap", MatchInterpreterArgs},
 		{"dynamic loader on a copy", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/tmp/proxyhelper"), "mitmdump", MatchContentHash},
+		{"ldd --verify", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "/lib64/ld-linux-x86-64.so.2", "--verify", "/usr/bin/ettercap"), "", ""},
 		{"dynamic loader benign", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/bin/ls"), "", ""},
 		{"renamed interpreter copy", elf("svc-helper", "/tmp/svc-helper", event.FileID{Dev: 1, Ino: 902, CtimeNs: 5}, "svc-helper", "/usr/bin/mitmdump"), "mitmdump", MatchScript},
 		{"invoked by a tool's name", elf("busybox-like", "/opt/bin/ettercap", event.FileID{Dev: 1, Ino: 55}), "ettercap", MatchInvokedName},
@@ -186,6 +187,7 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 		{"interpreter", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
 		{"benign", elf("ls", "/bin/ls", event.FileID{Dev: 1, Ino: 70}), event.VerdictBenign},
 		{"shell", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
+		{"loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 72}), event.VerdictLoader},
 		// a script's verdict belongs to the script, never to its interpreter
 		{"shebang tool script", func() event.Exec {
 			e := elf("python3.11", "/usr/bin/mitmdump", event.FileID{Dev: 1, Ino: 51})

@@ -86,6 +86,9 @@ const (
 	// VerdictShell: an interpreter whose `-c` and argument-less runs the
 	// kernel skips (the commands they start are exec'd and judged anyway).
 	VerdictShell uint8 = 4
+	// VerdictLoader: the dynamic loader, whose library listings (ldd) the
+	// kernel skips.
+	VerdictLoader uint8 = 5
 
 	ActionAlert uint8 = 0
 	ActionKill  uint8 = 1

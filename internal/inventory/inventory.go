@@ -28,6 +28,8 @@ func DefaultDirs() []string {
 		"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin",
 		"/usr/games", "/usr/share/doc/python3-impacket/examples", "/usr/share/responder",
 		"/opt/Responder", "/usr/share/mitmf",
+		// the dynamic loader
+		"/lib64", "/usr/lib64", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
 	}
 	for _, d := range append(filepath.SplitList(os.Getenv("PATH")), standard...) {
 		if d == "" || !filepath.IsAbs(d) || seen[d] {

@@ -27,6 +27,11 @@ type mitmexecConfig struct {
 	SubmitAll uint32
 }
 
+type mitmexecEnvBuf struct {
+	_ structs.HostLayout
+	B [4096]int8
+}
+
 type mitmexecExecEvent struct {
 	_               structs.HostLayout
 	KtimeBootNs     uint64
@@ -114,6 +119,7 @@ type mitmexecVerdict struct {
 const (
 	mitmexecMapConfigMap            = "config_map"
 	mitmexecMapCounters             = "counters"
+	mitmexecMapEnvScratch           = "env_scratch"
 	mitmexecMapEvents               = "events"
 	mitmexecMapFingerprintScratch   = "fingerprint_scratch"
 	mitmexecMapFingerprints         = "fingerprints"
@@ -191,6 +197,7 @@ type mitmexecProgramSpecs struct {
 type mitmexecMapSpecs struct {
 	ConfigMap          *ebpf.MapSpec `ebpf:"config_map"`
 	Counters           *ebpf.MapSpec `ebpf:"counters"`
+	EnvScratch         *ebpf.MapSpec `ebpf:"env_scratch"`
 	Events             *ebpf.MapSpec `ebpf:"events"`
 	FingerprintScratch *ebpf.MapSpec `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
@@ -236,6 +243,7 @@ func (o *mitmexecObjects) Close() error {
 type mitmexecMaps struct {
 	ConfigMap          *ebpf.Map `ebpf:"config_map"`
 	Counters           *ebpf.Map `ebpf:"counters"`
+	EnvScratch         *ebpf.Map `ebpf:"env_scratch"`
 	Events             *ebpf.Map `ebpf:"events"`
 	FingerprintScratch *ebpf.Map `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
@@ -250,6 +258,7 @@ func (m *mitmexecMaps) Close() error {
 	return _MitmexecClose(
 		m.ConfigMap,
 		m.Counters,
+		m.EnvScratch,
 		m.Events,
 		m.FingerprintScratch,
 		m.Fingerprints,

@@ -1,0 +1,59 @@
+//go:build linux
+
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// TestEveryProgramVerifies loads each program of the object on its own, the
+// raw-tracepoint fallbacks included, which the other tests never attach on a
+// kernel where tp_btf works. BPF LSM is not loadable on every kernel; it is
+// reported, not required.
+func TestEveryProgramVerifies(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root under CI=true")
+		}
+		t.Skip("needs root")
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := loadMitmexec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range spec.Programs {
+		one := spec.Copy()
+		for other := range one.Programs {
+			if other != name {
+				delete(one.Programs, other)
+			}
+		}
+		coll, err := ebpf.NewCollection(one)
+		if err != nil {
+			var ve *ebpf.VerifierError
+			detail := err.Error()
+			if errors.As(err, &ve) {
+				detail = fmt.Sprintf("%+v", ve)
+				if len(detail) > 3000 {
+					detail = detail[len(detail)-3000:]
+				}
+			}
+			if name == "bprm_check_deny" {
+				t.Logf("%s does not load here (expected where BPF LSM is off): %v", name, err)
+				continue
+			}
+			t.Errorf("%s: %s", name, detail)
+			continue
+		}
+		coll.Close()
+	}
+}
