@@ -745,3 +745,49 @@ func TestPrivilegedHashRace(t *testing.T) {
 		t.Errorf("%d on-disk files could not be hashed", st.Lost)
 	}
 }
+
+// TestPrivilegedContainerCgroup runs a tool inside a cgroup laid out the way
+// docker lays out a container's (system.slice/docker-ID.scope) and in its
+// own pid namespace: the record carries the cgroup path, the container id
+// and both pids. A real container runtime is not needed for what the kernel
+// reports.
+func TestPrivilegedContainerCgroup(t *testing.T) {
+	l := startLive(t, nil)
+	root := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "cgroup2", "none", root).CombinedOutput(); err != nil {
+		t.Fatalf("mount cgroup2: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", root).Run() })
+	id := "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
+	scope := filepath.Join(root, "system.slice", "docker-"+id+".scope")
+	if err := os.MkdirAll(scope, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.Remove(scope)
+		_ = os.Remove(filepath.Dir(scope))
+	})
+	marker := newMarker("container")
+	ettercap := lookPath(t, "ettercap")
+	script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec unshare --fork --pid %s --version %s", scope, ettercap, marker)
+	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("run in cgroup: %v: %s", err, out)
+		}
+	}
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 {
+		t.Fatalf("%d records, want 1", len(got))
+	}
+	a := got[0].attrs
+	if a["container.id"] != id {
+		t.Errorf("container.id = %v, want %s", a["container.id"], id)
+	}
+	if a["process.linux.cgroup"] != "/system.slice/docker-"+id+".scope" {
+		t.Errorf("process.linux.cgroup = %v", a["process.linux.cgroup"])
+	}
+	if a["process.vpid"] != int64(1) {
+		t.Errorf("process.vpid = %v, want 1", a["process.vpid"])
+	}
+}
