@@ -11,6 +11,7 @@ type invocation struct {
 	script string // the script path, when one is named
 	module string // python -m
 	code   string // python -c, perl/ruby -e
+	stdin  bool   // the program comes on standard input (python - , python < file)
 }
 
 // parseInterpreterArgs reads argv the way the interpreter itself would, so
@@ -18,6 +19,9 @@ type invocation struct {
 // is ignored: it is whatever the caller chose (exec -a).
 func parseInterpreterArgs(kind InterpreterKind, argv []string) invocation {
 	if len(argv) < 2 {
+		if kind == Python && len(argv) == 1 {
+			return invocation{stdin: true} // python < file
+		}
 		return invocation{}
 	}
 	args := argv[1:]
@@ -41,12 +45,12 @@ func parsePython(args []string) invocation {
 			if i+1 < len(args) {
 				return invocation{script: args[i+1]}
 			}
-			return invocation{}
+			return invocation{stdin: true}
 		}
-		if a == "-" || !strings.HasPrefix(a, "-") {
-			if a == "-" {
-				return invocation{}
-			}
+		if a == "-" {
+			return invocation{stdin: true}
+		}
+		if !strings.HasPrefix(a, "-") {
 			return invocation{script: a}
 		}
 		if strings.HasPrefix(a, "--") {
@@ -75,7 +79,8 @@ func parsePython(args []string) invocation {
 			}
 		}
 	}
-	return invocation{}
+	// No script, no -c, no -m: python reads its program from stdin.
+	return invocation{stdin: true}
 }
 
 func parseShell(args []string) invocation {

@@ -16,6 +16,9 @@ type Files interface {
 	// Script returns the SHA-256 and the first bytes of a script the exec
 	// names, resolved against the process's working directory.
 	Script(e *event.Exec, path string) (sum string, head []byte, err error)
+	// Stdin is Script for the file on the process's standard input (python
+	// < tool); a pipe or a terminal is an error.
+	Stdin(e *event.Exec) (sum string, head []byte, err error)
 }
 
 // Result is the rule's answer for one exec.
@@ -172,6 +175,11 @@ func (r *Rule) Judge(e *event.Exec) Result {
 				res.Detected = true
 				return res
 			}
+		case inv.stdin && kind == Python:
+			if d, ok := r.stdin(e); ok {
+				res.Detection, res.Detected = d, true
+				return res
+			}
 		case inv.script != "" && kind == Loader:
 			if d, ok := r.loaded(e, inv.script); ok {
 				res.Detection, res.Detected = d, true
@@ -213,6 +221,25 @@ func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
 	}
 	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
 		return Detection{Tool: t, Match: MatchScript, Detail: p + " imports " + what, Script: p}, true
+	}
+	return Detection{}, false
+}
+
+// stdin judges a program fed to the interpreter from a file on its
+// standard input, by content: it has no name of its own.
+func (r *Rule) stdin(e *event.Exec) (Detection, bool) {
+	if r.files == nil {
+		return Detection{}, false
+	}
+	sum, head, err := r.files.Stdin(e)
+	if err != nil {
+		return Detection{}, false
+	}
+	if t := r.cat.BySHA256(sum); t != nil {
+		return Detection{Tool: t, Match: MatchContentHash, Detail: "stdin"}, true
+	}
+	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
+		return Detection{Tool: t, Match: MatchScript, Detail: "stdin imports " + what}, true
 	}
 	return Detection{}, false
 }

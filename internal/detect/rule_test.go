@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -24,6 +25,10 @@ func (f *fakeFiles) ExecSHA256(e *event.Exec) (string, error) {
 		return s, nil
 	}
 	return "", errors.New("file is gone")
+}
+
+func (f *fakeFiles) Stdin(e *event.Exec) (string, []byte, error) {
+	return f.Script(e, fmt.Sprintf("stdin of %d", e.PID))
 }
 
 func (f *fakeFiles) Script(_ *event.Exec, p string) (string, []byte, error) {
@@ -66,6 +71,11 @@ func elf(name, filename string, id event.FileID, args ...string) event.Exec {
 	return event.Exec{Name: name, Filename: filename, File: id, ExePath: "/x/" + name, Args: args, Nlink: 1}
 }
 
+func withPID(e event.Exec, pid uint32) event.Exec {
+	e.PID = pid
+	return e
+}
+
 func TestRule(t *testing.T) {
 	files := &fakeFiles{
 		execSums: map[event.FileID]string{
@@ -78,6 +88,7 @@ func TestRule(t *testing.T) {
 			"/tmp/wrapper.py":  {sum: trueSum, body: "import sys\nfrom mitmproxy.tools.main import mitmweb\nmitmweb()\n"},
 			"/tmp/lib.py":      {sum: trueSum, body: "import mitmproxy.io\nprint('mitmproxy.tools.main')\n"},
 			"/tmp/plain.sh":    {sum: trueSum, body: "echo ettercap\n"},
+			"stdin of 4242":    {sum: mitmdumpSum},
 		},
 	}
 	py := event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}
@@ -125,6 +136,9 @@ func TestRule(t *testing.T) {
 		{"python -c runpy", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "import runpy; runpy.run_module('mitm6', run_name='__main__')"), "mitm6", MatchInterpreterArgs},
 		{"python -c runpy.run_path", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "import runpy,sys; sys.argv=['x']; runpy.run_path('/usr/bin/mitmweb', run_name='__main__')"), "mitmweb", MatchInterpreterArgs},
 		{"python -c exec(open())", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "exec(open('/opt/Responder/Responder.py').read())"), "responder", MatchInterpreterArgs},
+		{"python < tool script", withPID(elf("python3.11", "/usr/bin/python3", py, "python3"), 4242), "mitmdump", MatchContentHash},
+		{"python - < tool script", withPID(elf("python3.11", "/usr/bin/python3", py, "python3", "-u", "-", "--version"), 4242), "mitmdump", MatchContentHash},
+		{"python on a terminal or a pipe", elf("python3.11", "/usr/bin/python3", py, "python3"), "", ""},
 		{"python -c prints a tool path", elf("python3.11", "/usr/bin/python3", py, "python3", "-c", "print('/usr/bin/mitmweb')"), "", ""},
 		{"python own wrapper script", elf("python3.11", "/usr/bin/python3", py, "python3", "/tmp/wrapper.py"), "mitmweb", MatchScript},
 		{"pypy", elf("pypy3", "/usr/bin/pypy3", event.FileID{Dev: 1, Ino: 51}, "pypy3", "/x/ntlmrelayx.py"), "ntlmrelayx", MatchScript},

@@ -120,6 +120,13 @@ func (h *Hasher) Script(e *event.Exec, p string) (string, []byte, error) {
 	return h.hashScript(p)
 }
 
+// Stdin hashes the file on the process's standard input. /proc/PID/fd/0
+// opens the very file the process holds, wherever it lives; a pipe or a
+// terminal is not a regular file and is refused.
+func (h *Hasher) Stdin(e *event.Exec) (string, []byte, error) {
+	return h.hashScript(filepath.Join(h.procRoot, strconv.FormatUint(uint64(e.PID), 10), "fd", "0"))
+}
+
 func (h *Hasher) hashScript(p string) (string, []byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
