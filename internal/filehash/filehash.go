@@ -128,7 +128,7 @@ func (h *Hasher) Stdin(e *event.Exec) (string, []byte, error) {
 }
 
 func (h *Hasher) hashScript(p string) (string, []byte, error) {
-	f, err := os.Open(p)
+	f, err := openNoBlock(p)
 	if err != nil {
 		return "", nil, err
 	}
@@ -189,7 +189,7 @@ func (h *Hasher) hashScript(p string) (string, []byte, error) {
 var errTooLarge = errors.New("file is larger than the hashing bound")
 
 func (h *Hasher) hashVerified(p string, want event.FileID) (string, error) {
-	f, err := os.Open(p)
+	f, err := openNoBlock(p)
 	if err != nil {
 		return "", err
 	}
@@ -230,4 +230,12 @@ func (h *Hasher) put(id event.FileID, sum string) {
 		clear(h.cache)
 	}
 	h.cache[id] = sum
+}
+
+// openNoBlock opens p for reading without ever waiting: a FIFO named as a
+// script or sitting on a process's stdin would block a plain open until a
+// writer appears, and a terminal must not become anyone's controlling tty.
+// Callers refuse what is not a regular file right after.
+func openNoBlock(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mitmexec/mitmexec/internal/event"
 )
@@ -111,5 +112,29 @@ func TestScriptCachedUntilWritten(t *testing.T) {
 	}
 	if changed, _, _ := h.Script(e, p); changed == first {
 		t.Error("a rewritten script kept its old hash")
+	}
+}
+
+func TestScriptFIFONeverBlocks(t *testing.T) {
+	// GIVEN a FIFO without a writer where a script is expected
+	dir := t.TempDir()
+	p := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1<<20)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := h.Script(&event.Exec{PID: 1}, p)
+		done <- err
+	}()
+	// THEN it is refused at once
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a FIFO was read as a script")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("opening a FIFO blocked the hasher")
 	}
 }

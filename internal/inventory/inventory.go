@@ -117,7 +117,7 @@ func Identity(p string) (event.FileID, error) {
 }
 
 func readFile(p string, maxBytes int64, hash bool) (File, error) {
-	fh, err := os.Open(p)
+	fh, err := openNoBlock(p)
 	if err != nil {
 		return File{}, err
 	}
@@ -158,4 +158,10 @@ func readFile(p string, maxBytes int64, hash bool) (File, error) {
 		f.Fingerprint = &fp
 	}
 	return f, nil
+}
+
+// openNoBlock opens p without waiting on a FIFO that carries a tool's name;
+// readFile refuses what is not a regular file right after.
+func openNoBlock(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 }
