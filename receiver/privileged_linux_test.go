@@ -373,6 +373,7 @@ func TestPrivilegedEvasions(t *testing.T) {
 		{name: "python -c import", tool: "mitmdump", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-c", "from mitmproxy.tools.main import mitmdump; import sys; sys.argv=['x','--version']; mitmdump()"}},
 		{name: "python own wrapper", tool: "mitmdump", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "wrapper.py"), "--version"}},
 		{name: "python -m", tool: "mitm6", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-m", "mitm6"}, dir: modDir},
+		{name: "python script from an fd", tool: "mitmdump", match: "content_hash", argv: []string{"/bin/sh", "-c", "exec /usr/bin/python3 /dev/fd/3 --version MARKER 3< " + mitmdump}},
 		{name: "python stdin file", tool: "mitmdump", match: "content_hash", argv: []string{"/bin/sh", "-c", "exec /usr/bin/python3 - --version MARKER < " + mitmdump}},
 		{name: "python script by name", tool: "sslstrip", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "sslstrip")}},
 		{name: "sh script", tool: "responder", match: "script", argv: []string{"sh", filepath.Join(dir, "responder")}},

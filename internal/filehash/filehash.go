@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,6 +107,18 @@ func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
 // relative path is resolved against the process's working directory; the
 // process's root is tried first so that a containerised script is found.
 func (h *Hasher) Script(e *event.Exec, p string) (string, []byte, error) {
+	// /proc/self and /dev/fd name the exec'd process's own descriptors
+	// (a script run from a file descriptor or a memfd); read here they
+	// would be the collector's.
+	pid := strconv.FormatUint(uint64(e.PID), 10)
+	for _, own := range []string{"/proc/self/", "/proc/thread-self/", "/dev/fd/"} {
+		if rest, ok := strings.CutPrefix(p, own); ok {
+			if own == "/dev/fd/" {
+				rest = "fd/" + rest
+			}
+			return h.hashScript(filepath.Join(h.procRoot, pid, rest))
+		}
+	}
 	if !filepath.IsAbs(p) {
 		if e.Cwd == "" {
 			return "", nil, fmt.Errorf("script %q is relative and the working directory is unknown", p)

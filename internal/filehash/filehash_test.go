@@ -22,7 +22,7 @@ func idOf(t *testing.T, p string) event.FileID {
 	return event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: st.Ino}
 }
 
-func sum(b []byte) string {
+func sumOf(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
@@ -39,7 +39,7 @@ func TestExecSHA256ByPath(t *testing.T) {
 	e := &event.Exec{PID: 4242, ExePath: p, Nlink: 1, File: idOf(t, p)}
 	// WHEN it is hashed THEN the path serves, identity checked, and the result is cached
 	got, err := h.ExecSHA256(e)
-	if err != nil || got != sum(content) {
+	if err != nil || got != sumOf(content) {
 		t.Fatalf("got %q %v", got, err)
 	}
 	if _, err := h.ExecSHA256(e); err != nil || h.Stats().Cached != 1 || h.Stats().FromPath != 1 {
@@ -84,7 +84,7 @@ func TestScriptRelativeToCwd(t *testing.T) {
 	}
 	h := New(filepath.Join(dir, "proc"), 1<<20)
 	s, head, err := h.Script(&event.Exec{PID: 1, Cwd: dir}, "w.py")
-	if err != nil || s != sum(body) || string(head) != string(body) {
+	if err != nil || s != sumOf(body) || string(head) != string(body) {
 		t.Errorf("got %q %q %v", s, head, err)
 	}
 	if _, _, err := h.Script(&event.Exec{PID: 1}, "w.py"); err == nil {
@@ -136,5 +136,31 @@ func TestScriptFIFONeverBlocks(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("opening a FIFO blocked the hasher")
+	}
+}
+
+func TestScriptOfTheProcessOwnDescriptors(t *testing.T) {
+	// GIVEN a process 77 whose fd 3 holds a script
+	dir := t.TempDir()
+	procFd := filepath.Join(dir, "proc", "77", "fd")
+	if err := os.MkdirAll(procFd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("from mitmproxy.tools.main import mitmdump\n")
+	script := filepath.Join(dir, "payload")
+	if err := os.WriteFile(script, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(script, filepath.Join(procFd, "3")); err != nil {
+		t.Fatal(err)
+	}
+	h := New(filepath.Join(dir, "proc"), 1<<20)
+	// WHEN the exec names it as /dev/fd/3 or /proc/self/fd/3
+	for _, p := range []string{"/dev/fd/3", "/proc/self/fd/3"} {
+		sum, _, err := h.Script(&event.Exec{PID: 77}, p)
+		// THEN it is the process's descriptor that is read, not the collector's
+		if err != nil || sum != sumOf(body) {
+			t.Errorf("%s: got %q, %v", p, sum, err)
+		}
 	}
 }
