@@ -66,19 +66,7 @@ func TestEndToEndBadConfigExits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// GIVEN a config whose mitmexec receiver is wrong.
 			dir := t.TempDir()
-			cfg := writeConfig(t, dir, `receivers:
-  mitmexec: `+tc.receiver+`
-exporters:
-  debug: {}
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [mitmexec]
-      exporters: [debug]
-`)
+			cfg := writeConfig(t, dir, debugConfig(tc.receiver))
 			// WHEN the collector is run with it.
 			cmd := exec.Command(bin, "--config", cfg)
 			cmd.Dir = dir
@@ -105,19 +93,7 @@ func TestEndToEndUnprivilegedStartExits(t *testing.T) {
 	nbin := filepath.Join(dir, "otelcol-custom")
 	copyExecutable(t, bin, nbin)
 	cfg := filepath.Join(dir, "config.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`receivers:
-  mitmexec: {}
-exporters:
-  debug: {}
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [mitmexec]
-      exporters: [debug]
-`), 0o644))
+	require.NoError(t, os.WriteFile(cfg, []byte(debugConfig("{}")), 0o644))
 	require.NoError(t, os.Chmod(cfg, 0o644))
 
 	// WHEN it is run as nobody (uid and gid 65534, no supplementary groups,
@@ -135,4 +111,22 @@ service:
 	assert.Contains(t, out, privilegeError, "output:\n%s", out)
 	assert.Contains(t, out, "mitmexec", "output:\n%s", out)
 	assert.NotContains(t, out, readyLine, "output:\n%s", out)
+}
+
+// debugConfig is a collector config with the given mitmexec receiver section
+// and a debug exporter, the collector's own metrics off.
+func debugConfig(receiver string) string {
+	return `receivers:
+  mitmexec: ` + receiver + `
+exporters:
+  debug: {}
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [mitmexec]
+      exporters: [debug]
+`
 }
