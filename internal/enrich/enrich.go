@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/procstat"
 )
 
 // Hasher hashes the executable of an exec (internal/filehash).
@@ -65,40 +66,16 @@ func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
 // long-lived more often than not (shells, services); when one is gone, or
 // its pid now belongs to a younger process, the path is unknown.
 func (en *Enricher) exePath(pid uint32, startBootNs uint64) string {
-	dir := filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10))
-	if startBootNs != 0 && !sameStart(dir, startBootNs) {
-		return ""
+	if startBootNs != 0 {
+		if st, err := procstat.Read(en.procRoot, pid); err != nil || !st.SameStart(startBootNs) {
+			return ""
+		}
 	}
-	p, err := os.Readlink(filepath.Join(dir, "exe"))
+	p, err := os.Readlink(filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10), "exe"))
 	if err != nil {
 		return ""
 	}
 	return p
-}
-
-// sameStart compares /proc/PID/stat's start time (field 22, clock ticks
-// since boot; USER_HZ is 100 on every Linux ABI) with the kernel's
-// start_boottime in nanoseconds.
-func sameStart(dir string, startBootNs uint64) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return false
-	}
-	// comm may hold spaces and parentheses: fields start after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return false
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 20 {
-		return false
-	}
-	ticks, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return false
-	}
-	want := startBootNs / 1e7
-	return ticks+1 >= want && ticks <= want+1
 }
 
 // Owner returns the user name of uid from the host's user database, cached.
