@@ -30,7 +30,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CGROUP_DEPTH 8
 #define ARGS_LEN 4096
 #define ARGS_MASK (ARGS_LEN - 1)
-#define HEAD_LEN 128       /* bprm->buf prefix used as a content fingerprint */
+#define ARGS_HEAD 2048   /* with FLAG_ARGS_ELIDED: bytes from argv's start, the rest from its end */
+#define HEAD_LEN 256       /* all of bprm->buf (BINPRM_BUF_SIZE): the structural fingerprint */
 #define ANCESTORS 8
 
 /* verdict kinds, keep in sync with event.Verdict* */
@@ -62,6 +63,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FLAG_CWD_TRUNCATED (1 << 6)
 #define FLAG_CGROUP_TRUNCATED (1 << 7)
 #define FLAG_DENIED (1 << 8) /* refused by the LSM hook: the exec never happened */
+#define FLAG_ARGS_ELIDED (1 << 9) /* args holds argv's first ARGS_HEAD bytes, then its last ones */
 
 /* counters (per-CPU array index), keep in sync with event.Counter* */
 #define COUNTER_EXECS 0
@@ -93,8 +95,11 @@ struct name_key {
 	char name[KEY_NAME_LEN];
 };
 
+/* The first bytes of an ELF file with the fields that only say where the
+ * section headers are masked out (see mask_elf_head): what the loader maps
+ * (entry point, program headers) stays, so a copy with bytes appended or a
+ * non-loaded section added still matches, while the file size does not count. */
 struct fingerprint_key {
-	__u64 size;
 	__u8 head[HEAD_LEN];
 };
 
@@ -159,8 +164,8 @@ struct exec_event {
 	char name[NAME_LEN];
 	char filename[STR_LEN];
 	char interp[STR_LEN];
-	__u8 head[HEAD_LEN];
-	__u32 pad2;
+	__u8 head[HEAD_LEN]; /* masked like fingerprint_key */
+	__u32 args_head_len; /* with FLAG_ARGS_ELIDED: bytes of args taken from argv's start */
 	struct ancestor ancestors[ANCESTORS];
 	char exe_path[PATH_BUF_LEN];
 	char cwd[PATH_BUF_LEN];
@@ -276,6 +281,24 @@ struct {
 	__type(key, __u32);
 	__type(value, struct env_buf);
 } env_scratch SEC(".maps");
+
+/* e_shoff, e_shnum and e_shstrndx only say where the section headers are,
+ * which the loader never reads: appending bytes or adding a section with
+ * objcopy changes these and nothing else in the first 256 bytes. */
+static __always_inline void mask_elf_head(__u8 *h)
+{
+	if (h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F')
+		return;
+	if (h[4] == 2) { /* ELFCLASS64 */
+		__builtin_memset(&h[0x28], 0, 8);
+		__builtin_memset(&h[0x3c], 0, 4);
+	} else if (h[4] == 1) { /* ELFCLASS32 */
+		__builtin_memset(&h[0x20], 0, 4);
+		__builtin_memset(&h[0x30], 0, 4);
+	}
+}
+
+#define FUSE_SUPER_MAGIC 0x65735546
 
 static __always_inline void count(__u32 idx)
 {
@@ -508,6 +531,7 @@ static __always_inline __u32 fill_record(struct exec_event *e, struct task_struc
 	e->name_len = n > 0 ? n : 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
+	mask_elf_head(e->head);
 
 	struct path fpath = BPF_CORE_READ(file, f_path);
 	if (read_path((__u64)fpath.dentry, (__u64)fpath.mnt, (struct path_buf *)e->exe_path, &e->exe_path_len))
@@ -522,6 +546,7 @@ static __always_inline __u32 fill_record(struct exec_event *e, struct task_struc
 		e->ppid = e->ancestors[0].tgid; /* the fork table's, when the parent exited */
 	e->args_len = 0;
 	e->args_total = 0;
+	e->args_head_len = 0;
 	return flags;
 }
 
@@ -636,6 +661,11 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	__u8 action = ACTION_ALERT;
 
 	struct verdict *v = bpf_map_lookup_elem(&verdicts, &key);
+	/* A FUSE server chooses its files' inode numbers and times and may
+	 * serve other bytes to the next reader: a benign verdict cached for one
+	 * of its files proves nothing about the next exec of it. */
+	if (v && v->kind == VERDICT_BENIGN && BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC)
+		v = NULL;
 	if (v) {
 		if (v->kind == VERDICT_TOOL) {
 			reasons |= REASON_VERDICT_TOOL;
@@ -670,8 +700,8 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 		if (!tool_id) {
 			struct fingerprint_key *fk = bpf_map_lookup_elem(&fingerprint_scratch, &zero);
 			if (fk) {
-				fk->size = BPF_CORE_READ(inode, i_size);
 				bpf_probe_read_kernel(&fk->head, sizeof(fk->head), &bprm->buf);
+				mask_elf_head(fk->head);
 				struct verdict *fv = bpf_map_lookup_elem(&fingerprints, fk);
 				if (fv) {
 					reasons |= REASON_FINGERPRINT;
@@ -724,17 +754,25 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
 	__u64 arg_end = BPF_CORE_READ(task, mm, arg_end);
 	__u64 total = arg_end > arg_start ? arg_end - arg_start : 0;
-	__u32 len = total;
-	if (total > ARGS_LEN - 1) {
-		len = ARGS_LEN - 1;
-		flags |= FLAG_ARGS_TRUNCATED;
-	}
 	e->args_total = total > 0xffffffff ? 0xffffffff : total;
-	len &= ARGS_MASK;
-	if (len > 0 && bpf_probe_read_user(&e->args, len, (void *)arg_start) == 0)
-		e->args_len = len;
-	else
-		e->args_len = 0;
+	e->args_len = 0;
+	e->args_head_len = 0;
+	if (total > ARGS_LEN - 1) {
+		/* Interpreter and loader options come first and the program they
+		 * run after them, so padding an option past the capture would hide
+		 * the program: keep argv's start and its end. */
+		flags |= FLAG_ARGS_TRUNCATED | FLAG_ARGS_ELIDED;
+		if (bpf_probe_read_user(&e->args, ARGS_HEAD, (void *)arg_start) == 0 &&
+		    bpf_probe_read_user(&e->args[ARGS_HEAD], ARGS_LEN - 1 - ARGS_HEAD, (void *)(arg_end - (ARGS_LEN - 1 - ARGS_HEAD))) == 0) {
+			e->args_head_len = ARGS_HEAD;
+			e->args_len = ARGS_LEN - 1;
+		}
+	} else {
+		__u32 len = total & ARGS_MASK;
+		if (len > 0 && bpf_probe_read_user(&e->args, len, (void *)arg_start) == 0)
+			e->args_len = len;
+		e->args_head_len = e->args_len;
+	}
 
 	e->reasons = reasons;
 	e->flags = flags;

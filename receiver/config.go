@@ -55,6 +55,10 @@ type Config struct {
 	ErrorMode string `mapstructure:"error_mode"`
 	// Fold folds repeats of a tool from the same parent within a window.
 	Fold FoldConfig `mapstructure:"fold"`
+	// MaxRecordsPerSecond is the ceiling on detection records per second
+	// from this host; what it holds back is counted on the next record
+	// (mitmexec.summarized_count). 0 means no ceiling.
+	MaxRecordsPerSecond int `mapstructure:"max_records_per_second"`
 	// Allow silences sanctioned use. Each entry matches when all its keys
 	// match; any matching entry suppresses the detection (counted).
 	Allow []AllowConfig `mapstructure:"allow"`
@@ -92,8 +96,14 @@ type ToolConfig struct {
 	Scripts     []string `mapstructure:"scripts"`
 	Modules     []string `mapstructure:"modules"`
 	SHA256      []string `mapstructure:"sha256"`
-	Action      string   `mapstructure:"action"`
-	Disabled    bool     `mapstructure:"disabled"`
+	// GoModules, SectionSHA256, Strings and Libraries recognise modified
+	// and renamed builds by their structure (see detect.Tool).
+	GoModules     []string `mapstructure:"go_modules"`
+	SectionSHA256 []string `mapstructure:"section_sha256"`
+	Strings       []string `mapstructure:"strings"`
+	Libraries     []string `mapstructure:"libraries"`
+	Action        string   `mapstructure:"action"`
+	Disabled      bool     `mapstructure:"disabled"`
 }
 
 const (
@@ -102,8 +112,11 @@ const (
 	errorModePropagate = "propagate"
 	errorModeIgnore    = "ignore"
 	defaultFoldWindow  = 5 * time.Second
-	minFoldWindow      = 100 * time.Millisecond
-	maxFoldWindow      = time.Hour
+
+	defaultMaxRecordsPerSecond = 50
+	maxMaxRecordsPerSecond     = 100000
+	minFoldWindow              = 100 * time.Millisecond
+	maxFoldWindow              = time.Hour
 )
 
 var _ confmap.Validator = (*Config)(nil)
@@ -116,6 +129,8 @@ func createDefaultConfig() component.Config {
 		Action:       actionAlert,
 		ErrorMode:    errorModePropagate,
 		Fold:         FoldConfig{Enabled: true, Window: defaultFoldWindow},
+
+		MaxRecordsPerSecond: defaultMaxRecordsPerSecond,
 	}
 }
 
@@ -149,6 +164,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("fold.window: %s is out of range, must be between %s and %s",
 			c.Fold.Window, minFoldWindow, maxFoldWindow))
 	}
+	if c.MaxRecordsPerSecond < 0 || c.MaxRecordsPerSecond > maxMaxRecordsPerSecond {
+		errs = append(errs, fmt.Errorf("max_records_per_second: %d is out of range, must be between 0 (no ceiling) and %d",
+			c.MaxRecordsPerSecond, maxMaxRecordsPerSecond))
+	}
 	for i, a := range c.Allow {
 		errs = append(errs, a.validate(fmt.Sprintf("allow[%d]", i))...)
 	}
@@ -169,6 +188,19 @@ func (c *Config) Validate() error {
 			if !isSHA256(h) {
 				errs = append(errs, fmt.Errorf("%s.sha256[%d]: %q is not 64 hex digits", field, j, h))
 			}
+		}
+		for j, h := range t.SectionSHA256 {
+			if !isSHA256(h) {
+				errs = append(errs, fmt.Errorf("%s.section_sha256[%d]: %q is not 64 hex digits", field, j, h))
+			}
+		}
+		for j, n := range t.Strings {
+			if len(n) < 8 {
+				errs = append(errs, fmt.Errorf("%s.strings[%d]: %q is %d bytes, at least 8 are needed", field, j, n, len(n)))
+			}
+		}
+		if len(t.Libraries) > 0 && len(t.Strings) == 0 {
+			errs = append(errs, fmt.Errorf("%s.libraries: need strings beside them, libraries alone are shared by other programs", field))
 		}
 		for j, n := range append(append([]string{}, t.Executables...), t.Scripts...) {
 			if n == "" || strings.ContainsRune(n, '/') {

@@ -31,14 +31,15 @@ func TestLoadConfig(t *testing.T) {
 		{
 			id: component.NewIDWithName(metadata.Type, "custom"),
 			want: &Config{
-				QueueSize:    1024,
-				PollInterval: 50 * time.Millisecond,
-				MaxArgsBytes: 1024,
-				SearchPaths:  []string{"/opt/tools/bin", "/usr/local/sbin"},
-				SubmitAll:    true,
-				Action:       "kill",
-				ErrorMode:    "ignore",
-				Fold:         FoldConfig{Enabled: true, Window: 30 * time.Second},
+				QueueSize:           1024,
+				PollInterval:        50 * time.Millisecond,
+				MaxArgsBytes:        1024,
+				SearchPaths:         []string{"/opt/tools/bin", "/usr/local/sbin"},
+				SubmitAll:           true,
+				Action:              "kill",
+				ErrorMode:           "ignore",
+				Fold:                FoldConfig{Enabled: true, Window: 30 * time.Second},
+				MaxRecordsPerSecond: defaultMaxRecordsPerSecond,
 				Allow: []AllowConfig{
 					{Tool: "mitmproxy", User: "qa", CgroupPrefix: "/system.slice/qa-proxy.service"},
 					{UID: new(uint32), ParentExecutable: "/usr/lib/qa/runner"},

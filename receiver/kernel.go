@@ -7,8 +7,11 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/allowlist"
 	"github.com/mitmexec/mitmexec/internal/detect"
+	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 // actionOf is the configured action for a tool: its own, else the receiver's.
@@ -56,7 +59,15 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		r.set.Logger.Debug("installed file not fingerprinted", zap.Error(err))
 	}
 	for _, it := range inv.Tools {
-		r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint)
+		var structure *elfid.Identity
+		if it.Fingerprint != nil { // a binary, not a script
+			if st, err := installedStructure(it.Path); err == nil {
+				structure = &st
+			} else {
+				r.set.Logger.Debug("installed tool's structure not read", zap.String("path", it.Path), zap.Error(err))
+			}
+		}
+		r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint, structure)
 		v := event.Verdict{Kind: event.VerdictTool, ToolID: it.Tool.ID, Action: r.kernelAction(it.Tool)}
 		if err := r.source.PutVerdict(it.ID, v); err != nil {
 			return 0, fmt.Errorf("program kernel verdicts: %w", err)
@@ -73,6 +84,13 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 			return 0, fmt.Errorf("program kernel verdicts: %w", err)
 		}
 	}
+	if r.modules != nil {
+		n, err := r.modules.Set(moduleMarks(cat))
+		if err != nil {
+			r.set.Logger.Debug("some tool module files are not watched", zap.Error(err))
+		}
+		r.set.Logger.Debug("tool module files watched", zap.Int("files", n))
+	}
 	for _, pid := range r.killer.protected() {
 		if err := r.source.Protect(pid); err != nil {
 			return 0, fmt.Errorf("program kernel protected processes: %w", err)
@@ -81,12 +99,45 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 	return len(inv.Tools), nil
 }
 
+// installedStructure reads the structure of an installed tool's build, so
+// that a modified copy of it (bytes appended, a section added) is known by
+// its code and constant data.
+func installedStructure(p string) (elfid.Identity, error) {
+	f, st, err := safeopen.OpenRegular(p)
+	if err != nil {
+		return elfid.Identity{}, err
+	}
+	defer f.Close()
+	return elfid.Read(f, st.Size, elfid.Options{MaxBytes: maxStructureBytes})
+}
+
+// moduleMarks lists the files of every catalog module that starts a tool:
+// whatever a Python program's argv says, running the tool opens one of them.
+func moduleMarks(cat *detect.Catalog) []modwatch.Mark {
+	roots := modwatch.PythonRoots()
+	var marks []modwatch.Mark
+	seen := map[string]bool{}
+	for _, t := range cat.Tools() {
+		for _, m := range t.Modules {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			for _, p := range modwatch.Locate(m, roots) {
+				marks = append(marks, modwatch.Mark{Path: p, Tag: m})
+			}
+		}
+	}
+	return marks
+}
+
 func toolsFromConfig(cfg []ToolConfig) []detect.Tool {
 	out := make([]detect.Tool, 0, len(cfg))
 	for _, t := range cfg {
 		out = append(out, detect.Tool{
 			Name: t.Name, Technique: t.Technique, Executables: t.Executables, Scripts: t.Scripts,
 			Modules: t.Modules, SHA256: t.SHA256, Action: t.Action, Disabled: t.Disabled,
+			GoModules: t.GoModules, SectionSHA256: t.SectionSHA256, Strings: t.Strings, Libraries: t.Libraries,
 		})
 	}
 	return out

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -54,6 +55,7 @@ func startLive(t *testing.T, mutate func(*Config)) *liveReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rcv.openModules = modwatch.New
 	if err := rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatalf("start: %v", err)
 	}

@@ -23,8 +23,8 @@ import (
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
-	"github.com/mitmexec/mitmexec/internal/fold"
 	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -72,15 +72,18 @@ type mitmexecReceiver struct {
 	cfg        *Config
 	next       consumer.Logs
 	openSource openSourceFunc
-	obsrecv    *receiverhelper.ObsReport
-	procRoot   string
-	passwd     string
-	bootClock  func() time.Duration // CLOCK_BOOTTIME now
+	// openModules watches the opens of tools' module files (fanotify);
+	// nil leaves them unwatched (tests of the pipeline with a fake source).
+	openModules func(queue int) (*modwatch.Watcher, error)
+	obsrecv     *receiverhelper.ObsReport
+	procRoot    string
+	passwd      string
+	bootClock   func() time.Duration // CLOCK_BOOTTIME now
+	hostMntNS   uint32               // the host's mount namespace: paths in it are the ones config names
 
 	source    execSource
 	rule      *detect.Rule
 	allow     *allowlist.List
-	folder    *fold.Folder[foldKey, detectionRecord]
 	killer    *killer
 	enricher  *enrich.Enricher
 	hasher    *filehash.Hasher
@@ -89,9 +92,19 @@ type mitmexecReceiver struct {
 	catalog   *detect.Catalog
 	dirs      []string
 	watcher   *inventory.Watcher
+	modules   *modwatch.Watcher
+
+	// Judging runs beside the ring-buffer reader: a slow file delays only
+	// the judge reading it. Records the kernel already named as a tool go
+	// on the urgent queue, which one judge serves alone, so they overtake
+	// pending unknowns.
+	urgent, normal chan judgeJob
+	out            *outbox
+	recent         *recentExecs
 
 	cancel       context.CancelFunc
-	wg           sync.WaitGroup
+	loops        sync.WaitGroup // reader loop and judges
+	emitter      sync.WaitGroup
 	shutdownOnce sync.Once
 
 	decodeErrors   atomic.Uint64
@@ -100,7 +113,20 @@ type mitmexecReceiver struct {
 	suppressed     atomic.Uint64
 	folded         atomic.Uint64
 	consumeDropped atomic.Uint64
+	judgeDropped   atomic.Uint64
+	moduleLoads    atomic.Uint64
+	summarized     atomic.Uint64
 }
+
+// judgeJob is one exec record, or one open of a tool's module file.
+type judgeJob struct {
+	exec   event.Exec
+	module *modwatch.Event
+}
+
+// judges is how many goroutines judge records that need reading files;
+// one more serves the urgent queue alone.
+const judges = 3
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, open openSourceFunc) (*mitmexecReceiver, error) {
 	obsrecv, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
@@ -130,8 +156,8 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	if r.cfg.Fold.Enabled {
 		window = r.cfg.Fold.Window
 	}
-	r.folder = fold.New[foldKey, detectionRecord](window)
 	r.killer = newKiller(r.procRoot)
+	r.hostMntNS = mountNamespace(r.procRoot, 1)
 
 	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
 		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat)})
@@ -148,24 +174,30 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.source = src
 	r.hasher = filehash.New(r.procRoot, maxHashBytes)
-	r.rule = detect.NewRule(cat, r.hasher, r.kernelAction)
+	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, r.kernelAction)
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
 	r.resource = hostResource()
+	r.recent = newRecentExecs(recentInterpreterExecs)
 
 	r.catalog = cat
 	r.dirs = r.cfg.SearchPaths
 	if len(r.dirs) == 0 {
 		r.dirs = inventory.DefaultDirs()
 	}
+	if r.openModules != nil {
+		if m, err := r.openModules(r.cfg.QueueSize); err == nil {
+			r.modules = m
+		} else {
+			r.set.Logger.Warn("module loads are not watched: interpreter code that hides a tool's name is judged by its argv only", zap.Error(err))
+		}
+	}
 	fingerprinted, err := r.programKernel(cat)
 	if err != nil {
-		_ = src.Close()
-		r.source = nil
+		r.closeSources()
 		return fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
 	}
 	if err := r.registerTelemetry(); err != nil {
-		_ = src.Close()
-		r.source = nil
+		r.closeSources()
 		return fmt.Errorf("mitmexec receiver %s: telemetry: %w", r.set.ID, err)
 	}
 	if r.anyKill(cat) {
@@ -191,26 +223,61 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(1)
+	r.urgent = make(chan judgeJob, r.cfg.QueueSize)
+	r.normal = make(chan judgeJob, r.cfg.QueueSize)
+	r.out = newOutbox(r, window)
+	r.emitter.Add(1)
 	go func() {
-		defer r.wg.Done()
-		r.process(ctx, host)
+		defer r.emitter.Done()
+		r.out.run(ctx, host)
+	}()
+	r.loops.Add(2 + judges)
+	go func() {
+		defer r.loops.Done()
+		r.process()
+	}()
+	go func() {
+		defer r.loops.Done()
+		r.judge(true)
+	}()
+	for range judges {
+		go func() {
+			defer r.loops.Done()
+			r.judge(false)
+		}()
+	}
+	// When the reader and every judge are done, what is held leaves.
+	go func() {
+		r.loops.Wait()
+		r.out.close()
 	}()
 	return nil
 }
 
-func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
+func (r *mitmexecReceiver) closeSources() {
+	if r.modules != nil {
+		_ = r.modules.Close()
+		r.modules = nil
+	}
+	if r.source != nil {
+		_ = r.source.Close()
+		r.source = nil
+	}
+}
+
+// process reads the kernel's records and module loads and hands them to
+// the judges without ever waiting on one: a full queue drops and counts.
+func (r *mitmexecReceiver) process() {
+	defer close(r.urgent)
+	defer close(r.normal)
 	records := r.source.Records()
-	tick := time.NewTicker(foldTick(r.cfg.Fold.Window))
-	defer tick.Stop()
-	// At shutdown the source closes its channel once the reader stopped; what
-	// was queued is still handled, and the held repeats leave with their
-	// counts. Once Shutdown's deadline passes ctx is cancelled and whatever
-	// is left is dropped and counted, never silently.
-	defer func() { r.emitFolded(ctx, host, r.folder.Flush()) }()
 	var changes <-chan struct{}
 	if r.watcher != nil {
 		changes = r.watcher.Changes()
+	}
+	var loads <-chan modwatch.Event
+	if r.modules != nil {
+		loads = r.modules.Events()
 	}
 	// Changes come in bursts (a package upgrade writes many files): scan
 	// once the burst is over.
@@ -224,91 +291,161 @@ func (r *mitmexecReceiver) process(ctx context.Context, host component.Host) {
 			if _, err := r.programKernel(r.catalog); err != nil {
 				r.set.Logger.Warn("rescan of installed tools failed", zap.Error(err))
 			}
-		case now := <-tick.C:
-			r.emitFolded(ctx, host, r.folder.Expired(now))
+		case ev, ok := <-loads:
+			if !ok {
+				loads = nil
+				continue
+			}
+			r.moduleLoads.Add(1)
+			r.enqueue(r.urgent, judgeJob{module: &ev})
 		case raw, ok := <-records:
 			if !ok {
 				return
 			}
-			r.handle(ctx, host, raw)
+			e, err := event.Decode(raw)
+			if err != nil {
+				r.decodeErrors.Add(1)
+				r.set.Logger.Debug("undecodable exec record", zap.Error(err))
+				continue
+			}
+			q := r.normal
+			if e.KernelToolID != 0 || e.Has(event.FlagDenied) {
+				q = r.urgent
+			}
+			r.enqueue(q, judgeJob{exec: e})
 		}
 	}
 }
 
-func foldTick(window time.Duration) time.Duration {
-	return max(min(window/4, time.Second), 25*time.Millisecond)
+func (r *mitmexecReceiver) enqueue(q chan judgeJob, j judgeJob) {
+	select {
+	case q <- j:
+	default:
+		r.judgeDropped.Add(1)
+	}
+}
+
+// judge serves the urgent queue first; the urgent judge serves nothing else.
+func (r *mitmexecReceiver) judge(urgentOnly bool) {
+	urgent, normal := r.urgent, r.normal
+	if urgentOnly {
+		normal = nil
+	}
+	for urgent != nil || normal != nil {
+		select {
+		case j, ok := <-urgent:
+			if !ok {
+				urgent = nil
+				continue
+			}
+			r.judgeOne(j)
+			continue
+		default:
+		}
+		select {
+		case j, ok := <-urgent:
+			if !ok {
+				urgent = nil
+				continue
+			}
+			r.judgeOne(j)
+		case j, ok := <-normal:
+			if !ok {
+				normal = nil
+				continue
+			}
+			r.judgeOne(j)
+		}
+	}
+}
+
+func (r *mitmexecReceiver) judgeOne(j judgeJob) {
+	if j.module != nil {
+		r.handleModule(j.module)
+		return
+	}
+	r.handle(&j.exec)
 }
 
 // foldKey groups repeats: the same tool started by the same parent as the
-// same user, from the same file with the same command line. A different
-// command line is new information for the analyst, not a repeat.
+// same user from the same file. The command line is not part of it: a
+// flood whose arguments vary is still one flood (fold.MaxVariants of its
+// distinct command lines go out on their own).
 type foldKey struct {
-	tool     string
-	ppid     uint32
-	uid      uint32
-	exe      string
-	filename string
-	argv     string
+	tool string
+	ppid uint32
+	uid  uint32
+	file event.FileID
+	exe  string
 }
 
 func foldKeyOf(rec *detectionRecord) foldKey {
 	e := &rec.Exec
-	return foldKey{
-		tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID,
-		exe: e.ExePath, filename: e.Filename, argv: strings.Join(e.Args, "\x00"),
-	}
+	return foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
 }
 
-// handle runs one record through decode -> detect -> enrich -> allow ->
-// act -> fold -> translate -> consume.
-func (r *mitmexecReceiver) handle(ctx context.Context, host component.Host, raw []byte) {
-	e, err := event.Decode(raw)
-	if err != nil {
-		r.decodeErrors.Add(1)
-		r.set.Logger.Debug("undecodable exec record", zap.Error(err))
-		return
-	}
-	res := r.rule.Judge(&e)
+// handle runs one record through detect -> allow -> act -> enrich -> out.
+func (r *mitmexecReceiver) handle(e *event.Exec) {
+	res := r.rule.Judge(e)
 	if res.NewIdentity {
 		if err := r.source.PutVerdict(e.File, res.Identity); err != nil {
 			r.verdictErrors.Add(1)
 		}
 	}
 	if !res.Detected {
+		if e.Reasons&event.ReasonInterpreter != 0 || res.Identity.Kind >= event.VerdictInterpreter {
+			r.recent.put(e) // an interpreter: what it loads may still name a tool
+		}
 		return
 	}
-	r.detections.Add(1)
-	rec := detectionRecord{
-		Exec:      e,
-		Detection: res.Detection,
-		Context:   r.enricher.Enrich(&e, res.SHA256),
-		Time:      r.wallTime(e.BootTimeNs),
+	r.report(detectionRecord{Exec: *e, Detection: res.Detection, SHA256: res.SHA256}, false)
+}
+
+// handleModule reports a process that opened a tool's own module file,
+// with the context of its exec where the kernel sent that up.
+func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
+	d, ok := r.rule.JudgeModule(ev.Tag, ev.Path)
+	if !ok {
+		return
 	}
+	e, ok := r.recent.get(ev.PID)
+	if !ok {
+		e = r.execFromProc(ev.PID)
+	}
+	r.report(detectionRecord{Exec: e, Detection: d}, true)
+}
+
+// report carries out the action before anything else (the tool is running),
+// then enriches and hands the record out.
+func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
+	r.detections.Add(1)
+	rec.Time = r.wallTime(rec.Exec.BootTimeNs)
 	if r.allow.Match(r.allowSubject(&rec)) >= 0 {
 		r.suppressed.Add(1)
 		return
 	}
 	rec.Action, rec.ActionDelay = r.act(&rec)
-	if !r.folder.Offer(foldKeyOf(&rec), rec, time.Now()) {
-		r.folded.Add(1)
-		return
-	}
-	r.emit(ctx, host, rec)
+	rec.Context = r.enricher.Enrich(&rec.Exec, rec.SHA256)
+	r.out.offer(rec, moduleLoad)
 }
 
+// allowSubject is what an allow-list entry may match: only facts the
+// kernel vouches for. A path counts only where the process sees the host's
+// files (the host's mount namespace) and names the very file that ran: a
+// user who mounts a tmpfs over an allowed directory in a namespace of their
+// own gets no allowed path.
 func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject {
 	e := &rec.Exec
-	paths := []string{e.ExePath}
-	if e.Filename != "" {
-		paths = append(paths, e.Filename)
-	}
-	if rec.Detection.Script != "" {
-		paths = append(paths, rec.Detection.Script)
+	var paths []string
+	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" {
+		if id, err := inventory.Identity(e.ExePath); err == nil && id.Dev == e.File.Dev && id.Ino == e.File.Ino {
+			paths = append(paths, e.ExePath)
+		}
 	}
 	return allowlist.Subject{
-		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.Context.SHA256,
-		UID: e.EUID, User: rec.Context.Owner, ParentExecutable: rec.Context.ParentExecutable,
-		ContainerID: rec.Context.ContainerID, Cgroup: e.Cgroup,
+		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.SHA256,
+		UID: e.EUID, User: r.enricher.Owner(e.EUID), ParentExecutable: r.enricher.ParentExecutable(e),
+		ContainerID: enrich.ContainerID(e.Cgroup), Cgroup: e.Cgroup,
 	}
 }
 
@@ -327,19 +464,11 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 	case r.actionOf(rec.Detection.Tool) != actionKill:
 		return "alerted", 0
 	}
-	if err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
+	if _, err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
 		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
 		return "kill_failed", 0
 	}
 	return "killed_late", max(time.Since(rec.Time), time.Microsecond)
-}
-
-func (r *mitmexecReceiver) emitFolded(ctx context.Context, host component.Host, folded []fold.Folded[detectionRecord]) {
-	for _, f := range folded {
-		rec := f.Record
-		rec.RepeatCount = f.Count
-		r.emit(ctx, host, rec)
-	}
 }
 
 func (r *mitmexecReceiver) emit(ctx context.Context, host component.Host, rec detectionRecord) {
@@ -395,12 +524,18 @@ func (r *mitmexecReceiver) Shutdown(ctx context.Context) error {
 		if r.watcher != nil {
 			_ = r.watcher.Close()
 		}
+		if r.modules != nil {
+			_ = r.modules.Close()
+		}
 		if r.source != nil {
 			err = r.source.Close()
 		}
+		// The emitter ends once the reader and the judges are done and
+		// what they held has left. A judge stuck on a hostile file does not
+		// hold shutdown past its deadline: its record is lost and counted.
 		done := make(chan struct{})
 		go func() {
-			r.wg.Wait()
+			r.emitter.Wait()
 			close(done)
 		}()
 		select {

@@ -9,11 +9,17 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 )
 
 func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (receiver.Logs, error) {
-	return newReceiver(set, cfg, next, openTracer)
+	r, err := newReceiver(set, cfg, next, openTracer)
+	if err != nil {
+		return nil, err
+	}
+	r.openModules = modwatch.New
+	return r, nil
 }
 
 func openTracer(o sourceOptions) (execSource, error) {

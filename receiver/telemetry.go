@@ -46,6 +46,9 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		tb.RegisterReceiverMitmexecFoldedCallback(local(&r.folded)),
 		tb.RegisterReceiverMitmexecDecodeErrorsCallback(local(&r.decodeErrors)),
 		tb.RegisterReceiverMitmexecDroppedCallback(local(&r.consumeDropped)),
+		tb.RegisterReceiverMitmexecJudgeDroppedCallback(local(&r.judgeDropped)),
+		tb.RegisterReceiverMitmexecModuleLoadsCallback(local(&r.moduleLoads)),
+		tb.RegisterReceiverMitmexecSummarizedCallback(local(&r.summarized)),
 		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
 			st := r.hasher.Stats()
 			o.Observe(int64(st.Lost + st.TooLarge))

@@ -89,6 +89,8 @@ const (
 	attrNamespaceMnt     = "mitmexec.namespace.mnt"
 	attrAction           = "mitmexec.action"
 	attrRepeatCount      = "mitmexec.repeat_count"
+	attrSummarizedCount  = "mitmexec.summarized_count"
+	attrMatchDetail      = "mitmexec.match.detail"
 	attrActionDelay      = "mitmexec.action.delay_ms"
 )
 
@@ -96,11 +98,15 @@ const (
 type detectionRecord struct {
 	Exec        event.Exec
 	Detection   detect.Detection
+	SHA256      string // of the loaded file, when the rule computed it
 	Context     enrich.Context
-	Time        time.Time     // wall time of the exec
-	Action      string        // "alerted", "killed", "killed_late", "denied", "kill_failed"
-	RepeatCount int           // >1 when repeats were folded into this record
-	ActionDelay time.Duration // for killed_late: from the exec to the kill
+	Time        time.Time // wall time of the exec
+	Action      string    // "alerted", "killed", "killed_late", "denied", "kill_failed"
+	RepeatCount int       // >1 when repeats were folded into this record
+	// SummarizedCount is how many detections the records-per-second
+	// ceiling held back since the previous record went out.
+	SummarizedCount int
+	ActionDelay     time.Duration // for killed_late: from the exec to the kill
 }
 
 // resourceInfo describes the host the records come from.
@@ -162,6 +168,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	putStrIf(a, attrToolName, toolName)
 	putStrIf(a, attrToolTechniqueID, toolTechnique)
 	putStrIf(a, attrMatch, string(r.Detection.Match))
+	putStrIf(a, attrMatchDetail, r.Detection.Detail)
 
 	a.PutInt(attrPID, int64(e.PID))
 	if e.VPID != 0 && e.VPID != e.PID {
@@ -171,7 +178,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	putStrIf(a, attrExecutablePath, e.ExePath)
 	putStrIf(a, attrExecutableName, exeName)
 
-	args, cut := boundArgs(redactArgs(e.Args, e.Has(event.FlagArgsTruncated)), maxArgsBytes)
+	args, cut := boundCaptured(redactArgs(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
 	if len(args) > 0 {
 		s := a.PutEmptySlice(attrCommandArgs)
 		s.EnsureCapacity(len(args))
@@ -230,9 +237,31 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	if r.RepeatCount > 1 {
 		a.PutInt(attrRepeatCount, int64(r.RepeatCount))
 	}
+	if r.SummarizedCount > 0 {
+		a.PutInt(attrSummarizedCount, int64(r.SummarizedCount))
+	}
 
 	lr.Body().SetStr(recordBody(r, toolName))
 	sanitizeUTF8(lr)
+}
+
+// capturedArgs is argv as the kernel captured it: where it left out the
+// middle of a long argv, one argument says how much is missing.
+func capturedArgs(e *event.Exec) []string {
+	if !e.Has(event.FlagArgsElided) {
+		return e.Args
+	}
+	kept := 0
+	for _, a := range e.Args {
+		kept += len(a) + 1
+	}
+	for _, a := range e.ArgsTail {
+		kept += len(a) + 1
+	}
+	out := make([]string, 0, len(e.Args)+len(e.ArgsTail)+1)
+	out = append(out, e.Args...)
+	out = append(out, fmt.Sprintf("[%d bytes not captured]", max(int(e.ArgsTotal)-kept, 0)))
+	return append(out, e.ArgsTail...)
 }
 
 // sanitizeUTF8 escapes bytes that are not UTF-8 as \xNN. Paths and argv are
@@ -317,6 +346,40 @@ func processStart(r *detectionRecord) (time.Time, bool) {
 // that crosses the bound is kept as far as it fits, cut before a
 // character that crosses it. It reports whether anything was cut. maxBytes <= 0 means the
 // kernel's bound.
+// boundCaptured bounds argv whose last tail arguments are argv's end (the
+// kernel kept both ends of a long argv): the start gives way, so the
+// program an interpreter runs and the arguments after it stay in the record.
+func boundCaptured(args []string, tail, maxBytes int) ([]string, bool) {
+	if tail == 0 || tail >= len(args) {
+		return boundArgs(args, maxBytes)
+	}
+	if maxBytes <= 0 {
+		maxBytes = event.ArgsLen
+	}
+	end := append([]string(nil), args[len(args)-tail-1:]...) // the gap's marker and the tail
+	endBytes := 0
+	for _, a := range end {
+		endBytes += len(a) + 1
+	}
+	// The first tail argument is cut at its start by the kernel already;
+	// it gives way first, from its start, keeping a little of the head.
+	const keepHead = 256
+	if over := endBytes - (maxBytes - keepHead); over > 0 && len(end) > 1 {
+		first := end[1]
+		cut := min(over, len(first))
+		for cut < len(first) && !utf8.RuneStart(first[cut]) {
+			cut++
+		}
+		end[1] = first[cut:]
+		endBytes -= cut
+	}
+	if endBytes >= maxBytes {
+		return boundArgs(args, maxBytes)
+	}
+	head, _ := boundArgs(args[:len(args)-tail-1], maxBytes-endBytes)
+	return append(head[:len(head):len(head)], end...), true
+}
+
 func boundArgs(args []string, maxBytes int) ([]string, bool) {
 	if maxBytes <= 0 {
 		maxBytes = event.ArgsLen

@@ -14,6 +14,12 @@ type invocation struct {
 	stdin  bool   // the program comes on standard input (python - , python < file)
 }
 
+// undecided reports an invocation whose program argv does not show: it
+// may sit in the part the kernel did not capture.
+func (inv invocation) undecided() bool {
+	return inv.script == elided || (inv.script == "" && inv.module == "" && inv.code == "")
+}
+
 // parseInterpreterArgs reads argv the way the interpreter itself would, so
 // that options and their values are never mistaken for the script. argv[0]
 // is ignored: it is whatever the caller chose (exec -a).

@@ -1,11 +1,13 @@
 package detect
 
 import (
+	"encoding/hex"
 	"fmt"
-	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
+
+	"github.com/mitmexec/mitmexec/internal/elfid"
 )
 
 // Tool is one catalog entry. The catalog is data: the rule, the kernel's name
@@ -27,6 +29,19 @@ type Tool struct {
 	Entry string
 	// SHA256 lists known builds (hex), beyond those fingerprinted on the host.
 	SHA256 []string
+	// GoModules are main module paths in a Go build's build info
+	// (github.com/bettercap/bettercap): any build of the tool, renamed or
+	// modified, carries it unless rebuilt from changed sources.
+	GoModules []string
+	// SectionSHA256 are hashes of a build's .text or .rodata section (hex):
+	// they survive appended bytes, added or stripped sections and a new name.
+	// The installed builds' are added at start.
+	SectionSHA256 []string
+	// Strings must all appear in a build's read-only data, and Libraries
+	// all among its DT_NEEDED entries, for an unknown build to be this
+	// tool: a signature for builds that say nothing else.
+	Strings   []string
+	Libraries []string
 	// Action overrides the receiver's action for this tool ("", "alert", "kill").
 	Action string
 	// Disabled switches the entry off.
@@ -55,6 +70,12 @@ func Merge(base, overrides []Tool) []Tool {
 		t.Scripts = appendNew(t.Scripts, o.Scripts)
 		t.Modules = appendNew(t.Modules, o.Modules)
 		t.SHA256 = appendNew(t.SHA256, o.SHA256)
+		t.GoModules = appendNew(t.GoModules, o.GoModules)
+		t.SectionSHA256 = appendNew(t.SectionSHA256, o.SectionSHA256)
+		if len(o.Strings) > 0 || len(o.Libraries) > 0 {
+			// a signature is one conjunction: an override replaces it
+			t.Strings, t.Libraries = o.Strings, o.Libraries
+		}
 		if o.Technique != "" {
 			t.Technique = o.Technique
 		}
@@ -90,11 +111,11 @@ func appendNew(list, more []string) []string {
 func DefaultTools() []Tool {
 	return []Tool{
 		{Name: "ettercap", Technique: "T1557.002", Executables: []string{"ettercap", "ettercap-pkexec", "ettercap-text-only"}},
-		{Name: "bettercap", Technique: "T1557", Executables: []string{"bettercap"}},
+		{Name: "bettercap", Technique: "T1557", Executables: []string{"bettercap"}, GoModules: []string{"github.com/bettercap/bettercap"}},
 		{Name: "mitmproxy", Technique: "T1557", Executables: []string{"mitmproxy"}, Modules: []string{"mitmproxy.tools.main", "mitmproxy.tools.console"}, Entry: "mitmproxy"},
 		{Name: "mitmdump", Technique: "T1557", Executables: []string{"mitmdump"}, Modules: []string{"mitmproxy.tools.main", "mitmproxy.tools.dump"}, Entry: "mitmdump"},
 		{Name: "mitmweb", Technique: "T1557", Executables: []string{"mitmweb"}, Modules: []string{"mitmproxy.tools.main", "mitmproxy.tools.web"}, Entry: "mitmweb"},
-		{Name: "arpspoof", Technique: "T1557.002", Executables: []string{"arpspoof"}},
+		{Name: "arpspoof", Technique: "T1557.002", Executables: []string{"arpspoof"}, Strings: signature("55736167653a2061727073706f6f66205b2d6920696e746572666163655d")},
 		{Name: "dnsspoof", Technique: "T1557", Executables: []string{"dnsspoof"}},
 		{Name: "sshmitm", Technique: "T1557", Executables: []string{"sshmitm"}},
 		{Name: "webmitm", Technique: "T1557", Executables: []string{"webmitm"}},
@@ -114,6 +135,21 @@ func DefaultTools() []Tool {
 	}
 }
 
+// signature decodes string signatures kept hex-encoded: the plain bytes
+// must not appear in this program, or the collector's own binary (and
+// every program that links the catalog) would carry every signature.
+func signature(hexStrings ...string) []string {
+	out := make([]string, len(hexStrings))
+	for i, h := range hexStrings {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			panic("catalog signature " + h + " is not hex: " + err.Error()) // a constant: caught by the tests
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
 // Catalog indexes the tools for the rule.
 type Catalog struct {
 	tools    []*Tool
@@ -121,6 +157,9 @@ type Catalog struct {
 	byExec   map[string]*Tool // executable file names only
 	byModule map[string][]*Tool
 	bySHA256 map[string]*Tool
+	byGoMod  map[string]*Tool
+	bySect   map[string]*Tool
+	needles  []string
 	interps  map[string]InterpreterKind
 	// entryCalls match a call of a tool's entry function (mitmdump(...)),
 	// which tells the tools that share a module apart.
@@ -134,6 +173,8 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 		byExec:     map[string]*Tool{},
 		byModule:   map[string][]*Tool{},
 		bySHA256:   map[string]*Tool{},
+		byGoMod:    map[string]*Tool{},
+		bySect:     map[string]*Tool{},
 		interps:    defaultInterpreters(),
 		entryCalls: map[*Tool]*regexp.Regexp{},
 	}
@@ -181,6 +222,28 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 			}
 			c.bySHA256[h] = tp
 		}
+		for _, h := range t.SectionSHA256 {
+			h = strings.ToLower(h)
+			if !isSHA256(h) {
+				return nil, fmt.Errorf("tool %q: section_sha256 %q is not 64 hex digits", t.Name, h)
+			}
+			c.bySect[h] = tp
+		}
+		for _, m := range t.GoModules {
+			if m == "" || strings.ContainsAny(m, " \t\n") {
+				return nil, fmt.Errorf("tool %q: go module %q is not a module path", t.Name, m)
+			}
+			c.byGoMod[m] = tp
+		}
+		for _, n := range t.Strings {
+			if len(n) < minSignatureString {
+				return nil, fmt.Errorf("tool %q: signature string %q is %d bytes, at least %d are needed", t.Name, n, len(n), minSignatureString)
+			}
+			c.needles = append(c.needles, n)
+		}
+		if len(t.Libraries) > 0 && len(t.Strings) == 0 {
+			return nil, fmt.Errorf("tool %q: libraries %q need strings beside them: libraries are shared by other programs", t.Name, t.Libraries)
+		}
 	}
 	return c, nil
 }
@@ -214,17 +277,50 @@ func (c *Catalog) ByFileName(name string) *Tool { return c.byName[name] }
 // BySHA256 returns the tool with this known build.
 func (c *Catalog) BySHA256(h string) *Tool { return c.bySHA256[h] }
 
-// AddSHA256 records a build of t found on this host.
-func (c *Catalog) AddSHA256(t *Tool, h string) { c.bySHA256[h] = t }
+// minSignatureString keeps signature strings long enough to say something.
+const minSignatureString = 8
 
-// FileNames returns every executable and script name, sorted.
-func (c *Catalog) FileNames() []string {
-	names := make([]string, 0, len(c.byName))
-	for n := range c.byName {
-		names = append(names, n)
+// Needles returns every signature string, for the ELF reader to look for.
+func (c *Catalog) Needles() []string { return c.needles }
+
+// StructureTool returns the tool an ELF file's structure shows and what
+// matched: its Go module, a code or constant-data section of a known build,
+// or a signature of strings and libraries.
+func (c *Catalog) StructureTool(id *elfid.Identity) (*Tool, string) {
+	if t := c.byGoMod[id.GoModule]; t != nil && id.GoModule != "" {
+		return t, "go module " + id.GoModule
 	}
-	sort.Strings(names)
-	return names
+	for _, s := range id.Code {
+		if t := c.bySect[s.SHA256]; t != nil {
+			return t, "section " + s.Name + " sha256 " + s.SHA256
+		}
+	}
+	// A Go program that holds a tool's strings is a program about tools
+	// (a scanner, this collector): string signatures are for the tools' own
+	// C builds.
+	if id.GoModule != "" {
+		return nil, ""
+	}
+	for _, t := range c.tools {
+		if len(t.Strings) == 0 || !containsAll(id.Found, t.Strings) || !containsAll(id.Needed, t.Libraries) {
+			continue
+		}
+		detail := "strings " + strings.Join(t.Strings, ", ")
+		if len(t.Libraries) > 0 {
+			detail += "; libraries " + strings.Join(t.Libraries, ", ")
+		}
+		return t, detail
+	}
+	return nil, ""
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // Executables returns every executable name with its tool, for the kernel's
@@ -269,9 +365,4 @@ func (c *Catalog) Interpreter(name string) InterpreterKind {
 		}
 	}
 	return NotInterpreter
-}
-
-// scriptTool returns the tool whose script a path names.
-func (c *Catalog) scriptTool(path string) *Tool {
-	return c.byName[filepath.Base(path)]
 }

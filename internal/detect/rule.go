@@ -4,6 +4,7 @@ import (
 	"path"
 	"sync"
 
+	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
@@ -13,12 +14,21 @@ type Files interface {
 	// ExecSHA256 hashes the file the exec loaded, verified to be the file
 	// identity the kernel reported. It fails when the file is gone.
 	ExecSHA256(e *event.Exec) (string, error)
+	// ExecELF reads the structure of the file the exec loaded, verified
+	// like ExecSHA256.
+	ExecELF(e *event.Exec) (elfid.Identity, error)
+	// ProgramELF reads the structure of a program the exec names (the
+	// dynamic loader's argument), resolved as the process sees the path.
+	ProgramELF(e *event.Exec, path string) (elfid.Identity, error)
 	// Script returns the SHA-256 and the first bytes of a script the exec
-	// names, resolved against the process's working directory.
+	// names, resolved as the process sees the path. sum is "" for a script
+	// too large to hash.
 	Script(e *event.Exec, path string) (sum string, head []byte, err error)
 	// Stdin is Script for the file on the process's standard input (python
 	// < tool); a pipe or a terminal is an error.
 	Stdin(e *event.Exec) (sum string, head []byte, err error)
+	// Cmdline reads the whole argv of the exec'd process, while it lives.
+	Cmdline(e *event.Exec) ([]string, error)
 }
 
 // Result is the rule's answer for one exec.
@@ -43,22 +53,27 @@ type identity struct {
 	interp InterpreterKind
 	tool   *Tool
 	match  Match
+	detail string
 	sum    string
 }
 
-// Rule decides whether an exec is a MitM tool. It keeps its own cache of
-// file identities, the user-space twin of the kernel's verdict map.
+// Rule decides whether an exec is a MitM tool. The catalog is fixed; what
+// the host adds at start (its installed builds and interpreters) and the
+// verdicts on file identities live here, under one lock, because judges run
+// concurrently.
 type Rule struct {
-	cat                 *Catalog
-	files               Files
+	cat       *Catalog
+	files     Files
+	actionFor func(*Tool) uint8
+
 	mu                  sync.Mutex
 	fingerprints        map[event.Fingerprint]*Tool
-	known               map[event.FileID]identity
+	known               *boundedCache
 	installed           map[inodeKey]*Tool // installed tool builds by inode, whatever their change time
+	sums                map[string]*Tool   // SHA-256 of installed tool builds and scripts
+	sections            map[string]*Tool   // .text/.rodata hashes of installed tool builds
 	interpBySum         map[string]InterpreterKind
 	interpByFingerprint map[event.Fingerprint]InterpreterKind
-	maxKnown            int
-	actionFor           func(*Tool) uint8
 }
 
 // NewRule returns a rule over the catalog. actionFor gives the kernel action
@@ -70,13 +85,19 @@ func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
 	return &Rule{
 		cat: cat, files: files, actionFor: actionFor,
 		fingerprints:        map[event.Fingerprint]*Tool{},
-		known:               map[event.FileID]identity{},
+		known:               newBoundedCache(KnownIdentities),
 		installed:           map[inodeKey]*Tool{},
+		sums:                map[string]*Tool{},
+		sections:            map[string]*Tool{},
 		interpBySum:         map[string]InterpreterKind{},
 		interpByFingerprint: map[event.Fingerprint]InterpreterKind{},
-		maxKnown:            65536,
 	}
 }
+
+// KnownIdentities is how many file identities the rule remembers: as many
+// as the kernel's verdict map holds, so that a file the kernel forgot and
+// sends up again is answered from memory, without reading it again.
+const KnownIdentities = 65536
 
 // KernelVerdict is the verdict kind the kernel keeps for an interpreter:
 // shells and the loader have cases the kernel decides alone.
@@ -90,21 +111,23 @@ func KernelVerdict(k InterpreterKind) uint8 {
 	return event.VerdictInterpreter
 }
 
-// Catalog returns the rule's catalog.
-func (r *Rule) Catalog() *Catalog { return r.cat }
-
 // AddInstalled records a tool build found on the host: its identity, its
-// content hash and, for binaries, its fingerprint.
-func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fingerprint) {
+// content hash, its structure and, for binaries, its fingerprint.
+func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fingerprint, structure *elfid.Identity) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.known[id] = identity{kind: event.VerdictTool, tool: t, match: MatchInode, sum: sum}
+	r.known.put(id, identity{kind: event.VerdictTool, tool: t, match: MatchInode})
 	r.installed[inodeKey{id.Dev, id.Ino}] = t
 	if sum != "" {
-		r.cat.AddSHA256(t, sum)
+		r.sums[sum] = t
 	}
 	if fp != nil {
 		r.fingerprints[*fp] = t
+	}
+	if structure != nil {
+		for _, s := range structure.Code {
+			r.sections[s.SHA256] = t
+		}
 	}
 }
 
@@ -113,13 +136,41 @@ func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fing
 func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string, fp *event.Fingerprint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.known[id] = identity{kind: event.VerdictInterpreter, interp: kind, sum: sum}
+	r.known.put(id, identity{kind: event.VerdictInterpreter, interp: kind, sum: sum})
 	if sum != "" {
 		r.interpBySum[sum] = kind
 	}
 	if fp != nil {
 		r.interpByFingerprint[*fp] = kind
 	}
+}
+
+func (r *Rule) bySum(sum string) *Tool {
+	if sum == "" {
+		return nil
+	}
+	if t := r.cat.BySHA256(sum); t != nil {
+		return t
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sums[sum]
+}
+
+// byStructure matches an ELF structure against the catalog's signatures
+// and the installed builds' sections.
+func (r *Rule) byStructure(id *elfid.Identity) (*Tool, string) {
+	if t, what := r.cat.StructureTool(id); t != nil {
+		return t, what
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range id.Code {
+		if t := r.sections[s.SHA256]; t != nil {
+			return t, "section " + s.Name + " sha256 " + s.SHA256 + " of the installed build"
+		}
+	}
+	return nil, ""
 }
 
 // Judge evaluates one exec. The order matters: the loaded file itself
@@ -142,54 +193,33 @@ func (r *Rule) Judge(e *event.Exec) Result {
 		}
 	}
 	if id.tool != nil {
-		match := id.match
+		match, detail := id.match, id.detail
 		if r.cat.byName[e.Name] == id.tool {
-			match = MatchExecutableName
+			match, detail = MatchExecutableName, e.Name
 		}
-		res.Detection = Detection{Tool: id.tool, Match: match, Detail: e.ExePath}
+		if detail == "" {
+			detail = e.ExePath
+		}
+		res.Detection = Detection{Tool: id.tool, Match: match, Detail: detail}
 		res.Detected = true
 		return res
-	}
-	if e.Has(event.FlagScript) && e.Filename != "" {
-		if d, ok := r.script(e, e.Filename); ok {
-			res.Detection, res.Detected = d, true
-			return res
-		}
 	}
 	kind := r.cat.Interpreter(e.Name)
 	if kind == NotInterpreter {
 		kind = id.interp // a renamed copy of an interpreter
 	}
+	// A shebang script runs in the language of the interpreter the kernel
+	// loaded for it.
+	if e.Has(event.FlagScript) && e.Filename != "" {
+		if d, ok := r.script(e, e.Filename, kind); ok {
+			res.Detection, res.Detected = d, true
+			return res
+		}
+	}
 	if kind != NotInterpreter {
-		inv := parseInterpreterArgs(kind, e.Args)
-		switch {
-		case inv.module != "" && kind == Python:
-			if t := r.cat.moduleTool(inv.module, "", nil); t != nil {
-				res.Detection = Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-m " + inv.module}
-				res.Detected = true
-				return res
-			}
-		case inv.code != "" && kind == Python:
-			if t, what := r.cat.pythonCodeTool(inv.code); t != nil {
-				res.Detection = Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-c " + what}
-				res.Detected = true
-				return res
-			}
-		case inv.stdin && kind == Python:
-			if d, ok := r.stdin(e); ok {
-				res.Detection, res.Detected = d, true
-				return res
-			}
-		case inv.script != "" && kind == Loader:
-			if d, ok := r.loaded(e, inv.script); ok {
-				res.Detection, res.Detected = d, true
-				return res
-			}
-		case inv.script != "":
-			if d, ok := r.script(e, inv.script); ok {
-				res.Detection, res.Detected = d, true
-				return res
-			}
+		if d, ok := r.interpreter(e, kind); ok {
+			res.Detection, res.Detected = d, true
+			return res
 		}
 	}
 	if invoked := path.Base(e.Filename); invoked != e.Name && !e.Has(event.FlagScript) {
@@ -202,10 +232,66 @@ func (r *Rule) Judge(e *event.Exec) Result {
 	return res
 }
 
+// interpreter judges what an interpreter's argv says it runs. An argv the
+// kernel cut is read whole from the process where it still lives, and is
+// never taken to mean "no program".
+func (r *Rule) interpreter(e *event.Exec, kind InterpreterKind) (Detection, bool) {
+	argv, complete := argvOf(e)
+	inv := parseInterpreterArgs(kind, argv)
+	if !complete && inv.undecided() && r.files != nil {
+		if full, err := r.files.Cmdline(e); err == nil && len(full) > 0 {
+			inv = parseInterpreterArgs(kind, full)
+		}
+	}
+	switch {
+	case inv.module != "" && kind == Python:
+		if t := r.cat.moduleTool(inv.module, "", nil); t != nil {
+			return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-m " + inv.module}, true
+		}
+	case inv.code != "" && kind == Python:
+		if t, what := r.cat.pythonCodeTool(inv.code); t != nil {
+			return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-c " + what}, true
+		}
+	case inv.stdin && kind == Python:
+		return r.stdin(e)
+	case inv.script != "" && inv.script != elided && kind == Loader:
+		return r.loaded(e, inv.script)
+	case inv.script != "" && inv.script != elided:
+		return r.script(e, inv.script, kind)
+	}
+	return Detection{}, false
+}
+
+// elided stands for the part of argv the kernel did not capture. It holds
+// a NUL, which no real argument can.
+const elided = "\x00elided"
+
+// argvOf returns argv as far as the kernel captured it, with the middle
+// it left out (FlagArgsElided) as one elided argument, and whether it is
+// the whole argv.
+func argvOf(e *event.Exec) ([]string, bool) {
+	if !e.Has(event.FlagArgsElided) {
+		return e.Args, !e.Has(event.FlagArgsTruncated)
+	}
+	// The last argument of the start and the first of the end are cut.
+	argv := make([]string, 0, len(e.Args)+len(e.ArgsTail)+1)
+	if len(e.Args) > 1 {
+		argv = append(argv, e.Args[:len(e.Args)-1]...)
+	} else {
+		argv = append(argv, "")
+	}
+	argv = append(argv, elided)
+	if len(e.ArgsTail) > 1 {
+		argv = append(argv, e.ArgsTail[1:]...)
+	}
+	return argv, false
+}
+
 // script judges a script by its name, then by its content: a renamed copy
-// of a tool's script hashes the same, and a script of one's own that starts
-// the tool's entry point imports it.
-func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
+// of a tool's script hashes the same, and a Python script of one's own that
+// starts the tool's entry point imports it. The content is read as the
+// language that runs it: Python lines in a shell script are text, not a run.
+func (r *Rule) script(e *event.Exec, p string, lang InterpreterKind) (Detection, bool) {
 	if t := r.cat.byName[path.Base(p)]; t != nil {
 		return Detection{Tool: t, Match: MatchScript, Detail: p, Script: p}, true
 	}
@@ -216,8 +302,11 @@ func (r *Rule) script(e *event.Exec, p string) (Detection, bool) {
 	if err != nil {
 		return Detection{}, false
 	}
-	if t := r.cat.BySHA256(sum); t != nil {
-		return Detection{Tool: t, Match: MatchContentHash, Detail: p, Script: p}, true
+	if t := r.bySum(sum); t != nil {
+		return Detection{Tool: t, Match: MatchContentHash, Detail: p + " sha256 " + sum, Script: p}, true
+	}
+	if lang != Python {
+		return Detection{}, false
 	}
 	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
 		return Detection{Tool: t, Match: MatchScript, Detail: p + " imports " + what, Script: p}, true
@@ -235,8 +324,8 @@ func (r *Rule) stdin(e *event.Exec) (Detection, bool) {
 	if err != nil {
 		return Detection{}, false
 	}
-	if t := r.cat.BySHA256(sum); t != nil {
-		return Detection{Tool: t, Match: MatchContentHash, Detail: "stdin"}, true
+	if t := r.bySum(sum); t != nil {
+		return Detection{Tool: t, Match: MatchContentHash, Detail: "stdin sha256 " + sum}, true
 	}
 	if t, what := r.cat.pythonCodeTool(string(head)); t != nil {
 		return Detection{Tool: t, Match: MatchScript, Detail: "stdin imports " + what}, true
@@ -245,7 +334,7 @@ func (r *Rule) stdin(e *event.Exec) (Detection, bool) {
 }
 
 // loaded judges the program the dynamic linker was asked to load: by its
-// name, then by its content, like the exec of the program itself.
+// name, then by its structure, like the exec of the program itself.
 func (r *Rule) loaded(e *event.Exec, p string) (Detection, bool) {
 	if t := r.cat.byExec[path.Base(p)]; t != nil {
 		return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "loader " + p, Script: p}, true
@@ -254,9 +343,23 @@ func (r *Rule) loaded(e *event.Exec, p string) (Detection, bool) {
 		return Detection{}, false
 	}
 	if sum, _, err := r.files.Script(e, p); err == nil {
-		if t := r.cat.BySHA256(sum); t != nil {
-			return Detection{Tool: t, Match: MatchContentHash, Detail: "loader " + p, Script: p}, true
+		if t := r.bySum(sum); t != nil {
+			return Detection{Tool: t, Match: MatchContentHash, Detail: "loader " + p + " sha256 " + sum, Script: p}, true
 		}
+	}
+	if st, err := r.files.ProgramELF(e, p); err == nil {
+		if t, what := r.byStructure(&st); t != nil {
+			return Detection{Tool: t, Match: MatchStructure, Detail: "loader " + p + ": " + what, Script: p}, true
+		}
+	}
+	return Detection{}, false
+}
+
+// JudgeModule names the tool whose module a process opened (a fanotify
+// mark on the module's files), whatever its argv said.
+func (r *Rule) JudgeModule(module, file string) (Detection, bool) {
+	if t := r.cat.moduleTool(module, "", nil); t != nil {
+		return Detection{Tool: t, Match: MatchModuleLoad, Detail: module + " (" + file + ")"}, true
 	}
 	return Detection{}, false
 }
@@ -265,17 +368,14 @@ func (r *Rule) loaded(e *event.Exec, p string) (Detection, bool) {
 // or judged now (and then reported as new, for the kernel's cache).
 func (r *Rule) identityOf(e *event.Exec) (identity, bool) {
 	r.mu.Lock()
-	id, ok := r.known[e.File]
+	id, ok := r.known.get(e.File)
 	r.mu.Unlock()
 	if ok {
 		return id, false
 	}
 	id = r.judgeIdentity(e)
 	r.mu.Lock()
-	if len(r.known) >= r.maxKnown {
-		clear(r.known) // rare; the kernel keeps its own LRU copy
-	}
-	r.known[e.File] = id
+	r.known.put(e.File, id)
 	r.mu.Unlock()
 	return id, true
 }
@@ -296,36 +396,46 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 	// changed its change time, so only device and inode still agree.
 	r.mu.Lock()
 	t := r.installed[inodeKey{e.File.Dev, e.File.Ino}]
+	fpTool := r.fingerprints[e.Fingerprint()]
+	ik, copied := r.interpByFingerprint[e.Fingerprint()]
 	r.mu.Unlock()
 	if t != nil {
 		return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
 	}
-	// Content: a full hash where the file can still be read, else the
-	// fingerprint the kernel took before the program ran.
+	// Content: the exact hash and the structure where the file can still
+	// be read; else the fingerprint the kernel took before the program ran.
 	var sum string
 	if r.files != nil {
 		if s, err := r.files.ExecSHA256(e); err == nil {
 			sum = s
-			if t := r.cat.BySHA256(s); t != nil {
-				return identity{kind: event.VerdictTool, tool: t, match: MatchContentHash, sum: sum}
+			if t := r.bySum(s); t != nil {
+				return identity{kind: event.VerdictTool, tool: t, match: MatchContentHash, detail: "sha256 " + s, sum: sum}
+			}
+			r.mu.Lock()
+			k, ok := r.interpBySum[s]
+			r.mu.Unlock()
+			if ok {
+				return identity{kind: event.VerdictInterpreter, interp: k, sum: sum}
+			}
+		}
+		if st, err := r.files.ExecELF(e); err == nil {
+			if t, what := r.byStructure(&st); t != nil {
+				return identity{kind: event.VerdictTool, tool: t, match: MatchStructure, detail: what, sum: sum}
 			}
 		}
 	}
-	r.mu.Lock()
-	t = r.fingerprints[e.Fingerprint()]
-	ik, copied := r.interpBySum[sum]
-	if !copied {
-		ik, copied = r.interpByFingerprint[e.Fingerprint()]
-	}
-	r.mu.Unlock()
-	if t == nil && copied {
+	if copied && fpTool == nil {
 		return identity{kind: event.VerdictInterpreter, interp: ik, sum: sum}
 	}
-	if t == nil && e.Reasons&event.ReasonFingerprint != 0 {
-		t = r.cat.ByID(e.KernelToolID)
+	// The kernel's fingerprint is what exec read: the same entry point and
+	// program headers as a tool's build, which only another build of the
+	// same sources shares. It decides where the file is gone, and where a
+	// patched build no longer hashes like the original.
+	if fpTool == nil && e.Reasons&event.ReasonFingerprint != 0 {
+		fpTool = r.cat.ByID(e.KernelToolID)
 	}
-	if t != nil {
-		return identity{kind: event.VerdictTool, tool: t, match: MatchFingerprint, sum: sum}
+	if fpTool != nil {
+		return identity{kind: event.VerdictTool, tool: fpTool, match: MatchFingerprint, detail: "first 256 bytes", sum: sum}
 	}
 	return identity{kind: event.VerdictBenign, sum: sum}
 }

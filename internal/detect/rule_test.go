@@ -6,13 +6,38 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
 // fakeFiles stands in for the host's file system.
 type fakeFiles struct {
-	execSums map[event.FileID]string // hashes of loaded files still readable
-	scripts  map[string]fakeScript   // scripts by path as the exec names them
+	execSums   map[event.FileID]string         // hashes of loaded files still readable
+	execELF    map[event.FileID]elfid.Identity // their structure
+	programELF map[string]elfid.Identity       // programs by path as the exec names them
+	scripts    map[string]fakeScript           // scripts by path as the exec names them
+	cmdlines   map[uint32][]string             // whole argv of live processes
+}
+
+func (f *fakeFiles) ExecELF(e *event.Exec) (elfid.Identity, error) {
+	if s, ok := f.execELF[e.File]; ok {
+		return s, nil
+	}
+	return elfid.Identity{}, errors.New("file is gone")
+}
+
+func (f *fakeFiles) ProgramELF(_ *event.Exec, p string) (elfid.Identity, error) {
+	if s, ok := f.programELF[p]; ok {
+		return s, nil
+	}
+	return elfid.Identity{}, errors.New("no such program")
+}
+
+func (f *fakeFiles) Cmdline(e *event.Exec) ([]string, error) {
+	if c, ok := f.cmdlines[e.PID]; ok {
+		return c, nil
+	}
+	return nil, errors.New("process exited")
 }
 
 type fakeScript struct {
@@ -46,9 +71,11 @@ const (
 )
 
 var (
+	sslsplitELF = elfid.Identity{Needed: []string{"libc.so.6"}, Code: []elfid.Section{
+		{Name: ".text", SHA256: strings.Repeat("1", 64)}, {Name: ".rodata", SHA256: strings.Repeat("2", 64)}}}
 	bettercapID = event.FileID{Dev: 1, Ino: 100, CtimeNs: 1}
 	arpspoofID  = event.FileID{Dev: 1, Ino: 200, CtimeNs: 1}
-	ettercapFP  = event.Fingerprint{Size: 4096, Head: [event.HeadLen]byte{0x7f, 'E', 'L', 'F', 1}}
+	ettercapFP  = event.Fingerprint{Head: [event.HeadLen]byte{0x7f, 'E', 'L', 'F', 1}}
 )
 
 func newTestRule(t *testing.T, files *fakeFiles) *Rule {
@@ -58,11 +85,12 @@ func newTestRule(t *testing.T, files *fakeFiles) *Rule {
 		t.Fatal(err)
 	}
 	r := NewRule(cat, files, nil)
-	r.AddInstalled(cat.ByFileName("bettercap"), bettercapID, bettercapSum, nil)
-	r.AddInstalled(cat.ByFileName("arpspoof"), arpspoofID, "", nil)
-	r.AddInstalled(cat.ByFileName("mitmdump"), event.FileID{Dev: 1, Ino: 300, CtimeNs: 1}, mitmdumpSum, nil)
+	r.AddInstalled(cat.ByFileName("bettercap"), bettercapID, bettercapSum, nil, nil)
+	r.AddInstalled(cat.ByFileName("arpspoof"), arpspoofID, "", nil, nil)
+	r.AddInstalled(cat.ByFileName("mitmdump"), event.FileID{Dev: 1, Ino: 300, CtimeNs: 1}, mitmdumpSum, nil, nil)
 	fp := ettercapFP
-	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp)
+	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp, nil)
+	r.AddInstalled(cat.ByFileName("sslsplit"), event.FileID{Dev: 1, Ino: 500, CtimeNs: 1}, "", nil, &sslsplitELF)
 	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil)
 	return r
 }
@@ -83,11 +111,28 @@ func TestRule(t *testing.T) {
 			{Dev: 1, Ino: 901, CtimeNs: 5}: trueSum,
 			{Dev: 1, Ino: 902, CtimeNs: 5}: pythonSum, // a copy of python
 		},
+		execELF: map[event.FileID]elfid.Identity{
+			// sslsplit with a byte appended: its sections are the installed build's
+			{Dev: 1, Ino: 910, CtimeNs: 5}: {Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("1", 64)}}},
+			// a bettercap build the host never had
+			{Dev: 1, Ino: 911, CtimeNs: 5}: {GoModule: "github.com/bettercap/bettercap"},
+			// an unrelated Go program and an unrelated C program
+			{Dev: 1, Ino: 912, CtimeNs: 5}: {GoModule: "example.com/tool", Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("3", 64)}}},
+			// a dsniff build known by its strings
+			{Dev: 1, Ino: 913, CtimeNs: 5}: {Found: []string{"Usage: arpspoof [-i interface]"}},
+		},
+		programELF: map[string]elfid.Identity{
+			"/tmp/proxy-svc": {Code: []elfid.Section{{Name: ".rodata", SHA256: strings.Repeat("2", 64)}}},
+		},
+		cmdlines: map[uint32][]string{
+			77: {"/usr/bin/python3", "-X", strings.Repeat("p", 9000), "-X", strings.Repeat("q", 9000), "/usr/bin/mitmweb", strings.Repeat("a", 9000)},
+		},
 		scripts: map[string]fakeScript{
 			"/tmp/proxyhelper": {sum: mitmdumpSum},
 			"/tmp/wrapper.py":  {sum: trueSum, body: "import sys\nfrom mitmproxy.tools.main import mitmweb\nmitmweb()\n"},
 			"/tmp/lib.py":      {sum: trueSum, body: "import mitmproxy.io\nprint('mitmproxy.tools.main')\n"},
 			"/tmp/plain.sh":    {sum: trueSum, body: "echo ettercap\n"},
+			"/tmp/notes.sh":    {sum: trueSum, body: "#!/bin/sh\ndemo() { /usr/bin/python3 -c 'from mitmproxy.tools.main import mitmweb; mitmweb()'; }\necho ok\n"},
 			"stdin of 4242":    {sum: mitmdumpSum},
 		},
 	}
@@ -107,7 +152,7 @@ func TestRule(t *testing.T) {
 		{"renamed copy by hash", elf("backup-agent", "./backup-agent", event.FileID{Dev: 1, Ino: 900, CtimeNs: 5}), "bettercap", MatchContentHash},
 		{"memfd copy gone: fingerprint", func() event.Exec {
 			e := elf("memfd:payload", "/dev/fd/4", event.FileID{Dev: 9, Ino: 1})
-			e.Nlink, e.Size, e.Head = 0, ettercapFP.Size, ettercapFP.Head
+			e.Nlink, e.Head = 0, ettercapFP.Head
 			return e
 		}(), "ettercap", MatchFingerprint},
 		{"kernel fingerprint verdict", func() event.Exec {
@@ -152,6 +197,35 @@ func TestRule(t *testing.T) {
 		{"renamed interpreter copy", elf("svc-helper", "/tmp/svc-helper", event.FileID{Dev: 1, Ino: 902, CtimeNs: 5}, "svc-helper", "/usr/bin/mitmdump"), "mitmdump", MatchScript},
 		{"invoked by a tool's name", elf("busybox-like", "/opt/bin/ettercap", event.FileID{Dev: 1, Ino: 55}), "ettercap", MatchInvokedName},
 
+		{"copy with a byte appended: installed build's section", elf("proxy-svc", "./proxy-svc", event.FileID{Dev: 1, Ino: 910, CtimeNs: 5}), "sslsplit", MatchStructure},
+		{"Go build the host never had", elf("svc", "./svc", event.FileID{Dev: 1, Ino: 911, CtimeNs: 5}), "bettercap", MatchStructure},
+		{"string signature", elf("net-probe", "./net-probe", event.FileID{Dev: 1, Ino: 913, CtimeNs: 5}), "arpspoof", MatchStructure},
+		{"dynamic loader on a modified copy", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/tmp/proxy-svc"), "sslsplit", MatchStructure},
+		{"padded python option: the script after the gap", func() event.Exec {
+			e := elf("python3.11", "/usr/bin/python3", py, "/usr/bin/python3", "-X", strings.Repeat("p", 2000))
+			e.Flags |= event.FlagArgsTruncated | event.FlagArgsElided
+			e.ArgsTail = []string{strings.Repeat("p", 1500), "/usr/bin/mitmweb", "--version"}
+			return e
+		}(), "mitmweb", MatchScript},
+		{"padded loader option: the program after the gap", func() event.Exec {
+			e := elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "--library-path", strings.Repeat("/x", 1000))
+			e.Flags |= event.FlagArgsTruncated | event.FlagArgsElided
+			e.ArgsTail = []string{strings.Repeat("/x", 700), "/usr/sbin/arpspoof", "-h"}
+			return e
+		}(), "arpspoof", MatchInterpreterArgs},
+		{"script hidden in the gap: read from the live process", func() event.Exec {
+			e := withPID(elf("python3.11", "/usr/bin/python3", py, "/usr/bin/python3", "-X", strings.Repeat("p", 2000)), 77)
+			e.Flags |= event.FlagArgsTruncated | event.FlagArgsElided
+			e.ArgsTail = []string{strings.Repeat("a", 2000)}
+			return e
+		}(), "mitmweb", MatchScript},
+		{"shell script quoting python that imports a tool", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 52}, "sh", "/tmp/notes.sh"), "", ""},
+		{"shebang shell script quoting python", func() event.Exec {
+			e := elf("dash", "/tmp/notes.sh", event.FileID{Dev: 1, Ino: 52}, "/bin/sh", "/tmp/notes.sh")
+			e.Flags = event.FlagScript
+			return e
+		}(), "", ""},
+		{"unrelated Go program", elf("gotool", "./gotool", event.FileID{Dev: 1, Ino: 912, CtimeNs: 5}), "", ""},
 		{"look-alike name", elf("mitmdumpx", "/tmp/mitmdumpx", event.FileID{Dev: 1, Ino: 901, CtimeNs: 5}), "", ""},
 		{"dotted look-alike", elf("ettercap.conf", "/tmp/ettercap.conf", event.FileID{Dev: 1, Ino: 60}), "", ""},
 		{"contains a tool's name", elf("mitmproxy2swagger", "/usr/bin/mitmproxy2swagger", event.FileID{Dev: 1, Ino: 61}), "", ""},

@@ -9,8 +9,10 @@ const (
 	MatchScript          Match = "script"              // a script run through its shebang or an interpreter
 	MatchInterpreterArgs Match = "interpreter_args"    // python -m / -c naming a tool's module
 	MatchContentHash     Match = "content_hash"        // SHA-256 of the file equals a known build
-	MatchFingerprint     Match = "content_fingerprint" // size and first bytes equal a known build; file no longer readable
+	MatchFingerprint     Match = "content_fingerprint" // first bytes (section-header fields masked) equal a known build's
 	MatchInode           Match = "inode"               // same file identity as an installed tool (hard link, cached verdict)
+	MatchStructure       Match = "elf_structure"       // Go module, code/constant section hash or string signature of a build
+	MatchModuleLoad      Match = "module_load"         // the process opened a tool's own module file (fanotify)
 )
 
 // Detection is the rule's verdict on one exec.

@@ -124,3 +124,11 @@ func ContainerID(cgroup string) string {
 	}
 	return ""
 }
+
+// ParentExecutable returns the executable of e's parent while it lives.
+func (en *Enricher) ParentExecutable(e *event.Exec) string {
+	if len(e.Ancestors) == 0 || e.Ancestors[0].Exited {
+		return ""
+	}
+	return en.exePath(e.Ancestors[0].PID, e.Ancestors[0].StartBootTime)
+}

@@ -45,8 +45,19 @@ func Encode(e *Exec) []byte {
 	for _, a := range e.Args {
 		args = append(append(args, a...), 0)
 	}
+	if e.Has(FlagArgsElided) {
+		// the kernel cuts argv's start inside an argument: no NUL ends it
+		args = args[:min(max(len(args)-1, 0), ArgsHead)]
+		le.PutUint32(b[offArgsHeadLen:], uint32(len(args)))
+		for _, a := range e.ArgsTail {
+			args = append(append(args, a...), 0)
+		}
+	}
 	if len(args) > ArgsLen-1 {
 		args = args[:ArgsLen-1]
+	}
+	if !e.Has(FlagArgsElided) {
+		le.PutUint32(b[offArgsHeadLen:], uint32(len(args)))
 	}
 	copy(b[offArgs:], args)
 	le.PutUint32(b[offArgsLen:], uint32(len(args)))

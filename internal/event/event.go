@@ -41,11 +41,36 @@ type Verdict struct {
 	ToolID uint16
 }
 
-// Fingerprint is the race-free content signal the exec hook reads: the file
-// size and the first bytes of the loaded file (bprm->buf).
+// Fingerprint is the race-free content signal the exec hook reads: the first
+// bytes of the loaded file (bprm->buf), with the ELF header fields that only
+// locate section headers masked (MaskELFHead). It survives appended bytes and
+// added or removed sections, which move nothing the loader maps.
 type Fingerprint struct {
-	Size uint64
 	Head [HeadLen]byte
+}
+
+// FingerprintOf returns the fingerprint of a file that starts with head.
+func FingerprintOf(head []byte) Fingerprint {
+	var fp Fingerprint
+	copy(fp.Head[:], head)
+	MaskELFHead(&fp.Head)
+	return fp
+}
+
+// MaskELFHead zeroes e_shoff, e_shnum and e_shstrndx, as mask_elf_head in
+// bpf/mitmexec.bpf.c does (keep in sync).
+func MaskELFHead(h *[HeadLen]byte) {
+	if h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F' {
+		return
+	}
+	switch h[4] {
+	case 2: // ELFCLASS64
+		clear(h[0x28:0x30])
+		clear(h[0x3c:0x40])
+	case 1: // ELFCLASS32
+		clear(h[0x20:0x24])
+		clear(h[0x30:0x34])
+	}
 }
 
 // Ancestor is one process up the real_parent chain at the time of the exec.
@@ -86,15 +111,18 @@ type Exec struct {
 	Cwd             string
 	Cgroup          string // cgroup v2 path, "/" for the root
 	Args            []string
-	ArgsTotal       uint32 // bytes of argv the process had
-	Ancestors       []Ancestor
+	// ArgsTail is the end of argv when FlagArgsElided is set: its first
+	// element is cut at the start, as Args' last one is at the end.
+	ArgsTail  []string
+	ArgsTotal uint32 // bytes of argv the process had
+	Ancestors []Ancestor
 }
 
 // Has reports whether f is set.
 func (e *Exec) Has(f Flag) bool { return e.Flags&f != 0 }
 
 // Fingerprint returns the record's content fingerprint.
-func (e *Exec) Fingerprint() Fingerprint { return Fingerprint{Size: e.Size, Head: e.Head} }
+func (e *Exec) Fingerprint() Fingerprint { return Fingerprint{Head: e.Head} }
 
 // Deleted reports a file with no links left: a memfd, or a file unlinked
 // before or while it ran.
@@ -174,7 +202,16 @@ func Decode(b []byte) (Exec, error) {
 	if argsLen > ArgsLen {
 		return e, fmt.Errorf("exec record args_len is %d, limit %d", argsLen, ArgsLen)
 	}
-	e.Args = splitArgs(b[offArgs : offArgs+int(argsLen)])
+	if !e.Has(FlagArgsElided) {
+		e.Args = splitArgs(b[offArgs : offArgs+int(argsLen)])
+		return e, nil
+	}
+	headLen := le.Uint32(b[offArgsHeadLen:])
+	if headLen > argsLen {
+		return e, fmt.Errorf("exec record args_head_len is %d, args_len %d", headLen, argsLen)
+	}
+	e.Args = splitArgs(b[offArgs : offArgs+int(headLen)])
+	e.ArgsTail = splitArgs(b[offArgs+int(headLen) : offArgs+int(argsLen)])
 	return e, nil
 }
 

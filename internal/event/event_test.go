@@ -103,9 +103,9 @@ func TestDecodeErrors(t *testing.T) {
 		raw  []byte
 		want string
 	}{
-		"empty":             {nil, "exec record is 0 bytes, want 7512"},
-		"short":             {make([]byte, 100), "exec record is 100 bytes, want 7512"},
-		"long":              {make([]byte, RecordSize+8), "exec record is 7520 bytes, want 7512"},
+		"empty":             {nil, "exec record is 0 bytes, want 7640"},
+		"short":             {make([]byte, 100), "exec record is 100 bytes, want 7640"},
+		"long":              {make([]byte, RecordSize+8), "exec record is 7648 bytes, want 7640"},
 		"args_len":          {newRecord().u32(offArgsLen, ArgsLen+1).b, "exec record args_len is 4097, limit 4096"},
 		"name_len":          {newRecord().u16(offNameLen, NameLen+1).b, "exec record name length is 65, limit 64"},
 		"filename_len":      {newRecord().u16(offFilenameLen, 9999).b, "exec record filename length is 9999, limit 256"},
@@ -177,5 +177,33 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if out.Name != in.Name || out.ExePath != in.ExePath || out.Cwd != in.Cwd || out.Cgroup != in.Cgroup ||
 		strings.Join(out.Args, " ") != "ettercap --version" || out.File != in.File || out.Ancestors[0].Comm != "bash" || out.Comm != in.Comm {
 		t.Errorf("round trip changed the exec:\n in %+v\nout %+v", in, out)
+	}
+}
+
+// An argv longer than the capture keeps its start and its end: a program
+// named after a padded option is still in the record.
+func TestDecodeElidedArgs(t *testing.T) {
+	// GIVEN python3 -X <pad> /usr/bin/mitmweb --version, too long for one capture
+	pad := strings.Repeat("p", 5000)
+	in := Exec{Flags: FlagArgsTruncated | FlagArgsElided,
+		Args:     []string{"/usr/bin/python3", "-X", pad[:2000]},
+		ArgsTail: []string{pad[:1000], "/usr/bin/mitmweb", "--version"}}
+	// WHEN the record is decoded
+	e, err := Decode(Encode(&in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// THEN both ends are there, and the cut arguments are marked by position
+	if len(e.Args) != 3 || e.Args[1] != "-X" || e.Args[2] != pad[:2000] {
+		t.Errorf("head args = %q", e.Args)
+	}
+	if len(e.ArgsTail) != 3 || e.ArgsTail[1] != "/usr/bin/mitmweb" || e.ArgsTail[2] != "--version" {
+		t.Errorf("tail args = %q", e.ArgsTail)
+	}
+	// AND a head length beyond args_len is an error, not a bad slice
+	b := Encode(&in)
+	le.PutUint32(b[offArgsHeadLen:], le.Uint32(b[offArgsLen:])+1)
+	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "args_head_len") {
+		t.Errorf("bad head length: err = %v", err)
 	}
 }

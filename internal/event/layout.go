@@ -7,9 +7,10 @@ const (
 	CommLen      = 16
 	NameLen      = 64
 	StrLen       = 256
-	HeadLen      = 128
+	HeadLen      = 256
 	PathBufLen   = 768
 	ArgsLen      = 4096
+	ArgsHead     = 2048 // ARGS_HEAD: with FlagArgsElided, bytes kept from argv's start
 	MaxAncestors = 8
 	ancestorSize = 32
 
@@ -52,7 +53,8 @@ const (
 	offFilename        = offName + NameLen
 	offInterp          = offFilename + StrLen
 	offHead            = offInterp + StrLen
-	offAncestors       = offHead + HeadLen + 4
+	offArgsHeadLen     = offHead + HeadLen
+	offAncestors       = offArgsHeadLen + 4
 	offExePath         = offAncestors + MaxAncestors*ancestorSize
 	offCwd             = offExePath + PathBufLen
 	offCgroup          = offCwd + PathBufLen
@@ -73,7 +75,7 @@ func Offsets() map[string]int {
 		"ToolId": offToolID, "FilenameLen": offFilenameLen, "InterpLen": offInterpLen, "NameLen": offNameLen,
 		"ExePathLen": offExePathLen, "CwdLen": offCwdLen, "CgroupLen": offCgroupLen, "AncestorsN": offAncestorsN,
 		"Comm": offComm, "Name": offName, "Filename": offFilename, "Interp": offInterp, "Head": offHead,
-		"Ancestors": offAncestors, "ExePath": offExePath, "Cwd": offCwd, "Cgroup": offCgroup, "Args": offArgs,
+		"ArgsHeadLen": offArgsHeadLen, "Ancestors": offAncestors, "ExePath": offExePath, "Cwd": offCwd, "Cgroup": offCgroup, "Args": offArgs,
 	}
 }
 
@@ -100,7 +102,7 @@ type Reason uint32
 const (
 	ReasonVerdictTool Reason = 1 << 0 // the file identity has a cached tool verdict
 	ReasonName        Reason = 1 << 1 // the loaded file's name is in the kernel's name table
-	ReasonFingerprint Reason = 1 << 2 // size and first bytes equal a known tool build
+	ReasonFingerprint Reason = 1 << 2 // the first bytes, section-header fields masked, equal a known tool build's
 	ReasonInterpreter Reason = 1 << 3 // an interpreter: its arguments decide
 	ReasonUnknown     Reason = 1 << 4 // first sight of this file identity
 	ReasonSubmitAll   Reason = 1 << 5 // debug mode: every exec goes up
@@ -119,6 +121,9 @@ const (
 	FlagCwdTruncated     Flag = 1 << 6
 	FlagCgroupTruncated  Flag = 1 << 7
 	FlagDenied           Flag = 1 << 8 // refused by the LSM hook: the exec never happened
+	// FlagArgsElided: argv was longer than the capture, which kept its
+	// start and its end (Exec.Args and Exec.ArgsTail) and left out the middle.
+	FlagArgsElided Flag = 1 << 9
 )
 
 // Indexes of the kernel's per-CPU counters.

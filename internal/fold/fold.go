@@ -13,10 +13,16 @@ type Folded[T any] struct {
 }
 
 type group[T any] struct {
-	start  time.Time
-	latest T
-	count  int
+	start    time.Time
+	latest   T
+	count    int
+	variants map[string]struct{} // variants already sent in this window
 }
+
+// MaxVariants is how many records of one key with different variants
+// (command lines) go out in one window before the rest are held: a few
+// distinct runs of a tool are each worth a record, a flood of them is one.
+const MaxVariants = 8
 
 // Folder folds records by key. Not safe for concurrent use: the receiver's
 // single processing goroutine owns it.
@@ -31,9 +37,11 @@ func New[K comparable, T any](window time.Duration) *Folder[K, T] {
 	return &Folder[K, T]{window: window, groups: map[K]*group[T]{}}
 }
 
-// Offer reports whether rec must go out now (the first of its window); if
-// not, it is held as a repeat.
-func (f *Folder[K, T]) Offer(key K, rec T, now time.Time) bool {
+// Offer reports whether rec must go out now (the first of its window, or
+// one of its first MaxVariants variants); if not, it is held as a repeat.
+// The variant is what tells runs of one key apart (their command lines):
+// a repeated variant is always a repeat.
+func (f *Folder[K, T]) Offer(key K, variant string, rec T, now time.Time) bool {
 	if f.window <= 0 {
 		return true
 	}
@@ -42,7 +50,11 @@ func (f *Folder[K, T]) Offer(key K, rec T, now time.Time) bool {
 		if ok && g.count > 0 {
 			f.ready = append(f.ready, Folded[T]{Record: g.latest, Count: g.count})
 		}
-		f.groups[key] = &group[T]{start: now}
+		f.groups[key] = &group[T]{start: now, variants: map[string]struct{}{variant: {}}}
+		return true
+	}
+	if _, seen := g.variants[variant]; !seen && len(g.variants) < MaxVariants {
+		g.variants[variant] = struct{}{}
 		return true
 	}
 	g.latest = rec

@@ -1,6 +1,7 @@
 package fold
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -9,16 +10,16 @@ func TestFold(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	f := New[string, int](5 * time.Second)
 	// GIVEN a first detection and three repeats within the window
-	if !f.Offer("a", 1, t0) {
+	if !f.Offer("a", "", 1, t0) {
 		t.Fatal("the first of a window must go out at once")
 	}
 	for i, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
-		if f.Offer("a", 2+i, t0.Add(d)) {
+		if f.Offer("a", "", 2+i, t0.Add(d)) {
 			t.Fatalf("repeat %d went out", i)
 		}
 	}
 	// another key is independent
-	if !f.Offer("b", 9, t0.Add(time.Second)) {
+	if !f.Offer("b", "", 9, t0.Add(time.Second)) {
 		t.Fatal("another key was folded")
 	}
 	if got := f.Expired(t0.Add(4 * time.Second)); len(got) != 0 {
@@ -34,7 +35,7 @@ func TestFold(t *testing.T) {
 		t.Fatalf("got %+v, want record 4 standing for 3", got)
 	}
 	// and the next one starts a new window, going out at once
-	if !f.Offer("a", 5, t0.Add(6*time.Second)) {
+	if !f.Offer("a", "", 5, t0.Add(6*time.Second)) {
 		t.Fatal("first of the next window was held")
 	}
 }
@@ -42,13 +43,13 @@ func TestFold(t *testing.T) {
 func TestFoldNewWindowBeforeCollection(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	f := New[string, int](time.Second)
-	f.Offer("a", 1, t0)
-	f.Offer("a", 2, t0.Add(500*time.Millisecond))
+	f.Offer("a", "", 1, t0)
+	f.Offer("a", "", 2, t0.Add(500*time.Millisecond))
 	// the window ended but nobody collected it before the next exec came
-	if !f.Offer("a", 3, t0.Add(2*time.Second)) {
+	if !f.Offer("a", "", 3, t0.Add(2*time.Second)) {
 		t.Fatal("first of the new window was held")
 	}
-	f.Offer("a", 4, t0.Add(2100*time.Millisecond))
+	f.Offer("a", "", 4, t0.Add(2100*time.Millisecond))
 	got := f.Flush()
 	total := 0
 	for _, g := range got {
@@ -62,8 +63,25 @@ func TestFoldNewWindowBeforeCollection(t *testing.T) {
 func TestFoldDisabled(t *testing.T) {
 	f := New[string, int](0)
 	for i := 0; i < 3; i++ {
-		if !f.Offer("a", i, time.Unix(0, 0)) {
+		if !f.Offer("a", "", i, time.Unix(0, 0)) {
 			t.Fatal("folding disabled but a record was held")
 		}
+	}
+}
+
+// A flood of one tool whose arguments vary folds all the same: a few
+// variants go out on their own, the rest leave as one counted record.
+func TestFloodOfVariantsFolds(t *testing.T) {
+	f := New[string, int](time.Minute)
+	t0 := time.Now()
+	sent := 0
+	for i := 0; i < 5000; i++ {
+		if f.Offer("arpspoof", fmt.Sprint("argv ", i), i, t0.Add(time.Duration(i)*time.Millisecond)) {
+			sent++
+		}
+	}
+	held := f.Flush()
+	if sent != MaxVariants || len(held) != 1 || held[0].Count != 5000-MaxVariants {
+		t.Fatalf("sent %d records and held %+v; want %d sent and one record for the other %d", sent, held, MaxVariants, 5000-MaxVariants)
 	}
 }

@@ -36,7 +36,7 @@ func TestLayoutMatchesC(t *testing.T) {
 	if got := reflect.TypeOf(mitmexecAncestor{}).Size(); got != 32 {
 		t.Errorf("sizeof(struct ancestor) = %d, decoder assumes 32", got)
 	}
-	if got := reflect.TypeOf(mitmexecFingerprintKey{}).Size(); got != 8+event.HeadLen {
+	if got := reflect.TypeOf(mitmexecFingerprintKey{}).Size(); got != event.HeadLen {
 		t.Errorf("sizeof(struct fingerprint_key) = %d", got)
 	}
 }

@@ -70,8 +70,8 @@ type mitmexecExecEvent struct {
 	Name            [64]int8
 	Filename        [256]int8
 	Interp          [256]int8
-	Head            [128]uint8
-	Pad2            uint32
+	Head            [256]uint8
+	ArgsHeadLen     uint32
 	Ancestors       [8]mitmexecAncestor
 	ExePath         [768]int8
 	Cwd             [768]int8
@@ -89,8 +89,7 @@ type mitmexecFileKey struct {
 
 type mitmexecFingerprintKey struct {
 	_    structs.HostLayout
-	Size uint64
-	Head [128]uint8
+	Head [256]uint8
 }
 
 type mitmexecForkParent struct {

@@ -335,7 +335,7 @@ func (t *Tracer) Protect(pid uint32) error {
 
 // PutFingerprint marks a content fingerprint in the kernel.
 func (t *Tracer) PutFingerprint(fp event.Fingerprint, v event.Verdict) error {
-	key := mitmexecFingerprintKey{Size: fp.Size, Head: fp.Head}
+	key := mitmexecFingerprintKey{Head: fp.Head}
 	return t.maps.Fingerprints.Put(key, toVerdict(v))
 }
 

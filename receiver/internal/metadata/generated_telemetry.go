@@ -35,9 +35,12 @@ type TelemetryBuilder struct {
 	ReceiverMitmexecExecs               metric.Int64ObservableCounter
 	ReceiverMitmexecFolded              metric.Int64ObservableCounter
 	ReceiverMitmexecHashFailures        metric.Int64ObservableCounter
+	ReceiverMitmexecJudgeDropped        metric.Int64ObservableCounter
 	ReceiverMitmexecKills               metric.Int64ObservableCounter
+	ReceiverMitmexecModuleLoads         metric.Int64ObservableCounter
 	ReceiverMitmexecQueueDropped        metric.Int64ObservableCounter
 	ReceiverMitmexecRingReserveFailures metric.Int64ObservableCounter
+	ReceiverMitmexecSummarized          metric.Int64ObservableCounter
 	ReceiverMitmexecSuppressed          metric.Int64ObservableCounter
 }
 
@@ -157,12 +160,42 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecHashFailuresCallback(cb
 	return nil
 }
 
+// RegisterReceiverMitmexecJudgeDroppedCallback sets callback for observable ReceiverMitmexecJudgeDropped metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecJudgeDroppedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecJudgeDropped, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecJudgeDropped)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterReceiverMitmexecKillsCallback sets callback for observable ReceiverMitmexecKills metric.
 func (builder *TelemetryBuilder) RegisterReceiverMitmexecKillsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecKills, obs: o})
 		return nil
 	}, builder.ReceiverMitmexecKills)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverMitmexecModuleLoadsCallback sets callback for observable ReceiverMitmexecModuleLoads metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecModuleLoadsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecModuleLoads, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecModuleLoads)
 	if err != nil {
 		return err
 	}
@@ -193,6 +226,21 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecRingReserveFailuresCall
 		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecRingReserveFailures, obs: o})
 		return nil
 	}, builder.ReceiverMitmexecRingReserveFailures)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverMitmexecSummarizedCallback sets callback for observable ReceiverMitmexecSummarized metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecSummarizedCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecSummarized, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecSummarized)
 	if err != nil {
 		return err
 	}
@@ -287,10 +335,22 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{file}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecJudgeDropped, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_judge_dropped",
+		metric.WithDescription("Exec records dropped because every judge was busy and the judge queue was full. [Development]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecKills, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_mitmexec_kills",
 		metric.WithDescription("Tools killed from the kernel's exec hook. [Development]"),
 		metric.WithUnit("{process}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecModuleLoads, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_module_loads",
+		metric.WithDescription("Opens of a tool's own module file by a process (fanotify), before deduplication. [Development]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecQueueDropped, err = builder.meter.Int64ObservableCounter(
@@ -302,6 +362,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverMitmexecRingReserveFailures, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_mitmexec_ring_reserve_failures",
 		metric.WithDescription("Records lost in the kernel because the ring buffer was full. [Development]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecSummarized, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_summarized",
+		metric.WithDescription("Detections held back by the records-per-second ceiling and counted on a later record. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
