@@ -1,0 +1,576 @@
+// Package elfid reads the structural identity of an ELF executable: the
+// hashes of its code and constant sections, its DT_NEEDED libraries, the Go
+// module it was built from and which known byte strings its read-only data
+// holds. None of these change when the file is renamed, has bytes appended,
+// gets extra non-loaded sections or is stripped, so a modified copy of a
+// known tool is still recognised.
+//
+// The file is hostile (whoever can write it chose every byte): every offset,
+// size and count in it is checked against the file size and against fixed
+// limits before it is used, and the work done is bounded by Options.
+package elfid
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/buildinfo"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// ErrNotELF means the file does not start with the ELF magic.
+var ErrNotELF = errors.New("not an elf file")
+
+// errPanic marks a panic recovered inside the parsers: a bug (ours or the
+// standard library's) that a hostile file reached, turned into an error.
+var errPanic = errors.New("elf parser panicked")
+
+const (
+	// DefaultMaxBytes bounds the section bytes read when Options.MaxBytes
+	// is not positive.
+	DefaultMaxBytes = 64 << 20
+
+	// maxSections bounds the section header count. Linked executables and
+	// shared objects have a few dozen sections; only relocatable objects
+	// built with -ffunction-sections reach thousands, and those are not
+	// exec'd.
+	maxSections = 4096
+	// maxPhdrBytes is the kernel's own bound: load_elf_phdrs refuses a
+	// program header table larger than 64 KiB, so no exec'able file has one.
+	maxPhdrBytes = 64 << 10
+	// maxShstrtab bounds the section name table, which debug/elf reads
+	// whole (and would decompress, were it SHF_COMPRESSED).
+	maxShstrtab = 1 << 20
+	// maxHeaderBytes bounds what debug/elf reads to parse the headers; the
+	// limits above keep a valid file far below it.
+	maxHeaderBytes = 8 << 20
+	// maxDynamic bounds the bytes of PT_DYNAMIC read: a real one has a few
+	// dozen 16-byte entries.
+	maxDynamic = 64 << 10
+	// maxNeeded bounds the DT_NEEDED entries kept.
+	maxNeeded = 256
+	// maxLibName bounds one DT_NEEDED name; ld.so resolves it as a path,
+	// and PATH_MAX is 4096.
+	maxLibName = 4096
+	// maxBuildInfoBytes bounds what debug/buildinfo reads beyond the
+	// headers: the Go linker writes the build info blob at the start of the
+	// data segment, and the blob is a few KiB.
+	maxBuildInfoBytes = 2 << 20
+	// minHashed is the smallest section hashed: tiny sections are equal in
+	// unrelated programs.
+	minHashed = 64
+	// defaultChunk is the read buffer for hashing and searching.
+	defaultChunk = 64 << 10
+)
+
+// Options bound the work of Read.
+type Options struct {
+	// MaxBytes is the total of section bytes Read may read from r beyond
+	// the headers; sections that would exceed it are skipped and
+	// Identity.Partial is set. Zero or less means DefaultMaxBytes.
+	MaxBytes int64
+	// Needles are byte strings searched for in the read-only data
+	// sections: SHF_ALLOC PROGBITS sections that are neither writable nor
+	// executable (.rodata and its kin). An empty needle is never found.
+	Needles []string
+}
+
+// Section is one hashed section.
+type Section struct {
+	Name   string
+	Size   uint64 // bytes in the file
+	SHA256 string // hex, of the section's bytes in the file
+}
+
+// Identity is what Read found.
+type Identity struct {
+	// GoModule is the main module path from the Go build info, or the main
+	// package path of a GOPATH-mode build; "" when not a Go binary.
+	GoModule string
+	// Needed are the DT_NEEDED libraries, in order, without duplicates.
+	Needed []string
+	// Code are the hashed sections: .text and .rodata, when present and at
+	// least 64 bytes.
+	Code []Section
+	// Found are the Needles found, in the order of Options.Needles.
+	Found []string
+	// Partial is set when a bound (MaxBytes, a section beyond the end of
+	// the file, a count limit) cut the reading short.
+	Partial bool
+}
+
+// SectionHash returns the hash of the named section in id, "" when absent.
+func (id Identity) SectionHash(name string) string {
+	for _, s := range id.Code {
+		if s.Name == name {
+			return s.SHA256
+		}
+	}
+	return ""
+}
+
+// Read returns the identity of the ELF file r (size bytes). ErrNotELF when
+// it is not an ELF file. Read never reads r at or past size.
+func Read(r io.ReaderAt, size int64, o Options) (Identity, error) {
+	return read(r, size, o, defaultChunk)
+}
+
+// read is Read with the chunk size of the streaming reads as a parameter,
+// so tests can place a needle across a chunk boundary.
+func read(r io.ReaderAt, size int64, o Options, chunk int) (id Identity, err error) {
+	// debug/elf and debug/buildinfo are hardened but not written for
+	// hostile input; a panic in them must not take the collector down.
+	defer func() {
+		if p := recover(); p != nil {
+			id, err = Identity{}, fmt.Errorf("%w: %v", errPanic, p)
+		}
+	}()
+	if size < 0 {
+		return Identity{}, fmt.Errorf("elf file size is %d, want at least 0", size)
+	}
+	if chunk <= 0 {
+		chunk = defaultChunk
+	}
+	maxBytes := o.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+
+	hdrs := &boundedReader{r: r, size: size, limit: maxHeaderBytes}
+	h, err := readHeader(hdrs, size)
+	if err != nil {
+		return Identity{}, err
+	}
+	f, err := elf.NewFile(hdrs)
+	if err != nil {
+		if hdrs.exceeded {
+			return Identity{}, fmt.Errorf("elf headers are more than %d bytes", int64(maxHeaderBytes))
+		}
+		return Identity{}, fmt.Errorf("elf headers: %w", err)
+	}
+
+	var partial bool
+	id.Needed, partial = needed(f, h, &boundedReader{r: r, size: size, limit: maxDynamic + maxNeeded*maxLibName})
+	id.Partial = id.Partial || partial
+
+	id.GoModule, partial = goModule(f, r, size, hdrs.n)
+	id.Partial = id.Partial || partial
+
+	s := scanner{
+		r:     &boundedReader{r: r, size: size, limit: maxBytes},
+		size:  size,
+		chunk: chunk,
+		m:     newMatcher(o.Needles),
+	}
+	if err := s.sections(f, &id); err != nil {
+		return Identity{}, err
+	}
+	for i, n := range o.Needles {
+		if s.m.found[i] && !contains(id.Found, n) {
+			id.Found = append(id.Found, n)
+		}
+	}
+	return id, nil
+}
+
+// boundedReader is the only way the parsers reach the file: it refuses
+// reads at or past size (the caller's word on where the file ends: bytes
+// past it may belong to a file that changed since) and counts every byte
+// returned against limit.
+type boundedReader struct {
+	r        io.ReaderAt
+	size     int64
+	limit    int64
+	n        int64
+	exceeded bool
+}
+
+func (b *boundedReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("elf read offset is %d, want at least 0", off)
+	}
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	var eof bool
+	if int64(len(p)) > b.size-off {
+		p, eof = p[:b.size-off], true
+	}
+	if int64(len(p)) > b.limit-b.n {
+		b.exceeded = true
+		return 0, fmt.Errorf("elf read of %d bytes at offset %d: %d of %d bytes left", len(p), off, b.limit-b.n, b.limit)
+	}
+	n, err := b.r.ReadAt(p, off)
+	b.n += int64(n)
+	if err == nil && eof {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (b *boundedReader) remaining() int64 { return b.limit - b.n }
+
+// header is what readHeader checked of the ELF header.
+type header struct {
+	class elf.Class
+	bo    binary.ByteOrder
+}
+
+// readHeader checks, before debug/elf sees the file, the counts and sizes
+// from which debug/elf would size its allocations and reads.
+func readHeader(r io.ReaderAt, size int64) (header, error) {
+	var ident [elf.EI_NIDENT]byte
+	if size < 4 {
+		return header{}, ErrNotELF
+	}
+	n, err := r.ReadAt(ident[:], 0)
+	if n < 4 {
+		if err == nil || err == io.EOF {
+			return header{}, ErrNotELF
+		}
+		return header{}, err
+	}
+	if string(ident[:4]) != elf.ELFMAG {
+		return header{}, ErrNotELF
+	}
+	var h header
+	var hdrSize, wantShentsize int64
+	switch h.class = elf.Class(ident[elf.EI_CLASS]); h.class {
+	case elf.ELFCLASS32:
+		hdrSize, wantShentsize = 52, 40
+	case elf.ELFCLASS64:
+		hdrSize, wantShentsize = 64, 64
+	default:
+		return header{}, fmt.Errorf("elf class is %d, want 1 (32-bit) or 2 (64-bit)", ident[elf.EI_CLASS])
+	}
+	switch ident[elf.EI_DATA] {
+	case byte(elf.ELFDATA2LSB):
+		h.bo = binary.LittleEndian
+	case byte(elf.ELFDATA2MSB):
+		h.bo = binary.BigEndian
+	default:
+		return header{}, fmt.Errorf("elf data encoding is %d, want 1 (little-endian) or 2 (big-endian)", ident[elf.EI_DATA])
+	}
+	if size < hdrSize {
+		return header{}, fmt.Errorf("elf file is %d bytes, shorter than its %d-byte header", size, hdrSize)
+	}
+	b := make([]byte, hdrSize)
+	if _, err := r.ReadAt(b, 0); err != nil {
+		return header{}, fmt.Errorf("elf header: %w", err)
+	}
+	var shoff uint64
+	if h.class == elf.ELFCLASS32 {
+		shoff, b = uint64(h.bo.Uint32(b[32:])), b[42:]
+	} else {
+		shoff, b = h.bo.Uint64(b[40:]), b[54:]
+	}
+	phentsize, phnum := uint64(h.bo.Uint16(b[0:])), uint64(h.bo.Uint16(b[2:]))
+	shentsize, shnum, shstrndx := uint64(h.bo.Uint16(b[4:])), uint64(h.bo.Uint16(b[6:])), uint64(h.bo.Uint16(b[8:]))
+
+	if t := phentsize * phnum; t > maxPhdrBytes {
+		return header{}, fmt.Errorf("elf program header table is %d bytes, limit %d", t, maxPhdrBytes)
+	}
+	if shoff == 0 {
+		return h, nil
+	}
+	if shentsize < uint64(wantShentsize) {
+		return header{}, fmt.Errorf("elf section header size is %d, want at least %d", shentsize, wantShentsize)
+	}
+	// With SHN_LORESERVE (0xff00) sections or more, e_shnum is 0 and
+	// e_shstrndx SHN_XINDEX: the real values are in section header 0.
+	if shnum == 0 || shstrndx == uint64(elf.SHN_XINDEX) {
+		sh, err := sectionHeader(r, h, shoff, size)
+		if err != nil {
+			return header{}, fmt.Errorf("elf section header 0: %w", err)
+		}
+		if shnum == 0 {
+			shnum = sh.size
+		}
+		if shstrndx == uint64(elf.SHN_XINDEX) {
+			shstrndx = uint64(sh.link)
+		}
+	}
+	if shnum > maxSections {
+		return header{}, fmt.Errorf("elf section count is %d, limit %d", shnum, maxSections)
+	}
+	if t := shnum * shentsize; shoff > uint64(size) || t > uint64(size)-shoff {
+		return header{}, fmt.Errorf("elf section header table is %d bytes at offset %d, beyond the %d-byte file", t, shoff, size)
+	}
+	if shstrndx == 0 || shstrndx >= shnum {
+		return h, nil // debug/elf rejects or ignores it without reading it
+	}
+	sh, err := sectionHeader(r, h, shoff+shstrndx*shentsize, size)
+	if err != nil {
+		return header{}, fmt.Errorf("elf section name table header: %w", err)
+	}
+	if sh.flags&uint64(elf.SHF_COMPRESSED) != 0 {
+		return header{}, fmt.Errorf("elf section name table flags are %#x, compressed (a decompression bomb debug/elf would inflate whole)", sh.flags)
+	}
+	if sh.size > maxShstrtab {
+		return header{}, fmt.Errorf("elf section name table is %d bytes, limit %d", sh.size, maxShstrtab)
+	}
+	return h, nil
+}
+
+type rawSection struct {
+	flags, size uint64
+	link        uint32
+}
+
+func sectionHeader(r io.ReaderAt, h header, off uint64, size int64) (rawSection, error) {
+	n := uint64(64)
+	if h.class == elf.ELFCLASS32 {
+		n = 40
+	}
+	if off > uint64(size) || n > uint64(size)-off {
+		return rawSection{}, fmt.Errorf("offset %d is beyond the %d-byte file", off, size)
+	}
+	b := make([]byte, n)
+	if _, err := r.ReadAt(b, int64(off)); err != nil {
+		return rawSection{}, err
+	}
+	if h.class == elf.ELFCLASS32 {
+		return rawSection{flags: uint64(h.bo.Uint32(b[8:])), size: uint64(h.bo.Uint32(b[20:])), link: h.bo.Uint32(b[24:])}, nil
+	}
+	return rawSection{flags: h.bo.Uint64(b[8:]), size: h.bo.Uint64(b[32:]), link: h.bo.Uint32(b[40:])}, nil
+}
+
+// needed reads DT_NEEDED the way ld.so does: from PT_DYNAMIC and DT_STRTAB
+// as addresses in the loaded segments, not from the section headers, which
+// the loader never looks at (sstrip deletes them and the program still runs).
+// It reports whether a bound cut the list short.
+func needed(f *elf.File, h header, r *boundedReader) ([]string, bool) {
+	var dyn *elf.Prog
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_DYNAMIC {
+			dyn = p
+			break
+		}
+	}
+	if dyn == nil {
+		return nil, false // static: the kernel maps it and jumps, no loader
+	}
+	off, avail, ok := fileOffset(f, dyn.Vaddr)
+	if !ok {
+		return nil, false
+	}
+	n := min(avail, dyn.Filesz)
+	cut := n > maxDynamic // only a bound if DT_NULL is not within it
+	n = min(n, maxDynamic)
+	b := make([]byte, n)
+	m, _ := r.ReadAt(b, int64(off))
+	b = b[:m]
+
+	entSize := 16
+	if h.class == elf.ELFCLASS32 {
+		entSize = 8
+	}
+	var offs []uint64
+	var strtab, strsz uint64
+	var haveStrtab, haveStrsz, tooMany bool
+	for ; len(b) >= entSize; b = b[entSize:] {
+		var tag elf.DynTag
+		var val uint64
+		if h.class == elf.ELFCLASS32 {
+			tag, val = elf.DynTag(int32(h.bo.Uint32(b))), uint64(h.bo.Uint32(b[4:]))
+		} else {
+			tag, val = elf.DynTag(int64(h.bo.Uint64(b))), h.bo.Uint64(b[8:])
+		}
+		if tag == elf.DT_NULL {
+			cut = false // the table ends here, however long the segment
+			break
+		}
+		switch tag {
+		case elf.DT_NEEDED:
+			if len(offs) == maxNeeded {
+				tooMany = true
+				continue
+			}
+			offs = append(offs, val)
+		case elf.DT_STRTAB:
+			strtab, haveStrtab = val, true
+		case elf.DT_STRSZ:
+			strsz, haveStrsz = val, true
+		}
+	}
+	partial := cut || tooMany
+	if !haveStrtab {
+		return nil, partial
+	}
+	var libs []string
+	for _, o := range offs {
+		if haveStrsz && o >= strsz {
+			continue
+		}
+		if strtab+o < strtab {
+			continue
+		}
+		at, avail, ok := fileOffset(f, strtab+o)
+		if !ok {
+			continue
+		}
+		n := min(avail, maxLibName)
+		if haveStrsz {
+			n = min(n, strsz-o)
+		}
+		b := make([]byte, n)
+		m, _ := r.ReadAt(b, int64(at))
+		i := bytes.IndexByte(b[:m], 0)
+		if i <= 0 {
+			continue
+		}
+		if lib := string(b[:i]); !contains(libs, lib) {
+			libs = append(libs, lib)
+		}
+	}
+	return libs, partial || r.exceeded
+}
+
+// fileOffset maps a virtual address to the file offset the kernel's PT_LOAD
+// mapping gives it, and the file bytes that follow it in that segment.
+func fileOffset(f *elf.File, vaddr uint64) (off, avail uint64, ok bool) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || vaddr < p.Vaddr || vaddr-p.Vaddr >= p.Filesz {
+			continue
+		}
+		d := vaddr - p.Vaddr
+		if p.Off+d < p.Off || p.Off+d > 1<<62 {
+			continue
+		}
+		return p.Off + d, p.Filesz - d, true
+	}
+	return 0, 0, false
+}
+
+// goModule reads the Go build info. It reports whether a bound cut the
+// reading short. hdrBytes is what parsing the headers cost, which
+// debug/buildinfo pays again as it parses them itself.
+func goModule(f *elf.File, r io.ReaderAt, size, hdrBytes int64) (string, bool) {
+	// The Go linker always writes .go.buildinfo; only without section
+	// headers (sstrip) must buildinfo fall back to searching the data
+	// segment. Without this, every C program's data segment would be
+	// searched for a blob it cannot hold.
+	if len(f.Sections) > 0 && f.Section(".go.buildinfo") == nil {
+		return "", false
+	}
+	br := &boundedReader{r: r, size: size, limit: hdrBytes + maxBuildInfoBytes}
+	bi, err := buildinfo.Read(br)
+	if err != nil {
+		return "", br.exceeded
+	}
+	if bi.Main.Path != "" {
+		return bi.Main.Path, false
+	}
+	// A GOPATH-mode build (Debian's dh-golang builds bettercap so) records
+	// no main module, only the main package's import path.
+	if bi.Path != "" && bi.Path != "command-line-arguments" {
+		return bi.Path, false
+	}
+	return "", false
+}
+
+// scanner streams section contents through a hash and the needle search.
+type scanner struct {
+	r     *boundedReader
+	size  int64
+	chunk int
+	m     *matcher
+}
+
+type job struct {
+	sec    *elf.Section
+	hash   bool
+	search bool
+}
+
+func (s *scanner) sections(f *elf.File, id *Identity) error {
+	var jobs []job
+	hashed := map[string]bool{}
+	for _, sec := range f.Sections {
+		if sec.Type != elf.SHT_PROGBITS {
+			continue
+		}
+		var j job
+		j.sec = sec
+		// A duplicate name is a hostile file's second opinion: the first
+		// one is the section every tool (objdump, readelf) reports.
+		if (sec.Name == ".text" || sec.Name == ".rodata") && !hashed[sec.Name] {
+			hashed[sec.Name] = true
+			j.hash = sec.FileSize >= minHashed
+		}
+		j.search = s.m.left > 0 && sec.Flags&elf.SHF_ALLOC != 0 && sec.Flags&(elf.SHF_WRITE|elf.SHF_EXECINSTR) == 0
+		if j.hash || j.search {
+			jobs = append(jobs, j)
+		}
+	}
+	// The identity first: when MaxBytes cannot cover everything, the hashes
+	// matter more than the other sections searched for needles.
+	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].hash && !jobs[b].hash })
+
+	var buf []byte
+	for _, j := range jobs {
+		if !j.hash && s.m.left == 0 {
+			continue
+		}
+		sec := j.sec
+		if sec.Offset > uint64(s.size) || sec.FileSize > uint64(s.size)-sec.Offset {
+			id.Partial = true // a truncated file, or a header lying about it
+			continue
+		}
+		if sec.FileSize > uint64(s.r.remaining()) {
+			id.Partial = true
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, s.m.overlap()+s.chunk)
+		}
+		sum, err := s.stream(buf, sec, j.search && s.m.left > 0)
+		if err != nil {
+			return fmt.Errorf("elf section %.64q (%d bytes at offset %d): %w", sec.Name, sec.FileSize, sec.Offset, err)
+		}
+		if j.hash {
+			id.Code = append(id.Code, Section{Name: sec.Name, Size: sec.FileSize, SHA256: sum})
+		}
+	}
+	return nil
+}
+
+func (s *scanner) stream(buf []byte, sec *elf.Section, search bool) (string, error) {
+	h := sha256.New()
+	keep := 0
+	ov := s.m.overlap()
+	off, end := int64(sec.Offset), int64(sec.Offset+sec.FileSize)
+	for off < end {
+		n := int(min(int64(s.chunk), end-off))
+		m, err := s.r.ReadAt(buf[keep:keep+n], off)
+		if m < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		h.Write(buf[keep : keep+n])
+		off += int64(n)
+		w := buf[:keep+n]
+		if search && s.m.left > 0 {
+			s.m.search(w)
+		}
+		keep = min(ov, len(w))
+		copy(buf, w[len(w)-keep:])
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
