@@ -20,9 +20,9 @@ const (
 	defaultQueueSize    = 4096
 	minQueueSize        = 1
 	maxQueueSize        = 1 << 20
-	defaultPollInterval = 100 * time.Millisecond
+	defaultPollInterval = time.Second
 	minPollInterval     = time.Millisecond
-	maxPollInterval     = time.Second
+	maxPollInterval     = 10 * time.Second
 	defaultMaxArgsBytes = 4096
 	minMaxArgsBytes     = 64
 	maxArgsBytesLimit   = event.ArgsLen
@@ -35,7 +35,9 @@ type Config struct {
 	QueueSize int `mapstructure:"queue_size"`
 	// PollInterval is how often an idle reader looks at the ring buffer. The
 	// kernel wakes it at once for known tools and at most every 5 ms for
-	// other records; this bounds the wait of a record that came in between.
+	// other records, and the reader looks again 10 ms after each batch for
+	// records that came in that gap: this is a safety net, kept long so
+	// that an idle collector sleeps.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// MaxArgsBytes bounds the argv written to a record, counted as the
 	// NUL-joined bytes; the kernel captures at most 4096.

@@ -61,11 +61,11 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			id:      component.NewIDWithName(metadata.Type, "poll_interval_too_short"),
-			wantErr: "poll_interval: 500µs is out of range, must be between 1ms and 1s",
+			wantErr: "poll_interval: 500µs is out of range, must be between 1ms and 10s",
 		},
 		{
 			id:      component.NewIDWithName(metadata.Type, "poll_interval_too_long"),
-			wantErr: "poll_interval: 2s is out of range, must be between 1ms and 1s",
+			wantErr: "poll_interval: 20s is out of range, must be between 1ms and 10s",
 		},
 		{
 			id:      component.NewIDWithName(metadata.Type, "max_args_bytes_too_small"),

@@ -464,9 +464,14 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 	case r.actionOf(rec.Detection.Tool) != actionKill:
 		return "alerted", 0
 	}
-	if _, err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
+	res, err := r.killer.kill(e.PID, e.StartBootTimeNs)
+	if err != nil {
 		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
 		return "kill_failed", 0
+	}
+	if res.Capped {
+		r.set.Logger.Warn("killed the tool, but its process tree was larger than the walk's bound: some descendants live on",
+			zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Int("descendants_killed", res.Descendants))
 	}
 	return "killed_late", max(time.Since(rec.Time), time.Microsecond)
 }

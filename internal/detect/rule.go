@@ -393,9 +393,14 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 		return identity{kind: event.VerdictInterpreter, interp: k}
 	}
 	// A hard link is the installed file under another name; linking
-	// changed its change time, so only device and inode still agree.
+	// changed its change time, so only device and inode still agree. Only
+	// while the inode has several names: an inode number freed by an
+	// upgrade and reused for another file (one name) is not the tool.
 	r.mu.Lock()
-	t := r.installed[inodeKey{e.File.Dev, e.File.Ino}]
+	var t *Tool
+	if e.Nlink > 1 {
+		t = r.installed[inodeKey{e.File.Dev, e.File.Ino}]
+	}
 	fpTool := r.fingerprints[e.Fingerprint()]
 	ik, copied := r.interpByFingerprint[e.Fingerprint()]
 	r.mu.Unlock()

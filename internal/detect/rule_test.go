@@ -146,7 +146,12 @@ func TestRule(t *testing.T) {
 		{"by name", elf("ettercap", "/usr/bin/ettercap", event.FileID{Dev: 1, Ino: 7}, "ettercap", "--version"), "ettercap", MatchExecutableName},
 		{"prefixed name", elf("atk6-parasite6", "/usr/bin/atk6-parasite6", event.FileID{Dev: 1, Ino: 8}), "parasite6", MatchExecutableName},
 		{"installed identity under its name", elf("bettercap", "/usr/bin/bettercap", bettercapID), "bettercap", MatchExecutableName},
-		{"hard link: same inode, new ctime", elf("netcheck", "/tmp/netcheck", event.FileID{Dev: 1, Ino: 200, CtimeNs: 9}), "arpspoof", MatchInode},
+		{"hard link: same inode, new ctime", func() event.Exec {
+			e := elf("netcheck", "/tmp/netcheck", event.FileID{Dev: 1, Ino: 200, CtimeNs: 9})
+			e.Nlink = 2
+			return e
+		}(), "arpspoof", MatchInode},
+		{"inode number reused after an upgrade", elf("netcheck", "/tmp/netcheck", event.FileID{Dev: 1, Ino: 200, CtimeNs: 77}), "", ""},
 		{"symlink: loaded file is the tool", elf("bettercap", "/tmp/bc-link", event.FileID{Dev: 1, Ino: 11}), "bettercap", MatchExecutableName},
 		{"fd exec", elf("arpspoof", "/dev/fd/3", event.FileID{Dev: 1, Ino: 12}), "arpspoof", MatchExecutableName},
 		{"renamed copy by hash", elf("backup-agent", "./backup-agent", event.FileID{Dev: 1, Ino: 900, CtimeNs: 5}), "bettercap", MatchContentHash},
