@@ -639,9 +639,12 @@ func TestPrivilegedHostileInput(t *testing.T) {
 	_ = os.Remove(gone)
 	_ = cmd.Wait()
 
-	// the long argv was cut by the kernel: its marker is beyond the bound,
-	// so the record is found by its big argument
-	l.waitFor(t, []string{m1, m2, m3})
+	// the long argv was cut by the kernel, which kept its start and its
+	// end: the marker after the big argument is in the record
+	l.waitFor(t, []string{long, m1, m2, m3})
+	if got := l.withMarker(long); len(got) != 1 {
+		t.Errorf("long argv: %d records carry the marker at its end, want 1", len(got))
+	}
 	var longRec []record
 	deadline := time.Now().Add(10 * time.Second)
 	for len(longRec) == 0 && time.Now().Before(deadline) {
