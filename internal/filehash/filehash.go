@@ -1,6 +1,12 @@
 // Package filehash hashes the files execs loaded, checking that the file
 // hashed is the very file identity the kernel reported, and caches the
-// results by that identity.
+// results by that identity. It also reads the scripts interpreters were
+// given, as the process that was given them sees them.
+//
+// Every name, size and content here is a local user's: files are opened
+// through internal/safeopen (never a device, a FIFO or a kernel interface
+// file; always in the process's own root) and read bounded in bytes and
+// in time.
 package filehash
 
 import (
@@ -8,16 +14,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 // ErrGone means the file could no longer be reached: the process exited and
@@ -25,43 +34,179 @@ import (
 // hasher has; the kernel's fingerprint covers it).
 var ErrGone = errors.New("file is gone")
 
-// Stats count how hashes were obtained.
+var errTooLarge = errors.New("file is larger than the hashing bound")
+
+// Defaults of the bounds New takes options for.
+const (
+	// DefaultScriptBytes bounds the size of a script that is hashed: the
+	// catalog's tool scripts are a few KiB, and a larger script is still
+	// judged by its head.
+	DefaultScriptBytes = 1 << 20
+	// DefaultScriptTime bounds the time spent reading one script.
+	DefaultScriptTime = 200 * time.Millisecond
+	// DefaultExecTime bounds the time spent hashing one executable: the
+	// size bound (512 MiB in the receiver) hashes in about 0.4 s from the
+	// page cache with SHA-NI; tools are tens of MiB.
+	DefaultExecTime = time.Second
+)
+
+const (
+	// scriptHead is how much of a script is returned for its code to be
+	// read, hashed or not.
+	scriptHead = 64 << 10
+	// cacheSettle: a script is cached only once its change time is this
+	// old. File systems without fine-grained timestamps stamp ctime from
+	// a clock that advances once a tick (or once in two seconds), so a
+	// rewrite within the same tick as the read would keep the key; once
+	// the clock has moved past the ctime any write changes it.
+	cacheSettle = 2 * time.Second
+	// The caches are cleared when full: rare, and a miss only costs a read.
+	maxExecs        = 65536
+	maxScripts      = 4096
+	maxScriptsBytes = 32 << 20 // heads held by the script cache
+)
+
+// Stats count how hashes were obtained and why some were not.
 type Stats struct {
 	FromProcExe uint64 // through /proc/PID/exe while the process lived
 	FromPath    uint64 // through the path, identity verified
 	Cached      uint64
 	Lost        uint64 // neither: the race was lost
-	TooLarge    uint64
+	// TooLarge: over a byte bound, as stat said or as the file grew while
+	// read; an executable is then not hashed, a script only has its head.
+	TooLarge uint64
+	// NotRegular: names refused before anything was opened for reading: a
+	// device, FIFO, socket or directory, or a file of a kernel interface
+	// file system (procfs, sysfs...).
+	NotRegular uint64
+	// TimeCut: reads the time bound ended; the executable was not hashed,
+	// the script not hashed and its head possibly short.
+	TimeCut uint64
 }
 
-// Hasher hashes files, bounded in size, cached by file identity.
+// Option sets a bound of a Hasher.
+type Option func(*Hasher)
+
+// WithScriptBytes sets the size above which a script is not hashed (its
+// head is still returned); n <= 0 keeps DefaultScriptBytes.
+func WithScriptBytes(n int64) Option {
+	return func(h *Hasher) {
+		if n > 0 {
+			h.scriptBytes = n
+		}
+	}
+}
+
+// WithScriptTime sets the time bound of reading one script; d <= 0 keeps
+// DefaultScriptTime.
+func WithScriptTime(d time.Duration) Option {
+	return func(h *Hasher) {
+		if d > 0 {
+			h.scriptTime = d
+		}
+	}
+}
+
+// WithExecTime sets the time bound of hashing one executable; d <= 0 keeps
+// DefaultExecTime.
+func WithExecTime(d time.Duration) Option {
+	return func(h *Hasher) {
+		if d > 0 {
+			h.execTime = d
+		}
+	}
+}
+
 type scriptResult struct {
 	sum  string
 	head []byte
 }
 
+// Hasher hashes files, bounded in size and time, cached by file identity.
 type Hasher struct {
-	procRoot   string
-	maxBytes   int64
-	scriptHead int
+	procRoot    string
+	maxBytes    int64
+	scriptBytes int64
+	scriptTime  time.Duration
+	execTime    time.Duration
+	settle      time.Duration // cacheSettle; tests of the cache set 0
 
-	mu      sync.Mutex
-	cache   map[event.FileID]string
-	scripts map[event.FileID]scriptResult // interpreters run the same scripts again and again
+	mu           sync.Mutex
+	cache        map[event.FileID]string
+	scripts      map[event.FileID]scriptResult // interpreters run the same scripts again and again
+	scriptsBytes int
 
-	fromProc, fromPath, cached, lost, tooLarge atomic.Uint64
+	fromProc, fromPath, cached, lost, tooLarge, notRegular, timeCut atomic.Uint64
 }
 
 // New returns a hasher. procRoot is normally /proc; maxBytes bounds the
-// size of a file it hashes.
-func New(procRoot string, maxBytes int64) *Hasher {
-	return &Hasher{procRoot: procRoot, maxBytes: maxBytes, scriptHead: 64 << 10,
+// size of an executable it hashes.
+func New(procRoot string, maxBytes int64, opts ...Option) *Hasher {
+	h := &Hasher{procRoot: procRoot, maxBytes: maxBytes,
+		scriptBytes: DefaultScriptBytes, scriptTime: DefaultScriptTime, execTime: DefaultExecTime, settle: cacheSettle,
 		cache: map[event.FileID]string{}, scripts: map[event.FileID]scriptResult{}}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // Stats returns the counters.
 func (h *Hasher) Stats() Stats {
-	return Stats{FromProcExe: h.fromProc.Load(), FromPath: h.fromPath.Load(), Cached: h.cached.Load(), Lost: h.lost.Load(), TooLarge: h.tooLarge.Load()}
+	return Stats{FromProcExe: h.fromProc.Load(), FromPath: h.fromPath.Load(), Cached: h.cached.Load(), Lost: h.lost.Load(),
+		TooLarge: h.tooLarge.Load(), NotRegular: h.notRegular.Load(), TimeCut: h.timeCut.Load()}
+}
+
+func (h *Hasher) pidDir(pid uint32) string {
+	return filepath.Join(h.procRoot, strconv.FormatUint(uint64(pid), 10))
+}
+
+// OpenExec opens the file the exec loaded for reading, verified to be the
+// identity the kernel reported (inode, and device where stat's agrees with
+// the kernel's), so that its structure can be read.
+func (h *Hasher) OpenExec(e *event.Exec) (*os.File, unix.Stat_t, error) {
+	f, st, _, err := h.openExec(e)
+	return f, st, err
+}
+
+// openExec also returns which way served: 0 /proc/PID/exe, 1 the path.
+func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
+	// /proc/PID/exe reaches the file even when it is deleted or a memfd,
+	// but only while the process lives; the path reaches it afterwards
+	// unless it was unlinked. The kernel wrote the path without symlinks,
+	// so one at its end now is another file.
+	type candidate struct {
+		path string
+		open func(string) (*os.File, unix.Stat_t, error)
+		// overlayfs and some FUSE file systems report another device to
+		// stat(2) than the kernel's own super block; the inode still
+		// decides. /proc/PID/exe is the file the process runs whatever
+		// device stat reports.
+		anyDev bool
+	}
+	cands := []candidate{{filepath.Join(h.pidDir(e.PID), "exe"), safeopen.OpenRegular, true}}
+	if e.ExePath != "" && e.Nlink > 0 {
+		cands = append(cands, candidate{e.ExePath, safeopen.OpenRegularNoFollow, false})
+	}
+	var lastErr error = ErrGone
+	for i, c := range cands {
+		f, st, err := c.open(c.path)
+		if err != nil {
+			h.countRefused(err)
+			if errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("%w: %w", ErrGone, err)
+			}
+			lastErr = err
+			continue
+		}
+		if st.Ino != e.File.Ino || (!c.anyDev && e.File.Dev != 0 && event.KernelDev(uint64(st.Dev)) != e.File.Dev) {
+			f.Close()
+			lastErr = fmt.Errorf("%q is inode %d, the exec loaded %d: %w", c.path, st.Ino, e.File.Ino, ErrGone)
+			continue
+		}
+		return f, st, i, nil
+	}
+	return nil, unix.Stat_t{}, -1, fmt.Errorf("executable %q of pid %d: %w", e.ExePath, e.PID, lastErr)
 }
 
 // ExecSHA256 hashes the file the exec loaded.
@@ -73,94 +218,106 @@ func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
 		h.cached.Add(1)
 		return sum, nil
 	}
-	// /proc/PID/exe reaches the file even when it is deleted or a memfd,
-	// but only while the process lives; the path reaches it afterwards
-	// unless it was unlinked.
-	candidates := []string{filepath.Join(h.procRoot, strconv.FormatUint(uint64(e.PID), 10), "exe")}
-	if e.ExePath != "" && e.Nlink > 0 {
-		candidates = append(candidates, e.ExePath)
-	}
-	var lastErr error = ErrGone
-	for i, p := range candidates {
-		sum, err := h.hashVerified(p, e.File)
-		if err != nil {
-			if errors.Is(err, errTooLarge) {
-				h.tooLarge.Add(1)
-				return "", err
-			}
-			lastErr = err
-			continue
-		}
-		if i == 0 {
-			h.fromProc.Add(1)
-		} else {
-			h.fromPath.Add(1)
-		}
-		h.put(e.File, sum)
-		return sum, nil
-	}
-	h.lost.Add(1)
-	return "", fmt.Errorf("hash %s of pid %d: %w", e.ExePath, e.PID, lastErr)
-}
-
-// Script hashes a script an exec names and returns its first bytes. A
-// relative path is resolved against the process's working directory; the
-// process's root is tried first so that a containerised script is found.
-func (h *Hasher) Script(e *event.Exec, p string) (string, []byte, error) {
-	// /proc/self and /dev/fd name the exec'd process's own descriptors
-	// (a script run from a file descriptor or a memfd); read here they
-	// would be the collector's.
-	pid := strconv.FormatUint(uint64(e.PID), 10)
-	for _, own := range []string{"/proc/self/", "/proc/thread-self/", "/dev/fd/"} {
-		if rest, ok := strings.CutPrefix(p, own); ok {
-			if own == "/dev/fd/" {
-				rest = "fd/" + rest
-			}
-			return h.hashScript(filepath.Join(h.procRoot, pid, rest))
-		}
-	}
-	if !filepath.IsAbs(p) {
-		if e.Cwd == "" {
-			return "", nil, fmt.Errorf("script %q is relative and the working directory is unknown", p)
-		}
-		p = filepath.Join(e.Cwd, p)
-		return h.hashScript(p)
-	}
-	root := filepath.Join(h.procRoot, strconv.FormatUint(uint64(e.PID), 10), "root")
-	if sum, head, err := h.hashScript(filepath.Join(root, p)); err == nil {
-		return sum, head, nil
-	}
-	return h.hashScript(p)
-}
-
-// Stdin hashes the file on the process's standard input. /proc/PID/fd/0
-// opens the very file the process holds, wherever it lives; a pipe or a
-// terminal is not a regular file and is refused.
-func (h *Hasher) Stdin(e *event.Exec) (string, []byte, error) {
-	return h.hashScript(filepath.Join(h.procRoot, strconv.FormatUint(uint64(e.PID), 10), "fd", "0"))
-}
-
-func (h *Hasher) hashScript(p string) (string, []byte, error) {
-	f, err := openNoBlock(p)
+	f, st, from, err := h.openExec(e)
 	if err != nil {
-		return "", nil, err
+		h.lost.Add(1)
+		return "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return "", nil, fmt.Errorf("script %s is not a regular file", p)
-	}
-	if st.Size() > h.maxBytes {
+	if st.Size > h.maxBytes {
 		h.tooLarge.Add(1)
-		return "", nil, errTooLarge
+		return "", fmt.Errorf("executable %q of pid %d is %d bytes, the hashing bound is %d: %w", e.ExePath, e.PID, st.Size, h.maxBytes, errTooLarge)
 	}
-	// Cached by inode, modification time and size: a write moves them.
-	var id event.FileID
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		id = event.FileID{Dev: event.KernelDev(uint64(sys.Dev)), Ino: uint64(sys.Ino), CtimeNs: uint64(st.ModTime().UnixNano()) ^ uint64(st.Size())}
+	d := sha256.New()
+	n, complete, err := safeopen.ReadBounded(f, h.maxBytes, time.Now().Add(h.execTime), func(b []byte) { d.Write(b) })
+	switch {
+	case err != nil:
+		h.lost.Add(1)
+		return "", fmt.Errorf("read executable %q of pid %d: %w", e.ExePath, e.PID, err)
+	case !complete && n >= h.maxBytes:
+		h.tooLarge.Add(1)
+		return "", fmt.Errorf("executable %q of pid %d grew past the hashing bound %d while read: %w", e.ExePath, e.PID, h.maxBytes, errTooLarge)
+	case !complete:
+		h.timeCut.Add(1)
+		return "", fmt.Errorf("executable %q of pid %d: the time bound %s ended the hash after %d of %d bytes", e.ExePath, e.PID, h.execTime, n, st.Size)
+	case !unchanged(f, &st):
+		// written while read: the sum would be of no version of the file
+		h.lost.Add(1)
+		return "", fmt.Errorf("executable %q of pid %d changed while read: %w", e.ExePath, e.PID, ErrGone)
+	}
+	if from == 0 {
+		h.fromProc.Add(1)
+	} else {
+		h.fromPath.Add(1)
+	}
+	sum = hex.EncodeToString(d.Sum(nil))
+	h.put(e.File, sum)
+	return sum, nil
+}
+
+// Script hashes a script an exec names and returns its first bytes, the
+// path resolved as the process resolves it: a relative one from its
+// working directory, an absolute one from its root (a containerised
+// script is the container's), /dev/fd/N and /proc/self/fd/N from its own
+// descriptors. A process that has exited can no longer be asked: that is
+// an error, never a guess from the collector's own root.
+//
+// A script over the script byte bound, or one whose read the time bound
+// ended, is not hashed: the sum is "" and the error nil, and head holds
+// what was read of its first 64 KiB, so that its code can still be judged.
+func (h *Hasher) Script(e *event.Exec, p string) (string, []byte, error) {
+	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
+	if err != nil {
+		h.countRefused(err)
+		return "", nil, fmt.Errorf("script %q of pid %d: %w", p, e.PID, err)
+	}
+	defer f.Close()
+	if err := h.samePID(e); err != nil {
+		return "", nil, fmt.Errorf("script %q: %w", p, err)
+	}
+	return h.readScript(f, &st, p)
+}
+
+// Stdin hashes the file on the process's standard input like Script.
+// /proc/PID/fd/0 opens the very file the process holds, wherever it lives;
+// a pipe or a terminal is not a regular file and is refused.
+func (h *Hasher) Stdin(e *event.Exec) (string, []byte, error) {
+	f, st, err := safeopen.OpenRegular(filepath.Join(h.pidDir(e.PID), "fd", "0"))
+	if err != nil {
+		h.countRefused(err)
+		return "", nil, fmt.Errorf("stdin of pid %d: %w", e.PID, err)
+	}
+	defer f.Close()
+	if err := h.samePID(e); err != nil {
+		return "", nil, fmt.Errorf("stdin: %w", err)
+	}
+	return h.readScript(f, &st, "stdin")
+}
+
+// samePID fails when the exec's pid now belongs to a later process, whose
+// root, working directory or descriptors were then the ones used. It looks
+// after the open: a process found alive then was alive during it, and a
+// pid is not reused while its process lives. A process that exited since
+// cannot be asked; the open found its /proc entry, so it is taken as the
+// exec's (reuse needs a full wrap of the pid space in between).
+func (h *Hasher) samePID(e *event.Exec) error {
+	if e.StartBootTimeNs == 0 {
+		return nil
+	}
+	st, err := procstat.Read(h.procRoot, e.PID)
+	if err != nil || st.SameStart(e.StartBootTimeNs) {
+		return nil
+	}
+	return fmt.Errorf("pid %d started at tick %d, the exec's process at %d ns: %w", e.PID, st.StartTicks, e.StartBootTimeNs, ErrGone)
+}
+
+func (h *Hasher) readScript(f *os.File, st *unix.Stat_t, name string) (string, []byte, error) {
+	// The key is what the kernel controls: device, inode and change time,
+	// which every write, truncate, chmod and utimes (touch -d included)
+	// moves to the current time and no user can set.
+	id := fileID(st)
+	cacheable := h.cacheable(f, st)
+	if cacheable {
 		h.mu.Lock()
 		r, ok := h.scripts[id]
 		h.mu.Unlock()
@@ -169,86 +326,113 @@ func (h *Hasher) hashScript(p string) (string, []byte, error) {
 			return r.sum, r.head, nil
 		}
 	}
-	d := sha256.New()
-	head := make([]byte, 0, h.scriptHead)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			d.Write(buf[:n])
-			if room := h.scriptHead - len(head); room > 0 {
-				head = append(head, buf[:min(n, room)]...)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
+	deadline := time.Now().Add(h.scriptTime)
+	if st.Size > h.scriptBytes {
+		h.tooLarge.Add(1)
+		head := make([]byte, 0, scriptHead)
+		n, complete, err := safeopen.ReadBounded(f, scriptHead, deadline, func(b []byte) { head = append(head, b...) })
 		if err != nil {
-			return "", nil, err
+			return "", nil, fmt.Errorf("read script %q: %w", name, err)
 		}
+		if !complete && n < scriptHead {
+			h.timeCut.Add(1)
+			return "", head, nil
+		}
+		if cacheable && unchanged(f, st) {
+			h.putScript(id, scriptResult{head: head})
+		}
+		return "", head, nil
+	}
+	d := sha256.New()
+	head := make([]byte, 0, min(scriptHead, max(st.Size, 0)))
+	n, complete, err := safeopen.ReadBounded(f, h.scriptBytes, deadline, func(b []byte) {
+		d.Write(b)
+		if room := scriptHead - len(head); room > 0 {
+			head = append(head, b[:min(len(b), room)]...)
+		}
+	})
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("read script %q: %w", name, err)
+	case !complete && n >= h.scriptBytes:
+		h.tooLarge.Add(1)
+		return "", head, nil
+	case !complete:
+		h.timeCut.Add(1)
+		return "", head, nil
+	case !unchanged(f, st):
+		// rewritten while read: the sum would be of no version of it
+		return "", head, nil
 	}
 	sum := hex.EncodeToString(d.Sum(nil))
-	if id.Ino != 0 {
-		h.mu.Lock()
-		if len(h.scripts) >= 4096 {
-			clear(h.scripts)
-		}
-		h.scripts[id] = scriptResult{sum: sum, head: head}
-		h.mu.Unlock()
+	if cacheable {
+		h.putScript(id, scriptResult{sum: sum, head: head})
 	}
 	return sum, head, nil
 }
 
-var errTooLarge = errors.New("file is larger than the hashing bound")
-
-func (h *Hasher) hashVerified(p string, want event.FileID) (string, error) {
-	f, err := openNoBlock(p)
-	if err != nil {
-		return "", err
+// cacheable reports whether a script's identity can key its result: its
+// change time must be settled (see cacheSettle) and kept by the kernel
+// (a FUSE server or a network file server makes up inode and ctime).
+func (h *Hasher) cacheable(f *os.File, st *unix.Stat_t) bool {
+	if time.Since(time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec))) < h.settle {
+		return false
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", fmt.Errorf("stat %s: no inode", p)
-	}
-	// overlayfs and some FUSE file systems report another device to
-	// stat(2) than the kernel's own super block; the inode still decides.
-	if sys.Ino != want.Ino || (event.KernelDev(uint64(sys.Dev)) != want.Dev && want.Dev != 0 && !h.lenientDev(p)) {
-		return "", fmt.Errorf("%s is inode %d, the exec loaded %d: %w", p, sys.Ino, want.Ino, ErrGone)
-	}
-	if st.Size() > h.maxBytes {
-		return "", errTooLarge
-	}
-	d := sha256.New()
-	if _, err := io.Copy(d, io.LimitReader(f, h.maxBytes+1)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(d.Sum(nil)), nil
+	return kernelKeepsCtime(f)
 }
 
-// lenientDev allows a device mismatch for /proc/PID/exe, whose target is the
-// file the process runs whatever device stat reports.
-func (h *Hasher) lenientDev(p string) bool {
-	return filepath.Base(p) == "exe" && filepath.Dir(filepath.Dir(p)) == h.procRoot
+// fileID is the script cache's key.
+func fileID(st *unix.Stat_t) event.FileID {
+	return event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: uint64(st.Ino), CtimeNs: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec)}
+}
+
+// unchanged reports whether f still has the size and change time it had
+// when it was opened: a write during the read moves them.
+func unchanged(f *os.File, before *unix.Stat_t) bool {
+	var now unix.Stat_t
+	if err := fstat(f, &now); err != nil {
+		return false
+	}
+	return now.Size == before.Size && now.Ctim == before.Ctim
+}
+
+func fstat(f *os.File, st *unix.Stat_t) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), st) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+func (h *Hasher) countRefused(err error) {
+	if errors.Is(err, safeopen.ErrNotRegular) || errors.Is(err, safeopen.ErrKernelFile) {
+		h.notRegular.Add(1)
+	}
 }
 
 func (h *Hasher) put(id event.FileID, sum string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.cache) >= 65536 {
+	if len(h.cache) >= maxExecs {
 		clear(h.cache)
 	}
 	h.cache[id] = sum
 }
 
-// openNoBlock opens p for reading without ever waiting: a FIFO named as a
-// script or sitting on a process's stdin would block a plain open until a
-// writer appears, and a terminal must not become anyone's controlling tty.
-// Callers refuse what is not a regular file right after.
-func openNoBlock(p string) (*os.File, error) {
-	return os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+func (h *Hasher) putScript(id event.FileID, r scriptResult) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.scripts) >= maxScripts || h.scriptsBytes+len(r.head) > maxScriptsBytes {
+		clear(h.scripts)
+		h.scriptsBytes = 0
+	}
+	if old, ok := h.scripts[id]; ok {
+		h.scriptsBytes -= len(old.head)
+	}
+	h.scripts[id] = r
+	h.scriptsBytes += len(r.head)
 }

@@ -1,11 +1,17 @@
 package inventory
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mitmexec/mitmexec/internal/detect"
+	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 func TestScan(t *testing.T) {
@@ -40,7 +46,7 @@ func TestScan(t *testing.T) {
 		}
 		switch tl.Tool.Name {
 		case "ettercap":
-			if tl.Fingerprint == nil || tl.Fingerprint.Size != uint64(len("\x7fELF\x02\x01\x01 pretend ettercap")) || tl.Fingerprint.Head[0] != 0x7f {
+			if tl.Fingerprint == nil || *tl.Fingerprint != event.FingerprintOf([]byte("\x7fELF\x02\x01\x01 pretend ettercap")) {
 				t.Errorf("ettercap fingerprint %+v", tl.Fingerprint)
 			}
 		case "mitmdump":
@@ -68,5 +74,66 @@ func TestDefaultDirs(t *testing.T) {
 		if !filepath.IsAbs(d) || seen[d] > 1 {
 			t.Errorf("dir %q (seen %d)", d, seen[d])
 		}
+	}
+}
+
+func TestScanRefusesWhatIsNotARegularFile(t *testing.T) {
+	// GIVEN tool names that are a FIFO without a writer, a link to a
+	// device and a directory
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "bettercap"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "ettercap")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "arpspoof"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := detect.NewCatalog(detect.DefaultTools())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan Result, 1)
+	go func() { done <- Scan(cat, []string{dir}, 1<<40) }()
+	select {
+	case res := <-done:
+		// THEN each is refused without being opened, and the scan goes on
+		if len(res.Tools) != 0 || len(res.Errors) != 3 {
+			t.Fatalf("tools %+v errors %v", res.Tools, res.Errors)
+		}
+		for _, err := range res.Errors {
+			if !errors.Is(err, safeopen.ErrNotRegular) {
+				t.Errorf("%v, want a refusal as not a regular file", err)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the scan blocked")
+	}
+}
+
+func TestScanBoundedInTime(t *testing.T) {
+	// GIVEN a tool name holding a 64 GiB sparse file under a byte bound
+	// that allows it
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ettercap")
+	if err := os.WriteFile(p, []byte("\x7fELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 64<<30); err != nil {
+		t.Skipf("no sparse file here: %v", err)
+	}
+	cat, err := detect.NewCatalog(detect.DefaultTools())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := ScanBounded(cat, []string{dir}, 1<<40, 50*time.Millisecond)
+	// THEN the time bound ends its hashing and it is reported unhashed
+	if len(res.Tools) != 0 || len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), "time bound") {
+		t.Errorf("tools %+v errors %v", res.Tools, res.Errors)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a 50 ms bound took %s", d)
 	}
 }

@@ -1,9 +1,15 @@
 package procstat
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestRead(t *testing.T) {
@@ -25,5 +31,106 @@ func TestRead(t *testing.T) {
 	}
 	if _, err := Read(root, 43); err == nil {
 		t.Error("a missing process was read")
+	}
+}
+
+// fakeProcess writes procRoot/PID/stat (started at tick start) and cmdline.
+func fakeProcess(t *testing.T, root string, pid int, start int, cmdline string) {
+	t.Helper()
+	d := filepath.Join(root, strconv.Itoa(pid))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeStat(t, root, pid, start)
+	if err := os.WriteFile(filepath.Join(d, "cmdline"), []byte(cmdline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeStat(t *testing.T, root string, pid, start int) {
+	t.Helper()
+	line := fmt.Sprintf("%d (python3) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, start)
+	if err := os.WriteFile(filepath.Join(root, strconv.Itoa(pid), "stat"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCmdline(t *testing.T) {
+	// GIVEN process 42, started at tick 500, run as python3 /tmp/x.py --flag
+	root := t.TempDir()
+	fakeProcess(t, root, 42, 500, "python3\x00/tmp/x.py\x00--flag\x00")
+	args, truncated, err := Cmdline(root, 42, 500*1e7, 64<<10)
+	if err != nil || truncated || !reflect.DeepEqual(args, []string{"python3", "/tmp/x.py", "--flag"}) {
+		t.Errorf("got %q %v %v", args, truncated, err)
+	}
+	// a bound in bytes keeps the last argument as far as it was read
+	args, truncated, err = Cmdline(root, 42, 500*1e7, 11)
+	if err != nil || !truncated || !reflect.DeepEqual(args, []string{"python3", "/tm"}) {
+		t.Errorf("bounded: got %q %v %v", args, truncated, err)
+	}
+	// exactly the bound is not a cut
+	if _, truncated, err := Cmdline(root, 42, 500*1e7, len("python3\x00/tmp/x.py\x00--flag\x00")); err != nil || truncated {
+		t.Errorf("exact bound: truncated %v %v", truncated, err)
+	}
+	// a later process with the pid is not the exec's
+	if _, _, err := Cmdline(root, 42, 900*1e7, 64<<10); err == nil || !strings.Contains(err.Error(), "reused") {
+		t.Errorf("another start time: %v", err)
+	}
+	if _, _, err := Cmdline(root, 43, 500*1e7, 64<<10); err == nil {
+		t.Error("a missing process was read")
+	}
+	if _, _, err := Cmdline(root, 42, 500*1e7, 0); err == nil || !strings.Contains(err.Error(), "maxBytes is 0") {
+		t.Errorf("no bound: %v", err)
+	}
+}
+
+func TestCmdlinePidReusedDuringTheRead(t *testing.T) {
+	// GIVEN the process exits and its pid is reused while cmdline is read
+	root := t.TempDir()
+	fakeProcess(t, root, 42, 500, "sleep\x0030\x00")
+	_, _, err := cmdline(root, 42, 500*1e7, 64<<10, func() { writeStat(t, root, 42, 9000) })
+	// THEN what was read is not returned as the exec's process's
+	if err == nil || !strings.Contains(err.Error(), "reused") {
+		t.Errorf("err %v, want the reuse found after the read", err)
+	}
+}
+
+func TestReadBoundsTheStatLine(t *testing.T) {
+	root := t.TempDir()
+	fakeProcess(t, root, 42, 500, "")
+	if err := os.WriteFile(filepath.Join(root, "42", "stat"), []byte(strings.Repeat("9 ", 4<<10)+") S 1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(root, 42); err == nil || !strings.Contains(err.Error(), "over 4096 bytes") {
+		t.Errorf("err %v", err)
+	}
+}
+
+func TestCmdlineOfALiveProcess(t *testing.T) {
+	// GIVEN a real child process
+	cmd := exec.Command("sleep", "30", "0.001") // sleep adds its arguments up
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	pid := uint32(cmd.Process.Pid)
+	var args []string
+	var err error
+	// (until the child has exec'd sleep, cmdline is the test binary's)
+	for i := 0; i < 100; i++ {
+		var st Stat
+		if st, err = Read("/proc", pid); err != nil {
+			t.Fatal(err)
+		}
+		if args, _, err = Cmdline("/proc", pid, st.StartTicks*1e7, 64<<10); err == nil && len(args) == 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || !reflect.DeepEqual(args, []string{"sleep", "30", "0.001"}) {
+		t.Errorf("got %q %v", args, err)
 	}
 }
