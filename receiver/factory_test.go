@@ -24,7 +24,7 @@ func TestFactoryDefaultConfig(t *testing.T) {
 	cfg, ok := NewFactory().CreateDefaultConfig().(*Config)
 	require.True(t, ok)
 	assert.Equal(t, 4096, cfg.QueueSize)
-	assert.Equal(t, 100*time.Millisecond, cfg.PollInterval)
+	assert.Equal(t, time.Second, cfg.PollInterval)
 	assert.Equal(t, 4096, cfg.MaxArgsBytes)
 	assert.Nil(t, cfg.SearchPaths)
 	assert.False(t, cfg.SubmitAll)

@@ -5,7 +5,6 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
 	"github.com/mitmexec/mitmexec/internal/procstat"
-	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 // Bounds on what one exec may make the receiver read: the structure of an
@@ -42,7 +41,7 @@ func (h hostFiles) ExecELF(e *event.Exec) (elfid.Identity, error) {
 // ProgramELF reads the structure of a program named in the process's argv,
 // resolved in the process's own root and working directory.
 func (h hostFiles) ProgramELF(e *event.Exec, p string) (elfid.Identity, error) {
-	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
+	f, st, err := h.OpenScript(e, p)
 	if err != nil {
 		return elfid.Identity{}, err
 	}

@@ -53,10 +53,29 @@ func newOutbox(r *mitmexecReceiver, window time.Duration) *outbox {
 // weight is how many detections a record stands for.
 func weight(rec *detectionRecord) int { return max(rec.RepeatCount, 1) }
 
-// offer takes a detection; moduleLoad says it comes from a module the
-// process opened rather than from its exec. One process seen both ways is
-// one record: whichever came first.
-func (o *outbox) offer(rec detectionRecord, moduleLoad bool) {
+// claim reports whether rec is the first report of its process, and
+// takes it: a process seen both by its exec and by a module it loaded is
+// one record (whichever came first), acted on once. moduleLoad says where
+// rec comes from.
+func (o *outbox) claim(rec *detectionRecord, moduleLoad bool) bool {
+	// Start times in clock ticks: the kernel's exact one and /proc's agree
+	// only to the tick, and a module load may know only /proc's.
+	k := processKey{rec.Exec.PID, rec.Exec.StartBootTimeNs / 1e7}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	byModule, seen := o.reported[k]
+	if seen && (moduleLoad || byModule) && k.pid != 0 {
+		return false
+	}
+	if len(o.reported) >= maxReported {
+		clear(o.reported)
+	}
+	o.reported[k] = moduleLoad || byModule
+	return true
+}
+
+// offer takes a detection already claimed.
+func (o *outbox) offer(rec detectionRecord) {
 	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -64,18 +83,6 @@ func (o *outbox) offer(rec detectionRecord, moduleLoad bool) {
 		o.r.consumeDropped.Add(1)
 		return
 	}
-	// Start times in clock ticks: the kernel's exact one and /proc's agree
-	// only to the tick, and a module load may know only /proc's.
-	k := processKey{rec.Exec.PID, rec.Exec.StartBootTimeNs / 1e7}
-	byModule, seen := o.reported[k]
-	if seen && (moduleLoad || byModule) {
-		o.r.folded.Add(1)
-		return
-	}
-	if len(o.reported) >= maxReported {
-		clear(o.reported)
-	}
-	o.reported[k] = moduleLoad || byModule
 	variant := strings.Join(rec.Exec.Args, "\x00") + "\x00" + strings.Join(rec.Exec.ArgsTail, "\x00")
 	if !o.folder.Offer(foldKeyOf(&rec), variant, rec, now) {
 		o.r.folded.Add(1)

@@ -173,7 +173,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	r.source = src
-	r.hasher = filehash.New(r.procRoot, maxHashBytes)
+	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
 	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, r.kernelAction)
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
 	r.resource = hostResource()
@@ -424,9 +424,13 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 		r.suppressed.Add(1)
 		return
 	}
+	if !r.out.claim(&rec, moduleLoad) {
+		r.folded.Add(1) // the same process, reported already
+		return
+	}
 	rec.Action, rec.ActionDelay = r.act(&rec)
 	rec.Context = r.enricher.Enrich(&rec.Exec, rec.SHA256)
-	r.out.offer(rec, moduleLoad)
+	r.out.offer(rec)
 }
 
 // allowSubject is what an allow-list entry may match: only facts the

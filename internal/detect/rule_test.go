@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -71,6 +73,8 @@ const (
 )
 
 var (
+	// encoded like the catalog's: the test binary must not carry it either
+	arpspoofSignature = signature("55736167653a2061727073706f6f66205b2d6920696e746572666163655d", "636f756c646e27742061727020666f722073706f6f6620686f7374202573")
 	sslsplitELF = elfid.Identity{Needed: []string{"libc.so.6"}, Code: []elfid.Section{
 		{Name: ".text", SHA256: strings.Repeat("1", 64)}, {Name: ".rodata", SHA256: strings.Repeat("2", 64)}}}
 	bettercapID = event.FileID{Dev: 1, Ino: 100, CtimeNs: 1}
@@ -119,7 +123,11 @@ func TestRule(t *testing.T) {
 			// an unrelated Go program and an unrelated C program
 			{Dev: 1, Ino: 912, CtimeNs: 5}: {GoModule: "example.com/tool", Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("3", 64)}}},
 			// a dsniff build known by its strings
-			{Dev: 1, Ino: 913, CtimeNs: 5}: {Found: []string{"Usage: arpspoof [-i interface]"}},
+			{Dev: 1, Ino: 913, CtimeNs: 5}: {Found: arpspoofSignature},
+			// a Go program that carries a tool's strings (a scanner, this collector)
+			{Dev: 1, Ino: 914, CtimeNs: 5}: {GoModule: "example.com/scanner", Found: arpspoofSignature},
+			// half a signature
+			{Dev: 1, Ino: 915, CtimeNs: 5}: {Found: arpspoofSignature[:1]},
 		},
 		programELF: map[string]elfid.Identity{
 			"/tmp/proxy-svc": {Code: []elfid.Section{{Name: ".rodata", SHA256: strings.Repeat("2", 64)}}},
@@ -230,6 +238,8 @@ func TestRule(t *testing.T) {
 			e.Flags = event.FlagScript
 			return e
 		}(), "", ""},
+		{"Go program holding a tool's strings", elf("scanner", "./scanner", event.FileID{Dev: 1, Ino: 914, CtimeNs: 5}), "", ""},
+		{"half a string signature", elf("probe", "./probe", event.FileID{Dev: 1, Ino: 915, CtimeNs: 5}), "", ""},
 		{"unrelated Go program", elf("gotool", "./gotool", event.FileID{Dev: 1, Ino: 912, CtimeNs: 5}), "", ""},
 		{"look-alike name", elf("mitmdumpx", "/tmp/mitmdumpx", event.FileID{Dev: 1, Ino: 901, CtimeNs: 5}), "", ""},
 		{"dotted look-alike", elf("ettercap.conf", "/tmp/ettercap.conf", event.FileID{Dev: 1, Ino: 60}), "", ""},
@@ -403,5 +413,30 @@ func TestMergeOverrides(t *testing.T) {
 	}
 	if tl, _ := cat.pythonCodeTool("import nsm.main"); tl == nil || tl.Name != "netsniff-mitm" {
 		t.Errorf("new tool's module: %+v", tl)
+	}
+}
+
+// The catalog keeps its string signatures encoded: a program that links it
+// (this collector, this test) must not carry them, or it would match them.
+func TestCatalogBinaryCarriesNoSignature(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := NewCatalog(DefaultTools())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Needles()) < 10 {
+		t.Fatalf("catalog has %d signature strings, want the dsniff, thc-ipv6, sslsplit, yersinia and ettercap ones", len(cat.Needles()))
+	}
+	for _, n := range cat.Needles() {
+		if bytes.Contains(b, []byte(n)) {
+			t.Errorf("signature %q is in the test binary as plain bytes", n)
+		}
 	}
 }

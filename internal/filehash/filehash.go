@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,17 @@ type Stats struct {
 // Option sets a bound of a Hasher.
 type Option func(*Hasher)
 
+// WithHostMountNamespace names the collector's own mount namespace. A
+// script or program of a process that has already exited (a loader run that
+// lasts a millisecond) is then read through the collector's root when the
+// kernel said the process ran in that namespace and its working directory
+// was walked whole: the same files, resolved from paths the kernel did not
+// cut. A chroot inside that namespace is the residual: its files are looked
+// up from the host's root.
+func WithHostMountNamespace(ns uint32) Option {
+	return func(h *Hasher) { h.hostMntNS = ns }
+}
+
 // WithScriptBytes sets the size above which a script is not hashed (its
 // head is still returned); n <= 0 keeps DefaultScriptBytes.
 func WithScriptBytes(n int64) Option {
@@ -124,6 +136,7 @@ type scriptResult struct {
 
 // Hasher hashes files, bounded in size and time, cached by file identity.
 type Hasher struct {
+	hostMntNS   uint32 // see WithHostMountNamespace
 	procRoot    string
 	maxBytes    int64
 	scriptBytes int64
@@ -266,16 +279,50 @@ func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
 // ended, is not hashed: the sum is "" and the error nil, and head holds
 // what was read of its first 64 KiB, so that its code can still be judged.
 func (h *Hasher) Script(e *event.Exec, p string) (string, []byte, error) {
-	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
+	f, st, err := h.OpenScript(e, p)
 	if err != nil {
-		h.countRefused(err)
-		return "", nil, fmt.Errorf("script %q of pid %d: %w", p, e.PID, err)
+		return "", nil, err
 	}
 	defer f.Close()
-	if err := h.samePID(e); err != nil {
-		return "", nil, fmt.Errorf("script %q: %w", p, err)
-	}
 	return h.readScript(f, &st, p)
+}
+
+// OpenScript opens a file an exec names (a script, the loader's program)
+// as the process sees the path, refusing what is not a regular file.
+func (h *Hasher) OpenScript(e *event.Exec, p string) (*os.File, unix.Stat_t, error) {
+	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
+	if err != nil {
+		if host, ok := h.hostPath(e, p); ok {
+			f, st, err = safeopen.OpenRegular(host)
+		}
+	}
+	if err != nil {
+		h.countRefused(err)
+		return nil, st, fmt.Errorf("script %q of pid %d: %w", p, e.PID, err)
+	}
+	if err := h.samePID(e); err != nil {
+		f.Close()
+		return nil, st, fmt.Errorf("script %q: %w", p, err)
+	}
+	return f, st, nil
+}
+
+// hostPath is p as the collector's root resolves it, for a process that
+// has exited and ran in the collector's mount namespace.
+func (h *Hasher) hostPath(e *event.Exec, p string) (string, bool) {
+	if h.hostMntNS == 0 || e.MntNS != h.hostMntNS || strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/") {
+		return "", false
+	}
+	if _, err := os.Stat(h.pidDir(e.PID)); !errors.Is(err, os.ErrNotExist) {
+		return "", false // alive: its own view decided
+	}
+	if filepath.IsAbs(p) {
+		return p, true
+	}
+	if e.Cwd == "" || e.Has(event.FlagCwdTruncated) {
+		return "", false
+	}
+	return filepath.Join(e.Cwd, p), true
 }
 
 // Stdin hashes the file on the process's standard input like Script.
