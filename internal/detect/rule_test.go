@@ -75,7 +75,7 @@ const (
 var (
 	// encoded like the catalog's: the test binary must not carry it either
 	arpspoofSignature = signature("55736167653a2061727073706f6f66205b2d6920696e746572666163655d", "636f756c646e27742061727020666f722073706f6f6620686f7374202573")
-	sslsplitELF = elfid.Identity{Needed: []string{"libc.so.6"}, Code: []elfid.Section{
+	sslsplitELF       = elfid.Identity{Needed: []string{"libc.so.6"}, Code: []elfid.Section{
 		{Name: ".text", SHA256: strings.Repeat("1", 64)}, {Name: ".rodata", SHA256: strings.Repeat("2", 64)}}}
 	bettercapID = event.FileID{Dev: 1, Ino: 100, CtimeNs: 1}
 	arpspoofID  = event.FileID{Dev: 1, Ino: 200, CtimeNs: 1}
