@@ -64,6 +64,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FLAG_CGROUP_TRUNCATED (1 << 7)
 #define FLAG_DENIED (1 << 8) /* refused by the LSM hook: the exec never happened */
 #define FLAG_ARGS_ELIDED (1 << 9) /* args holds argv's first ARGS_HEAD bytes, then its last ones */
+#define FLAG_UNTRUSTED_FS (1 << 10) /* the file is on FUSE: its identity says nothing about its bytes */
 
 /* counters (per-CPU array index), keep in sync with event.Counter* */
 #define COUNTER_EXECS 0
@@ -664,7 +665,10 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	/* A FUSE server chooses its files' inode numbers and times and may
 	 * serve other bytes to the next reader: a benign verdict cached for one
 	 * of its files proves nothing about the next exec of it. */
-	if (v && v->kind == VERDICT_BENIGN && BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC)
+	int untrusted = 0;
+	if (!v || v->kind == VERDICT_BENIGN)
+		untrusted = BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
+	if (untrusted)
 		v = NULL;
 	if (v) {
 		if (v->kind == VERDICT_TOOL) {
@@ -718,7 +722,7 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	if (v && v->kind == VERDICT_BENIGN && !(reasons & REASON_SUBMIT_ALL))
 		return 0;
 
-	__u32 flags = 0;
+	__u32 flags = untrusted ? FLAG_UNTRUSTED_FS : 0;
 	/* Killing from here stops the program before its first own instruction:
 	 * the new image is mapped but userspace has not been entered yet. */
 	if (tool_id && action == ACTION_KILL) {

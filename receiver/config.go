@@ -11,16 +11,17 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/tracer"
 )
 
 // Limits of the configuration. maxArgsBytesLimit is the kernel's argv
 // capture bound (event.ArgsLen, ARGS_LEN in bpf/mitmexec.bpf.c): asking for
 // more would promise bytes the kernel never sends.
 const (
-	defaultQueueSize    = 4096
+	defaultQueueSize    = tracer.DefaultQueueSize
 	minQueueSize        = 1
 	maxQueueSize        = 1 << 20
-	defaultPollInterval = time.Second
+	defaultPollInterval = tracer.DefaultPollInterval
 	minPollInterval     = time.Millisecond
 	maxPollInterval     = 10 * time.Second
 	defaultMaxArgsBytes = 4096

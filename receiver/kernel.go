@@ -32,14 +32,17 @@ func (r *mitmexecReceiver) anyKill(cat *detect.Catalog) bool {
 	return false
 }
 
-// kernelAction is what the exec hook may do alone. It kills only where no
-// allow-list entry could silence the tool: entries look at the user, the
-// parent, the container, which only user space checks.
-func (r *mitmexecReceiver) kernelAction(t *detect.Tool) uint8 {
-	if r.actionOf(t) == actionKill && !r.allow.MayMatchTool(t.Name) {
-		return event.ActionKill
+// kernelActions says, per tool, what the exec hook may do alone. It kills
+// only where no allow-list entry could silence the tool: entries look at
+// the user, the parent, the container, which only user space checks.
+func (r *mitmexecReceiver) kernelActions(cat *detect.Catalog) map[string]uint8 {
+	out := map[string]uint8{}
+	for _, t := range cat.Tools() {
+		if r.actionOf(t) == actionKill && !r.allow.MayMatchTool(t.Name) {
+			out[t.Name] = event.ActionKill
+		}
 	}
-	return event.ActionAlert
+	return out
 }
 
 // programKernel tells the kernel what it can decide alone: the catalog's
@@ -50,7 +53,7 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		if len(name) >= 32 {
 			continue // the kernel table keys 31 bytes; user space still matches it
 		}
-		if err := r.source.PutName(name, event.Verdict{Kind: event.VerdictTool, ToolID: t.ID, Action: r.kernelAction(t)}); err != nil {
+		if err := r.source.PutName(name, r.rule.ToolVerdict(t)); err != nil {
 			return 0, fmt.Errorf("program kernel name table: %w", err)
 		}
 	}
@@ -67,21 +70,13 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 				r.set.Logger.Debug("installed tool's structure not read", zap.String("path", it.Path), zap.Error(err))
 			}
 		}
-		r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint, structure)
-		v := event.Verdict{Kind: event.VerdictTool, ToolID: it.Tool.ID, Action: r.kernelAction(it.Tool)}
-		if err := r.source.PutVerdict(it.ID, v); err != nil {
-			return 0, fmt.Errorf("program kernel verdicts: %w", err)
-		}
-		if it.Fingerprint != nil {
-			if err := r.source.PutFingerprint(*it.Fingerprint, v); err != nil {
-				return 0, fmt.Errorf("program kernel fingerprints: %w", err)
-			}
+		if err := r.rule.AddInstalled(it.Tool, it.ID, it.SHA256, it.Fingerprint, structure); err != nil {
+			return 0, fmt.Errorf("program kernel with installed %s: %w", it.Path, err)
 		}
 	}
 	for _, f := range inv.Interpreters {
-		r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint)
-		if err := r.source.PutVerdict(f.ID, event.Verdict{Kind: detect.KernelVerdict(f.Kind)}); err != nil {
-			return 0, fmt.Errorf("program kernel verdicts: %w", err)
+		if err := r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint); err != nil {
+			return 0, fmt.Errorf("program kernel with interpreter %s: %w", f.Path, err)
 		}
 	}
 	if r.modules != nil {

@@ -600,7 +600,7 @@ func TestPrivilegedStorm(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d of %d tool execs not reported exactly once", missing, tools)
 	}
-	c, err := l.rcv.source.Counters()
+	c, err := l.rcv.source.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +700,7 @@ func TestPrivilegedKernelDecidesBenign(t *testing.T) {
 	}
 	run() // first sight of each file goes up once
 	time.Sleep(300 * time.Millisecond)
-	before, err := l.rcv.source.Counters()
+	before, err := l.rcv.source.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -708,7 +708,7 @@ func TestPrivilegedKernelDecidesBenign(t *testing.T) {
 	for i := 0; i < rounds; i++ {
 		run()
 	}
-	after, err := l.rcv.source.Counters()
+	after, err := l.rcv.source.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,19 +25,20 @@ import (
 	"github.com/mitmexec/mitmexec/internal/filehash"
 	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
 // execSource is the kernel side as the receiver sees it: raw exec records
-// coming up, verdicts going down. internal/tracer implements it on Linux;
-// tests use a fake.
+// coming up, verdicts going down. *tracer.Tracer is one on Linux; tests use
+// a fake.
 type execSource interface {
 	Records() <-chan []byte
 	PutVerdict(id event.FileID, v event.Verdict) error
 	PutName(name string, v event.Verdict) error
 	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
 	Protect(pid uint32) error
-	Counters() (sourceCounters, error)
+	Stats() (tracer.Stats, error)
 	// Deny is nil when the kernel refuses tool execs itself (BPF LSM),
 	// else why it does not.
 	Deny() error
@@ -45,23 +46,7 @@ type execSource interface {
 	Close() error
 }
 
-// sourceCounters are the kernel side's own counts.
-type sourceCounters struct {
-	Execs         uint64 // execs the kernel filter saw
-	Submitted     uint64 // records sent up
-	ReserveFailed uint64 // records lost in the kernel: ring buffer full
-	Kills         uint64 // SIGKILLs from the exec hook
-	QueueDropped  uint64 // records dropped between reader and pipeline
-}
-
-type sourceOptions struct {
-	QueueSize    int
-	PollInterval time.Duration
-	SubmitAll    bool
-	Deny         bool
-}
-
-type openSourceFunc func(sourceOptions) (execSource, error)
+type openSourceFunc func(tracer.Options) (execSource, error)
 
 // maxHashBytes bounds a file the receiver hashes: a huge binary costs
 // bounded time and memory and is judged by name and fingerprint instead.
@@ -108,7 +93,6 @@ type mitmexecReceiver struct {
 	shutdownOnce sync.Once
 
 	decodeErrors   atomic.Uint64
-	verdictErrors  atomic.Uint64
 	detections     atomic.Uint64
 	suppressed     atomic.Uint64
 	folded         atomic.Uint64
@@ -159,7 +143,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.killer = newKiller(r.procRoot)
 	r.hostMntNS = mountNamespace(r.procRoot, 1)
 
-	src, err := r.openSource(sourceOptions{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
+	src, err := r.openSource(tracer.Options{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
 		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat)})
 	if err != nil {
 		err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
@@ -174,7 +158,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.source = src
 	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
-	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, r.kernelAction)
+	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
 	r.resource = hostResource()
 	r.recent = newRecentExecs(recentInterpreterExecs)
@@ -387,14 +371,9 @@ func foldKeyOf(rec *detectionRecord) foldKey {
 // handle runs one record through detect -> allow -> act -> enrich -> out.
 func (r *mitmexecReceiver) handle(e *event.Exec) {
 	res := r.rule.Judge(e)
-	if res.NewIdentity {
-		if err := r.source.PutVerdict(e.File, res.Identity); err != nil {
-			r.verdictErrors.Add(1)
-		}
-	}
 	if !res.Detected {
-		if e.Reasons&event.ReasonInterpreter != 0 || res.Identity.Kind >= event.VerdictInterpreter {
-			r.recent.put(e) // an interpreter: what it loads may still name a tool
+		if res.Interpreter {
+			r.recent.put(e) // what it loads may still name a tool
 		}
 		return
 	}

@@ -22,20 +22,12 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (re
 	return r, nil
 }
 
-func openTracer(o sourceOptions) (execSource, error) {
-	t, err := tracer.New(tracer.Options{QueueSize: o.QueueSize, PollInterval: o.PollInterval, SubmitAll: o.SubmitAll, Deny: o.Deny})
+func openTracer(o tracer.Options) (execSource, error) {
+	t, err := tracer.New(o)
 	if err != nil {
-		return nil, err
+		return nil, err // not a typed nil inside the interface
 	}
-	return tracerSource{t}, nil
-}
-
-// tracerSource adapts the tracer's counters to the receiver's.
-type tracerSource struct{ *tracer.Tracer }
-
-func (t tracerSource) Counters() (sourceCounters, error) {
-	s, err := t.Stats()
-	return sourceCounters{Execs: s.Execs, Submitted: s.Submitted, ReserveFailed: s.ReserveFailed, Kills: s.Kills, QueueDropped: s.QueueDropped}, err
+	return t, nil
 }
 
 // bootClock reads CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns.

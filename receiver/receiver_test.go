@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
@@ -54,8 +55,8 @@ func (f *fakeSource) PutName(n string, v event.Verdict) error {
 func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
 func (f *fakeSource) Protect(uint32) error                                  { return nil }
 func (f *fakeSource) Deny() error                                           { return errors.New("fake kernel without BPF LSM") }
-func (f *fakeSource) Counters() (sourceCounters, error) {
-	return sourceCounters{Execs: 10, Submitted: 3}, nil
+func (f *fakeSource) Stats() (tracer.Stats, error) {
+	return tracer.Stats{Execs: 10, Submitted: 3}, nil
 }
 func (f *fakeSource) Hook() string { return "fake" }
 func (f *fakeSource) Close() error {
@@ -80,7 +81,7 @@ func newFakeReceiver(t *testing.T, next consumer.Logs, src *fakeSource) *mitmexe
 	cfg := createDefaultConfig().(*Config)
 	cfg.SearchPaths = []string{t.TempDir()} // keep the host's tools out of the fake
 	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, next,
-		func(sourceOptions) (execSource, error) { return src, nil })
+		func(tracer.Options) (execSource, error) { return src, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestStartErrorNamesTheReceiver(t *testing.T) {
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.ID = component.NewID(metadata.Type)
 	r, err := newReceiver(set, cfg, consumertest.NewNop(),
-		func(sourceOptions) (execSource, error) {
+		func(tracer.Options) (execSource, error) {
 			return nil, errors.New("loading eBPF needs root or CAP_BPF+CAP_PERFMON")
 		})
 	if err != nil {
@@ -477,7 +478,7 @@ func TestStartErrorModeIgnore(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.ErrorMode = "ignore"
 	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(),
-		func(sourceOptions) (execSource, error) { return nil, errors.New("no BTF") })
+		func(tracer.Options) (execSource, error) { return nil, errors.New("no BTF") })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -19,9 +20,9 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		return err
 	}
 	r.telemetry = tb
-	kernel := func(pick func(sourceCounters) uint64) metric.Int64Callback {
+	kernel := func(pick func(tracer.Stats) uint64) metric.Int64Callback {
 		return func(_ context.Context, o metric.Int64Observer) error {
-			c, err := r.source.Counters()
+			c, err := r.source.Stats()
 			if err != nil {
 				return err
 			}
@@ -36,11 +37,11 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		}
 	}
 	return errors.Join(
-		tb.RegisterReceiverMitmexecExecsCallback(kernel(func(c sourceCounters) uint64 { return c.Execs })),
-		tb.RegisterReceiverMitmexecCandidatesCallback(kernel(func(c sourceCounters) uint64 { return c.Submitted })),
-		tb.RegisterReceiverMitmexecRingReserveFailuresCallback(kernel(func(c sourceCounters) uint64 { return c.ReserveFailed })),
-		tb.RegisterReceiverMitmexecKillsCallback(kernel(func(c sourceCounters) uint64 { return c.Kills })),
-		tb.RegisterReceiverMitmexecQueueDroppedCallback(kernel(func(c sourceCounters) uint64 { return c.QueueDropped })),
+		tb.RegisterReceiverMitmexecExecsCallback(kernel(func(c tracer.Stats) uint64 { return c.Execs })),
+		tb.RegisterReceiverMitmexecCandidatesCallback(kernel(func(c tracer.Stats) uint64 { return c.Submitted })),
+		tb.RegisterReceiverMitmexecRingReserveFailuresCallback(kernel(func(c tracer.Stats) uint64 { return c.ReserveFailed })),
+		tb.RegisterReceiverMitmexecKillsCallback(kernel(func(c tracer.Stats) uint64 { return c.Kills })),
+		tb.RegisterReceiverMitmexecQueueDroppedCallback(kernel(func(c tracer.Stats) uint64 { return c.QueueDropped })),
 		tb.RegisterReceiverMitmexecDetectionsCallback(local(&r.detections)),
 		tb.RegisterReceiverMitmexecSuppressedCallback(local(&r.suppressed)),
 		tb.RegisterReceiverMitmexecFoldedCallback(local(&r.folded)),

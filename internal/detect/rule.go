@@ -1,8 +1,11 @@
 package detect
 
 import (
+	"errors"
+	"fmt"
 	"path"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
@@ -31,14 +34,22 @@ type Files interface {
 	Cmdline(e *event.Exec) ([]string, error)
 }
 
+// Kernel is the kernel's half of the one verdict cache: what the rule
+// learns about a file identity is written there at once, so that the exec
+// hook decides the next exec of that file alone (internal/tracer; tests
+// pass a fake).
+type Kernel interface {
+	PutVerdict(id event.FileID, v event.Verdict) error
+	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
+}
+
 // Result is the rule's answer for one exec.
 type Result struct {
 	Detection Detection
 	Detected  bool
-	// Identity is the verdict on the loaded file alone, to be cached in the
-	// kernel for e.File when NewIdentity is set.
-	Identity    event.Verdict
-	NewIdentity bool
+	// Interpreter: the loaded file runs programs it is given (python, sh,
+	// the loader): what it opens later may still name a tool.
+	Interpreter bool
 	// SHA256 of the loaded file when the rule computed it.
 	SHA256 string
 }
@@ -62,9 +73,12 @@ type identity struct {
 // verdicts on file identities live here, under one lock, because judges run
 // concurrently.
 type Rule struct {
-	cat       *Catalog
-	files     Files
-	actionFor func(*Tool) uint8
+	cat     *Catalog
+	files   Files
+	kernel  Kernel
+	actions map[string]uint8 // the exec hook's action per tool name; alert when absent
+
+	kernelErrors atomic.Uint64
 
 	mu                  sync.Mutex
 	fingerprints        map[event.Fingerprint]*Tool
@@ -76,14 +90,12 @@ type Rule struct {
 	interpByFingerprint map[event.Fingerprint]InterpreterKind
 }
 
-// NewRule returns a rule over the catalog. actionFor gives the kernel action
-// for a tool (nil: alert).
-func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
-	if actionFor == nil {
-		actionFor = func(*Tool) uint8 { return event.ActionAlert }
-	}
+// NewRule returns a rule over the catalog, writing what it learns into
+// kernel. actions says which tools the exec hook kills on its own (by tool
+// name; the others it reports).
+func NewRule(cat *Catalog, files Files, kernel Kernel, actions map[string]uint8) *Rule {
 	return &Rule{
-		cat: cat, files: files, actionFor: actionFor,
+		cat: cat, files: files, kernel: kernel, actions: actions,
 		fingerprints:        map[event.Fingerprint]*Tool{},
 		known:               newBoundedCache(KnownIdentities),
 		installed:           map[inodeKey]*Tool{},
@@ -92,6 +104,38 @@ func NewRule(cat *Catalog, files Files, actionFor func(*Tool) uint8) *Rule {
 		interpBySum:         map[string]InterpreterKind{},
 		interpByFingerprint: map[event.Fingerprint]InterpreterKind{},
 	}
+}
+
+// KernelErrors counts verdicts the kernel refused to store.
+func (r *Rule) KernelErrors() uint64 { return r.kernelErrors.Load() }
+
+// ToolVerdict is the kernel's verdict for a tool's files and names.
+func (r *Rule) ToolVerdict(t *Tool) event.Verdict {
+	return event.Verdict{Kind: event.VerdictTool, ToolID: t.ID, Action: r.actions[t.Name]}
+}
+
+// verdict is the kernel's verdict on an identity.
+func (r *Rule) verdict(id identity) event.Verdict {
+	switch {
+	case id.tool != nil:
+		return r.ToolVerdict(id.tool)
+	case id.kind == event.VerdictInterpreter:
+		return event.Verdict{Kind: KernelVerdict(id.interp)}
+	}
+	return event.Verdict{Kind: id.kind}
+}
+
+// remember caches an identity on both sides; r.mu is held.
+func (r *Rule) remember(f event.FileID, id identity) error {
+	r.known.put(f, id)
+	if r.kernel == nil {
+		return nil
+	}
+	if err := r.kernel.PutVerdict(f, r.verdict(id)); err != nil {
+		r.kernelErrors.Add(1)
+		return fmt.Errorf("kernel verdict for inode %d: %w", f.Ino, err)
+	}
+	return nil
 }
 
 // KnownIdentities is how many file identities the rule remembers: as many
@@ -113,36 +157,44 @@ func KernelVerdict(k InterpreterKind) uint8 {
 
 // AddInstalled records a tool build found on the host: its identity, its
 // content hash, its structure and, for binaries, its fingerprint.
-func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fingerprint, structure *elfid.Identity) {
+func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fingerprint, structure *elfid.Identity) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.known.put(id, identity{kind: event.VerdictTool, tool: t, match: MatchInode})
+	err := r.remember(id, identity{kind: event.VerdictTool, tool: t, match: MatchInode})
 	r.installed[inodeKey{id.Dev, id.Ino}] = t
 	if sum != "" {
 		r.sums[sum] = t
 	}
 	if fp != nil {
 		r.fingerprints[*fp] = t
+		if r.kernel != nil {
+			if ferr := r.kernel.PutFingerprint(*fp, r.ToolVerdict(t)); ferr != nil {
+				r.kernelErrors.Add(1)
+				err = errors.Join(err, fmt.Errorf("kernel fingerprint: %w", ferr))
+			}
+		}
 	}
 	if structure != nil {
 		for _, s := range structure.Code {
 			r.sections[s.SHA256] = t
 		}
 	}
+	return err
 }
 
 // AddInterpreter records an interpreter found on the host, with its hash
 // and fingerprint so that a renamed copy of it is still read as one.
-func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string, fp *event.Fingerprint) {
+func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string, fp *event.Fingerprint) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.known.put(id, identity{kind: event.VerdictInterpreter, interp: kind, sum: sum})
+	err := r.remember(id, identity{kind: event.VerdictInterpreter, interp: kind, sum: sum})
 	if sum != "" {
 		r.interpBySum[sum] = kind
 	}
 	if fp != nil {
 		r.interpByFingerprint[*fp] = kind
 	}
+	return err
 }
 
 func (r *Rule) bySum(sum string) *Tool {
@@ -178,20 +230,8 @@ func (r *Rule) byStructure(id *elfid.Identity) (*Tool, string) {
 // behind a shebang, an interpreter's arguments), then the name it was
 // invoked by. argv[0] and comm never decide anything: the caller sets them.
 func (r *Rule) Judge(e *event.Exec) Result {
-	var res Result
-	id, isNew := r.identityOf(e)
-	res.SHA256 = id.sum
-	if isNew {
-		res.NewIdentity = true
-		res.Identity = event.Verdict{Kind: id.kind}
-		if id.kind == event.VerdictInterpreter {
-			res.Identity.Kind = KernelVerdict(id.interp)
-		}
-		if id.tool != nil {
-			res.Identity.ToolID = id.tool.ID
-			res.Identity.Action = r.actionFor(id.tool)
-		}
-	}
+	id := r.identityOf(e)
+	res := Result{SHA256: id.sum, Interpreter: id.kind == event.VerdictInterpreter}
 	if id.tool != nil {
 		match, detail := id.match, id.detail
 		if r.cat.byName[e.Name] == id.tool {
@@ -365,19 +405,26 @@ func (r *Rule) JudgeModule(module, file string) (Detection, bool) {
 }
 
 // identityOf returns the verdict on the loaded file alone, from the cache
-// or judged now (and then reported as new, for the kernel's cache).
-func (r *Rule) identityOf(e *event.Exec) (identity, bool) {
-	r.mu.Lock()
-	id, ok := r.known.get(e.File)
-	r.mu.Unlock()
-	if ok {
-		return id, false
+// or judged now and then cached on both sides.
+func (r *Rule) identityOf(e *event.Exec) identity {
+	if e.Has(event.FlagUntrustedFS) {
+		return r.judgeIdentity(e) // every exec of a FUSE file is judged anew
 	}
-	id = r.judgeIdentity(e)
 	r.mu.Lock()
-	r.known.put(e.File, id)
+	defer r.mu.Unlock()
+	if id, ok := r.known.get(e.File); ok {
+		if e.Reasons&event.ReasonUnknown != 0 {
+			// the kernel's LRU forgot it: put it back, so that the file
+			// does not come up on every exec from now on (an error is counted)
+			_ = r.remember(e.File, id)
+		}
+		return id
+	}
 	r.mu.Unlock()
-	return id, true
+	id := r.judgeIdentity(e)
+	r.mu.Lock()
+	_ = r.remember(e.File, id) // counted in KernelErrors
+	return id
 }
 
 func (r *Rule) judgeIdentity(e *event.Exec) identity {

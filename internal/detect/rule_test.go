@@ -88,7 +88,7 @@ func newTestRule(t *testing.T, files *fakeFiles) *Rule {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRule(cat, files, nil)
+	r := NewRule(cat, files, &fakeKernel{verdicts: map[event.FileID]event.Verdict{}}, nil)
 	r.AddInstalled(cat.ByFileName("bettercap"), bettercapID, bettercapSum, nil, nil)
 	r.AddInstalled(cat.ByFileName("arpspoof"), arpspoofID, "", nil, nil)
 	r.AddInstalled(cat.ByFileName("mitmdump"), event.FileID{Dev: 1, Ino: 300, CtimeNs: 1}, mitmdumpSum, nil, nil)
@@ -278,9 +278,24 @@ func TestRule(t *testing.T) {
 	}
 }
 
+// fakeKernel is the kernel's verdict map.
+type fakeKernel struct {
+	verdicts map[event.FileID]event.Verdict
+	puts     int
+}
+
+func (k *fakeKernel) PutVerdict(id event.FileID, v event.Verdict) error {
+	k.verdicts[id] = v
+	k.puts++
+	return nil
+}
+
+func (k *fakeKernel) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
+
 func TestRuleIdentityVerdicts(t *testing.T) {
 	files := &fakeFiles{execSums: map[event.FileID]string{{Dev: 1, Ino: 900}: bettercapSum}}
 	r := newTestRule(t, files)
+	kernel := r.kernel.(*fakeKernel)
 	cases := []struct {
 		name string
 		exec event.Exec
@@ -300,14 +315,24 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// WHEN the rule first sees the file
 			e := c.exec
-			res := r.Judge(&e)
-			if !res.NewIdentity || res.Identity.Kind != c.kind {
-				t.Fatalf("identity verdict %+v (new %v), want kind %d", res.Identity, res.NewIdentity, c.kind)
+			before := kernel.puts
+			r.Judge(&e)
+			// THEN the kernel holds its verdict at once
+			if v, ok := kernel.verdicts[e.File]; !ok || v.Kind != c.kind || kernel.puts != before+1 {
+				t.Fatalf("kernel verdict %+v (%v, %d writes), want kind %d written once", v, ok, kernel.puts-before, c.kind)
 			}
-			// judged once: the second sight comes from the cache
-			if again := r.Judge(&e); again.NewIdentity {
-				t.Errorf("second judgement reported a new identity")
+			// AND a second sight comes from the cache, with nothing written
+			r.Judge(&e)
+			if kernel.puts != before+1 {
+				t.Errorf("second judgement wrote to the kernel again")
+			}
+			// AND once the kernel's LRU forgot it, it is written back
+			e.Reasons |= event.ReasonUnknown
+			r.Judge(&e)
+			if kernel.puts != before+2 {
+				t.Errorf("a verdict the kernel forgot was not written back")
 			}
 		})
 	}
@@ -365,7 +390,7 @@ func FuzzRule(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, name, filename, args string) {
-		r := NewRule(cat, &fakeFiles{}, nil)
+		r := NewRule(cat, &fakeFiles{}, nil, nil)
 		e := event.Exec{Name: name, Filename: filename, Args: strings.Split(args, "\x00"), Flags: event.FlagScript}
 		res := r.Judge(&e)
 		if res.Detected && res.Detection.Tool == nil {
@@ -376,7 +401,7 @@ func FuzzRule(f *testing.F) {
 
 func BenchmarkRuleInterpreter(b *testing.B) {
 	cat, _ := NewCatalog(DefaultTools())
-	r := NewRule(cat, &fakeFiles{}, nil)
+	r := NewRule(cat, &fakeFiles{}, nil, nil)
 	e := elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}, "python3", "-c", "import json; print(1)")
 	b.ReportAllocs()
 	for b.Loop() {

@@ -124,6 +124,10 @@ const (
 	// FlagArgsElided: argv was longer than the capture, which kept its
 	// start and its end (Exec.Args and Exec.ArgsTail) and left out the middle.
 	FlagArgsElided Flag = 1 << 9
+	// FlagUntrustedFS: the file is on FUSE, whose server picks inode
+	// numbers and times and may serve other bytes to another reader: no
+	// verdict on its identity is cached.
+	FlagUntrustedFS Flag = 1 << 10
 )
 
 // Indexes of the kernel's per-CPU counters.

@@ -27,33 +27,6 @@ import (
 // above WAKEUP_GAP_NS in bpf/mitmexec.bpf.c.
 const stragglerWait = 10 * time.Millisecond
 
-// Options configure a Tracer.
-type Options struct {
-	// QueueSize bounds the records waiting between the ring reader and the
-	// consumer; when full, records are dropped and counted, never blocking
-	// the reader (a blocked reader would fill the ring and lose in the kernel).
-	QueueSize int
-	// PollInterval is how often an idle reader looks at the ring anyway; the
-	// kernel wakes it for known tools at once and for other records at most
-	// every 5 ms.
-	PollInterval time.Duration
-	// SubmitAll sends every exec up (debugging, benchmarks).
-	SubmitAll bool
-	// Deny loads the BPF LSM program that refuses the exec of a tool whose
-	// verdict says kill, where the kernel allows lsm/ programs.
-	Deny bool
-}
-
-// Stats are the tracer's counters.
-type Stats struct {
-	Execs         uint64 // execs the kernel filter saw
-	Submitted     uint64 // records sent up
-	ReserveFailed uint64 // records lost because the ring was full
-	Kills         uint64 // SIGKILLs sent from the exec hook
-	QueueDropped  uint64 // records dropped because the queue was full
-	Received      uint64 // records read from the ring
-}
-
 // Tracer is a loaded and attached exec tracer.
 type Tracer struct {
 	maps    mitmexecMaps
@@ -67,7 +40,6 @@ type Tracer struct {
 
 	opts         Options
 	queueDropped atomic.Uint64
-	received     atomic.Uint64
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -81,10 +53,10 @@ func (t *Tracer) Hook() string { return t.hook }
 // error says what is missing when the kernel refuses.
 func New(opts Options) (*Tracer, error) {
 	if opts.QueueSize <= 0 {
-		opts.QueueSize = 4096
+		opts.QueueSize = DefaultQueueSize
 	}
 	if opts.PollInterval <= 0 {
-		opts.PollInterval = 100 * time.Millisecond
+		opts.PollInterval = DefaultPollInterval
 	}
 	if err := checkCapabilities(); err != nil {
 		return nil, err
@@ -296,7 +268,6 @@ func (t *Tracer) read() {
 			}
 			continue
 		}
-		t.received.Add(1)
 		// The kernel wakes the reader at most once per gap; records that
 		// came in the gap are picked up by looking again shortly.
 		wait = stragglerWait
@@ -345,7 +316,7 @@ func toVerdict(v event.Verdict) mitmexecVerdict {
 
 // Stats sums the kernel's per-CPU counters and adds the reader's.
 func (t *Tracer) Stats() (Stats, error) {
-	s := Stats{QueueDropped: t.queueDropped.Load(), Received: t.received.Load()}
+	s := Stats{QueueDropped: t.queueDropped.Load()}
 	for idx, dst := range map[uint32]*uint64{
 		event.CounterExecs: &s.Execs, event.CounterSubmitted: &s.Submitted,
 		event.CounterReserveFailed: &s.ReserveFailed, event.CounterKills: &s.Kills,
@@ -359,11 +330,6 @@ func (t *Tracer) Stats() (Stats, error) {
 		}
 	}
 	return s, nil
-}
-
-// Programs returns the loaded programs, for run-time statistics.
-func (t *Tracer) Programs() []*ebpf.Program {
-	return t.progs
 }
 
 // Close detaches, stops the reader and frees the objects. Safe to call twice.

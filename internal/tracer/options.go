@@ -1,0 +1,40 @@
+package tracer
+
+import "time"
+
+// The tracer's contract, in a file of its own without build tags: the
+// receiver configures and reads the tracer through these on every platform,
+// and only Linux has a Tracer behind them.
+
+// Defaults for Options left zero; the receiver's configuration defaults to
+// the same values.
+const (
+	DefaultQueueSize    = 4096
+	DefaultPollInterval = time.Second
+)
+
+// Options configure a Tracer.
+type Options struct {
+	// QueueSize bounds the records waiting between the ring reader and the
+	// consumer; when full, records are dropped and counted, never blocking
+	// the reader (a blocked reader would fill the ring and lose in the kernel).
+	QueueSize int
+	// PollInterval is how often an idle reader looks at the ring anyway; the
+	// kernel wakes it for known tools at once and for other records at most
+	// every 5 ms.
+	PollInterval time.Duration
+	// SubmitAll sends every exec up (debugging, benchmarks).
+	SubmitAll bool
+	// Deny loads the BPF LSM program that refuses the exec of a tool whose
+	// verdict says kill, where the kernel allows lsm/ programs.
+	Deny bool
+}
+
+// Stats are the tracer's counters.
+type Stats struct {
+	Execs         uint64 // execs the kernel filter saw
+	Submitted     uint64 // records sent up
+	ReserveFailed uint64 // records lost because the ring was full
+	Kills         uint64 // SIGKILLs sent from the exec hook
+	QueueDropped  uint64 // records dropped because the queue was full
+}
