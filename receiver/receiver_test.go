@@ -20,8 +20,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
