@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/mitmexec/mitmexec/receiver"
 )
 
@@ -189,7 +190,7 @@ func emittedRules(t *testing.T) nameRules {
 
 // ---- The collector configurations ----
 
-func underCI() bool { return os.Getenv("CI") == "true" }
+func underCI() bool { return testenv.UnderCI() }
 
 // collector returns the built collector, or skips (fails under CI=true).
 func collector(t *testing.T) string {

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -27,13 +28,7 @@ import (
 // privilege fails, so a green CI always means the kernel tests ran.
 func requirePrivileges(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("privileged test needs root under CI=true (euid %d)", os.Geteuid())
-	}
-	t.Skipf("privileged test needs root (euid %d); run make test as root", os.Geteuid())
+	testenv.RequireRoot(t)
 }
 
 // liveReceiver is a started receiver with the real tracer and a sink.

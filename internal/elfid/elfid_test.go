@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
 // Each fixture program puts distinct strings in .rodata (the const array)
@@ -69,10 +71,7 @@ func needTool(tb testing.TB, name string) string {
 	tb.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s is required under CI=true: %v", name, err)
-		}
-		tb.Skipf("%s not found: %v", name, err)
+		testenv.SkipOrFail(tb, "%s not found: %v", name, err)
 	}
 	return p
 }
@@ -648,7 +647,7 @@ func TestMaxBytes(t *testing.T) {
 }
 
 func FuzzRead(f *testing.F) {
-	if _, err := exec.LookPath("gcc"); err == nil || os.Getenv("CI") == "true" {
+	if _, err := exec.LookPath("gcc"); err == nil || testenv.UnderCI() {
 		b := fixtureBytes(f)
 		f.Add(b[:4096])
 		f.Add(b)

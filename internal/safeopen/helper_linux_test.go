@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/mitmexec/mitmexec/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -114,11 +115,5 @@ func startHelper(t *testing.T, h string, attr *syscall.SysProcAttr) uint32 {
 // CI=true, where a missing privilege must fail rather than pass silently.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI=true forbids skipping it")
-	}
-	t.Skip("needs root")
+	testenv.RequireRoot(t)
 }

@@ -5,11 +5,11 @@ package tracer
 import (
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
 // TestEveryProgramVerifies loads each program of the object on its own, the
@@ -17,12 +17,7 @@ import (
 // kernel where tp_btf works. BPF LSM is not loadable on every kernel; it is
 // reported, not required.
 func TestEveryProgramVerifies(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root under CI=true")
-		}
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}

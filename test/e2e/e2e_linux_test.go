@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -61,7 +62,7 @@ const (
 )
 
 // underCI reports whether a skip must count as a failure.
-func underCI() bool { return os.Getenv("CI") == "true" }
+func underCI() bool { return testenv.UnderCI() }
 
 // skipOrFail skips the test, or fails it under CI=true.
 func skipOrFail(t *testing.T, format string, args ...any) {
