@@ -8,6 +8,8 @@ OCB_VERSION ?= v0.165.0
 OCB ?= $(GO) run go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 OTELCOL := _build/otelcol-custom
 FUZZTIME ?= 5m
+# git status before the tests, kept outside the work tree
+TREE_BEFORE := $(shell mktemp -u /tmp/mitmexec-tree.XXXXXX)
 
 .PHONY: all
 all: otelcol
@@ -31,8 +33,12 @@ run: otelcol
 # other's execs.
 .PHONY: test
 test: vet check-generated otelcol
+	@git status --porcelain --untracked-files=all > $(TREE_BEFORE)
 	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) $(GO) test -p 1 -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
+	@git status --porcelain --untracked-files=all | diff $(TREE_BEFORE) - \
+		|| { echo "tests wrote into the work tree (above): they must use t.TempDir()"; rm -f $(TREE_BEFORE); exit 1; }
+	@rm -f $(TREE_BEFORE)
 
 .PHONY: vet
 vet:

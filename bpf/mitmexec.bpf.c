@@ -1,3 +1,7 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// The BPF program is dual-licensed like the kernel helpers it calls
+// require (GPL-compatible); the rest of mitmexec is Apache-2.0 (LICENSE).
+
 //go:build ignore
 
 // mitmexec exec tracer.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (

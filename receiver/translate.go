@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (
@@ -16,7 +18,7 @@ import (
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
-// The detection record, as /work/shared/design/event-schema.md (the contract)
+// The detection record, as docs/record.md (the contract)
 // defines it. Dashboards and alert rules depend on every name here: change
 // one only on purpose, with them and the golden files in the same commit.
 const (

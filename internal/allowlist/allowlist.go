@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package allowlist silences sanctioned use: an entry names what a
 // detection must have (all of its keys), and any matching entry suppresses
 // it. Suppressed detections are counted by the receiver, never reported.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package elfid reads the structural identity of an ELF executable: the
 // hashes of its code and constant sections, its DT_NEEDED libraries, the Go
 // module it was built from and which known byte strings its read-only data

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package enrich adds what the kernel did not send: user names, the
 // container id, the executable's hash and the ancestors' executables. /proc
 // only annotates: a process that is gone leaves its field out, never an error.

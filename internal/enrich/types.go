@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package enrich
 
 // Context is what enrichment adds to an exec beyond what the kernel sent.

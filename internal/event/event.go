@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package event turns the kernel's exec records into Exec values. It is pure
 // Go without build tags so that decoding is tested and fuzzed anywhere.
 package event

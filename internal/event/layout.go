@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package event
 
 // The wire layout of struct exec_event in bpf/mitmexec.bpf.c, little endian,

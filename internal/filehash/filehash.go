@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package filehash hashes the files execs loaded, checking that the file
 // hashed is the very file identity the kernel reported, and caches the
 // results by that identity. It also reads the scripts interpreters were

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package fold folds repeats of the same detection within a window into one
 // record with a count. The first of a window is never delayed; the repeats
 // after it are held, and when the window ends the latest of them leaves with

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package inventory finds the catalog's tools and the interpreters installed
 // on the host, and takes each one's identity, hash and fingerprint, so that
 // the kernel knows them before they first run and a renamed copy is known by

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package modwatch reports which process opens a tool's own files.
 //
 // A Python tool can be started under any spelling: a reversed or

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package procstat reads a process's /proc entries the receiver needs:
 // stat (the parent pid and the start time, which tells a process from a
 // later one that reuses its pid) and cmdline. Every read is bounded in

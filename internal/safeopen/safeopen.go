@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package safeopen opens, as root, files that hostile users name: a script
 // an interpreter was given, the program an exec loaded, a process's stdin.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testenv holds the one rule of this project's privileged and
 // tool-dependent tests: outside CI they may skip when root or a tool is
 // missing; under CI=true a skip would hide the kernel tests, so it fails.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package tracer
 
 // The BPF object and its Go bindings are generated from bpf/mitmexec.bpf.c and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package tracer loads the exec tracer into the kernel, reads its ring buffer

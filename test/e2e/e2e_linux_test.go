@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package e2e runs the built collector (_build/otelcol-custom, `make otelcol`)
 // with the mitmexec receiver against real tools and checks the detection
-// records that reach an OTLP/HTTP sink, as /work/shared/design/event-schema.md
+// records that reach an OTLP/HTTP sink, as docs/record.md
 // defines them.
 package e2e
 

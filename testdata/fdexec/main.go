@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // fdexec runs a program without naming its path to execve, the way fileless
 // malware does. The privileged tests build it.
 //
