@@ -32,13 +32,21 @@ run: otelcol
 # exec on the host, so privileged tests of two packages would count each
 # other's execs.
 .PHONY: test
-test: vet check-generated otelcol
+test: test-setup vet check-generated otelcol
 	@git status --porcelain --untracked-files=all > $(TREE_BEFORE)
-	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) $(GO) test -p 1 -count=1 ./...
+	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) MITMEXEC_VICTORIALOGS=$(VICTORIALOGS) $(GO) test -p 1 -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
 	@git status --porcelain --untracked-files=all | diff $(TREE_BEFORE) - \
 		|| { echo "tests wrote into the work tree (above): they must use t.TempDir()"; rm -f $(TREE_BEFORE); exit 1; }
 	@rm -f $(TREE_BEFORE)
+
+# Installs what the tests need when it is missing (packages, mounts,
+# VictoriaLogs): see test/setup.sh.
+.PHONY: test-setup
+test-setup:
+	test/setup.sh
+
+VICTORIALOGS ?= $(or $(MITMEXEC_VICTORIALOGS),$(shell $(GO) env GOBIN | grep . || echo $$($(GO) env GOPATH)/bin)/victoria-logs)
 
 .PHONY: vet
 vet:
