@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mitmexec/mitmexec/internal/modwatch"
 )
 
 // TestPrivilegedModifiedBuilds runs real tools changed as an attacker would
@@ -75,6 +77,14 @@ func TestPrivilegedHiddenInterpreterCode(t *testing.T) {
 		{name: "shell script quoting python", argv: []string{"/bin/sh", notes}},
 		{name: "library import of the tool's package", argv: []string{"/usr/bin/python3", "-c", "import mitmproxy.http"}},
 	}
+	// reading the tool's module files is not running them
+	files := modwatch.Locate("mitmproxy.tools.main", modwatch.PythonRoots())
+	if len(files) == 0 {
+		t.Fatal("mitmproxy's entry module is not installed (test/setup.sh installs mitmproxy)")
+	}
+	scenarios = append(scenarios,
+		scenario{name: "cat of the tool's module files", argv: append([]string{"/bin/cat"}, files...)},
+		scenario{name: "grep through the tool's package", argv: []string{"/bin/grep", "-r", "-c", "mitmweb", filepath.Dir(files[0])}})
 	runScenariosAnyOf(t, l, scenarios)
 }
 

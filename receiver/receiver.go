@@ -143,7 +143,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		window = r.cfg.Fold.Window
 	}
 	r.killer = newKiller(r.procRoot)
-	r.hostMntNS = mountNamespace(r.procRoot, 1)
+	r.hostMntNS = mountNamespace(r.procRoot, uint32(os.Getpid()))
 
 	src, err := r.openSource(tracer.Options{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
 		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat)})
@@ -392,6 +392,11 @@ func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
 	e, ok := r.recent.get(ev.PID)
 	if !ok {
 		e = r.execFromProc(ev.PID)
+	}
+	// Only an interpreter running the module is a run of the tool: cat,
+	// grep, a backup or an editor opening the same file is not.
+	if !r.rule.IsPython(&e) {
+		return
 	}
 	r.report(detectionRecord{Exec: e, Detection: d}, true)
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/procstat"
 )
@@ -67,6 +69,12 @@ func (r *mitmexecReceiver) execFromProc(pid uint32) event.Exec {
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
 		e.ExePath = strings.TrimSuffix(exe, " (deleted)")
 		e.Name = filepath.Base(e.ExePath)
+	}
+	var exe unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "exe"), &exe); err == nil {
+		e.File = event.FileID{Dev: event.KernelDev(uint64(exe.Dev)), Ino: uint64(exe.Ino),
+			CtimeNs: uint64(exe.Ctim.Sec)*1e9 + uint64(exe.Ctim.Nsec)}
+		e.Nlink = uint32(exe.Nlink)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(dir, &st); err == nil {

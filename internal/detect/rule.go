@@ -397,6 +397,18 @@ func (r *Rule) loaded(e *event.Exec, p string) (Detection, bool) {
 	return Detection{}, false
 }
 
+// IsPython reports whether an exec loaded a Python interpreter: by name
+// (python3.11), or by identity (a renamed copy of the host's python).
+func (r *Rule) IsPython(e *event.Exec) bool {
+	if r.cat.Interpreter(e.Name) == Python {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.known.get(e.File)
+	return ok && id.kind == event.VerdictInterpreter && id.interp == Python
+}
+
 // JudgeModule names the tool whose module a process opened (a fanotify
 // mark on the module's files), whatever its argv said.
 func (r *Rule) JudgeModule(module, file string) (Detection, bool) {

@@ -315,7 +315,8 @@ func (h *Hasher) hostPath(e *event.Exec, p string) (string, bool) {
 	if h.hostMntNS == 0 || e.MntNS != h.hostMntNS || strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/") {
 		return "", false
 	}
-	if _, err := os.Stat(h.pidDir(e.PID)); !errors.Is(err, os.ErrNotExist) {
+	// Exited, reaped or not: a zombie keeps its /proc entry but no root.
+	if _, err := os.Readlink(filepath.Join(h.pidDir(e.PID), "root")); err == nil {
 		return "", false // alive: its own view decided
 	}
 	if filepath.IsAbs(p) {
