@@ -348,8 +348,8 @@ func TestPrivilegedEvasions(t *testing.T) {
 
 	scenarios := []scenario{
 		// copies and links
-		{name: "renamed copy", tool: "bettercap", match: "content_hash", argv: []string{filepath.Join(dir, "backup-agent"), "-version"}},
-		{name: "renamed copy elf", tool: "ettercap", match: "content_hash", argv: []string{filepath.Join(dir, "netmon"), "--version"}},
+		{name: "renamed copy", tool: "bettercap", match: "elf_structure", argv: []string{filepath.Join(dir, "backup-agent"), "-version"}},
+		{name: "renamed copy elf", tool: "ettercap", match: "elf_structure", argv: []string{filepath.Join(dir, "netmon"), "--version"}},
 		{name: "symlink", tool: "bettercap", match: "executable_name", argv: []string{filepath.Join(dir, "bc-link"), "-version"}},
 		{name: "hard link", tool: "arpspoof", match: "inode", argv: []string{filepath.Join(dir, "netcheck"), "-h"}},
 		// fileless and fd

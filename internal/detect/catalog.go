@@ -276,6 +276,9 @@ func (c *Catalog) ByID(id uint16) *Tool {
 // ByFileName returns the tool installed or run under exactly this base name.
 func (c *Catalog) ByFileName(name string) *Tool { return c.byName[name] }
 
+// HasSHA256 reports whether the catalog lists exact builds by hash.
+func (c *Catalog) HasSHA256() bool { return len(c.bySHA256) > 0 }
+
 // BySHA256 returns the tool with this known build.
 func (c *Catalog) BySHA256(h string) *Tool { return c.bySHA256[h] }
 

@@ -468,25 +468,32 @@ func (r *Rule) judgeIdentity(e *event.Exec) identity {
 	if t != nil {
 		return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
 	}
-	// Content: the exact hash and the structure where the file can still
-	// be read; else the fingerprint the kernel took before the program ran.
+	// Content, where the file can still be read: its structure, then the
+	// exact hash; else the fingerprint the kernel took before the program
+	// ran. The structure alone covers the host's builds (their sections)
+	// and the catalog's signatures, so a whole-file hash, a second read of
+	// the file, is taken only where the catalog lists exact hashes or the
+	// file has no ELF structure to read.
 	var sum string
 	if r.files != nil {
-		if s, err := r.files.ExecSHA256(e); err == nil {
-			sum = s
-			if t := r.bySum(s); t != nil {
-				return identity{kind: event.VerdictTool, tool: t, match: MatchContentHash, detail: "sha256 " + s, sum: sum}
-			}
-			r.mu.Lock()
-			k, ok := r.interpBySum[s]
-			r.mu.Unlock()
-			if ok {
-				return identity{kind: event.VerdictInterpreter, interp: k, sum: sum}
+		st, err := r.files.ExecELF(e)
+		if err == nil {
+			if t, what := r.byStructure(&st); t != nil {
+				return identity{kind: event.VerdictTool, tool: t, match: MatchStructure, detail: what}
 			}
 		}
-		if st, err := r.files.ExecELF(e); err == nil {
-			if t, what := r.byStructure(&st); t != nil {
-				return identity{kind: event.VerdictTool, tool: t, match: MatchStructure, detail: what, sum: sum}
+		if err != nil || r.cat.HasSHA256() {
+			if s, err := r.files.ExecSHA256(e); err == nil {
+				sum = s
+				if t := r.bySum(s); t != nil {
+					return identity{kind: event.VerdictTool, tool: t, match: MatchContentHash, detail: "sha256 " + s, sum: sum}
+				}
+				r.mu.Lock()
+				k, ok := r.interpBySum[s]
+				r.mu.Unlock()
+				if ok {
+					return identity{kind: event.VerdictInterpreter, interp: k, sum: sum}
+				}
 			}
 		}
 	}
