@@ -13,24 +13,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mitmexec/mitmexec/internal/testenv"
+	"github.com/mitmexec/mitmexec/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 )
 
 const (
@@ -39,19 +34,14 @@ const (
 	serviceName      = "mitmexec"
 	bodyPrefix       = "MitM tool executed: "
 	severityText     = "CRITICAL"
-	readyLine        = "Everything is ready"
 	startTimeout     = 30 * time.Second
 	recordTimeout    = 20 * time.Second
 	settleTime       = time.Second
 	stopGrace        = 10 * time.Second
 	toolTimeout      = 30 * time.Second
 	timestampSlack   = 2 * time.Second
-	contentTypeProto = "application/x-protobuf"
-	contentTypeJSON  = "application/json"
 	defaultCollector = "../../_build/otelcol-custom"
 	collectorEnvName = "MITMEXEC_OTELCOL"
-	logTailLines     = 40
-	attrCommandArgs  = "process.command_args"
 	attrToolName     = "mitmexec.tool.name"
 	attrRuleName     = "security_rule.name"
 	attrTechniqueID  = "threat.technique.id"
@@ -62,208 +52,6 @@ const (
 	resAttrHostName  = "host.name"
 	resAttrSvcName   = "service.name"
 )
-
-// underCI reports whether a skip must count as a failure.
-func underCI() bool { return testenv.UnderCI() }
-
-// skipOrFail skips the test, or fails it under CI=true.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if underCI() {
-		t.Fatalf("CI=true, cannot skip: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// record is one log record received by the sink, with its resource.
-type record struct {
-	Resource pcommon.Map
-	Record   plog.LogRecord
-}
-
-// sink is an in-process OTLP/HTTP logs receiver.
-type sink struct {
-	mu   sync.Mutex
-	logs plog.Logs
-	errs []string
-}
-
-func newSink() *sink { return &sink{logs: plog.NewLogs()} }
-
-func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/logs" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		ct = ""
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		s.fail(fmt.Sprintf("reading body: %v", err))
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	req := plogotlp.NewExportRequest()
-	resp := plogotlp.NewExportResponse()
-	var out []byte
-	switch ct {
-	case contentTypeProto:
-		if err = req.UnmarshalProto(body); err == nil {
-			out, err = resp.MarshalProto()
-		}
-	case contentTypeJSON:
-		if err = req.UnmarshalJSON(body); err == nil {
-			out, err = resp.MarshalJSON()
-		}
-	default:
-		s.fail(fmt.Sprintf("unsupported content type %q", r.Header.Get("Content-Type")))
-		http.Error(w, "unsupported content type", http.StatusUnsupportedMediaType)
-		return
-	}
-	if err != nil {
-		s.fail(fmt.Sprintf("decoding %s request: %v", ct, err))
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	req.Logs().ResourceLogs().MoveAndAppendTo(s.logs.ResourceLogs())
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
-}
-
-func (s *sink) fail(msg string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.errs = append(s.errs, msg)
-}
-
-// records returns a copy of everything received so far, flattened.
-func (s *sink) records() ([]record, []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cp := plog.NewLogs()
-	s.logs.CopyTo(cp)
-	var out []record
-	for i := 0; i < cp.ResourceLogs().Len(); i++ {
-		rl := cp.ResourceLogs().At(i)
-		for j := 0; j < rl.ScopeLogs().Len(); j++ {
-			lrs := rl.ScopeLogs().At(j).LogRecords()
-			for k := 0; k < lrs.Len(); k++ {
-				out = append(out, record{Resource: rl.Resource().Attributes(), Record: lrs.At(k)})
-			}
-		}
-	}
-	return out, append([]string(nil), s.errs...)
-}
-
-// hasArg reports whether marker is one element of the record's
-// process.command_args.
-func hasArg(r record, marker string) bool {
-	v, ok := r.Record.Attributes().Get(attrCommandArgs)
-	if !ok || v.Type() != pcommon.ValueTypeSlice {
-		return false
-	}
-	s := v.Slice()
-	for i := 0; i < s.Len(); i++ {
-		if s.At(i).AsString() == marker {
-			return true
-		}
-	}
-	return false
-}
-
-func withMarker(recs []record, marker string) []record {
-	var out []record
-	for _, r := range recs {
-		if hasArg(r, marker) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// collector is the running collector process.
-type collector struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	waitErr error
-	once    sync.Once
-	tailed  bool // the log tail was already reported
-}
-
-// stop sends SIGTERM, waits up to stopGrace, then SIGKILLs. Safe to call twice.
-func (c *collector) stop(t *testing.T) {
-	c.once.Do(func() {
-		select {
-		case <-c.done:
-			return
-		default:
-		}
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(stopGrace):
-			t.Logf("collector did not stop %s after SIGTERM, killing it", stopGrace)
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
-}
-
-func (c *collector) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// startCollector runs bin with a config exporting to sinkURL and waits until
-// it is ready.
-func startCollector(t *testing.T, bin, sinkURL string) *collector {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`receivers:
-  mitmexec: {}
-exporters:
-  otlphttp:
-    endpoint: %s
-    compression: none
-    encoding: proto
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [mitmexec]
-      exporters: [otlphttp]
-`, sinkURL)
-	return launchCollector(t, bin, writeConfig(t, dir, cfg))
-}
 
 // run is one exec of the test.
 type run struct {
@@ -326,7 +114,7 @@ func copyExecutable(t *testing.T, src, dst string) {
 	require.NoError(t, out.Close())
 }
 
-func describe(r record) string {
+func describe(r harness.Record) string {
 	return fmt.Sprintf("event=%q sev=%d/%q body=%q resource=%v attributes=%v",
 		r.Record.EventName(), r.Record.SeverityNumber(), r.Record.SeverityText(),
 		r.Record.Body().AsString(), r.Resource.AsRaw(), r.Record.Attributes().AsRaw())
@@ -334,35 +122,14 @@ func describe(r record) string {
 
 func TestEndToEnd(t *testing.T) {
 	// GIVEN root (the receiver loads eBPF), the built collector and the tools.
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to load eBPF programs (euid %d)", os.Geteuid())
-	}
-	bin := os.Getenv(collectorEnvName)
-	if bin == "" {
-		bin = defaultCollector
-	}
-	bin, err := filepath.Abs(bin)
-	require.NoError(t, err)
-	if _, err := os.Stat(bin); err != nil {
-		skipOrFail(t, "collector binary %s not found (%v): run `make otelcol` (or set %s)", bin, err, collectorEnvName)
-	}
-	for _, p := range []string{"/usr/bin/ettercap", "/usr/bin/bettercap", "/usr/bin/mitmdump", "/usr/sbin/arpspoof"} {
-		if _, err := os.Stat(p); err != nil {
-			skipOrFail(t, "tool %s not installed: %v", p, err)
-		}
-	}
+	bin := collectorBinary(t, true)
+	requireTools(t, "/usr/bin/ettercap", "/usr/bin/bettercap", "/usr/bin/mitmdump", "/usr/sbin/arpspoof")
 
 	// GIVEN an in-process OTLP/HTTP sink.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	snk := newSink()
-	srv := &http.Server{Handler: snk, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	sinkURL := "http://" + ln.Addr().String()
+	snk, sinkURL := serveSink(t)
 
 	// GIVEN the collector running the mitmexec receiver, exporting to the sink.
-	col := startCollector(t, bin, sinkURL)
+	col := launchCollector(t, bin, writeConfig(t, t.TempDir(), harness.ExportConfig("", sinkURL, false)))
 
 	scratch := t.TempDir()
 	renamed := filepath.Join(scratch, "backup-agent")
@@ -384,9 +151,7 @@ func TestEndToEnd(t *testing.T) {
 		{name: "cat", argv: []string{"/bin/cat", "/usr/bin/bettercap"}},
 		{name: "true-named-mitmdumpx", argv: []string{benignCopy}},
 	}
-	for _, r := range runs {
-		r.marker = fmt.Sprintf("e2e-%d-%s", os.Getpid(), r.name)
-	}
+	markRuns(t, runs)
 
 	// WHEN each tool and each benign command is exec'd with its marker.
 	for _, r := range runs {
@@ -394,30 +159,23 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// ... and every tool's detection has reached the sink (or time is up).
-	deadline := time.Now().Add(recordTimeout)
-	for {
-		recs, _ := snk.records()
-		missing := 0
-		for _, r := range runs {
-			if r.tool != "" && len(withMarker(recs, r.marker)) == 0 {
-				missing++
-			}
+	var tools []*run
+	for _, r := range runs {
+		if r.tool != "" {
+			tools = append(tools, r)
 		}
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	waitForMarkers(snk, tools, recordTimeout)
 	time.Sleep(settleTime)
 	// ... and the collector is stopped (SIGTERM flushes the exporter).
-	col.stop(t)
-	t.Logf("collector exited: %v", col.waitErr)
-	assert.NoError(t, col.waitErr, "collector exit after SIGTERM")
+	col.stop()
+	t.Logf("collector exited: %v", col.WaitErr())
+	assert.NoError(t, col.WaitErr(), "collector exit after SIGTERM")
 
-	recs, sinkErrs := snk.records()
+	recs, sinkErrs := snk.Records()
 	assert.Empty(t, sinkErrs, "sink errors")
 	for _, r := range runs {
-		for _, rec := range withMarker(recs, r.marker) {
+		for _, rec := range harness.WithMarker(recs, r.marker) {
 			t.Logf("%s (pid %d): %s", r.name, r.pid, describe(rec))
 		}
 	}
@@ -425,7 +183,7 @@ func TestEndToEnd(t *testing.T) {
 	// THEN each tool exec gave exactly one detection record, as the contract
 	// describes it, and no benign command gave any.
 	for _, r := range runs {
-		mine := withMarker(recs, r.marker)
+		mine := harness.WithMarker(recs, r.marker)
 		if r.tool == "" {
 			assert.Empty(t, mine, "%s: benign command detected (marker %s)", r.name, r.marker)
 			continue
@@ -437,7 +195,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func checkRecord(t *testing.T, r *run, rec record) {
+func checkRecord(t *testing.T, r *run, rec harness.Record) {
 	t.Helper()
 	lr := rec.Record
 	attrs := lr.Attributes()

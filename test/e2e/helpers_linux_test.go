@@ -4,21 +4,17 @@
 
 package e2e
 
-// Helpers shared by the end-to-end tests beyond TestEndToEnd: a collector
-// started from any config (and restarted), a sink that can be down and come
-// up on a fixed port, free ports, markers and the collector's Prometheus
-// metrics. They build on the helpers of e2e_linux_test.go (sink, collector,
-// run, execRun, withMarker, skipOrFail).
+// Helpers shared by the end-to-end tests: the collector binary and the tools
+// they need (skip or fail by internal/testenv), the shared harness
+// (test/harness: sink, collector runner) tied to a test's lifetime, a sink
+// that can be down and come up on a fixed port, markers and the collector's
+// Prometheus metrics. run and execRun are in e2e_linux_test.go.
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmexec/mitmexec/internal/testenv"
+	"github.com/mitmexec/mitmexec/test/harness"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,8 +32,8 @@ import (
 // collector binary ($MITMEXEC_OTELCOL or ../../_build/otelcol-custom).
 func collectorBinary(t *testing.T, privileged bool) string {
 	t.Helper()
-	if privileged && os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to load eBPF programs (euid %d)", os.Geteuid())
+	if privileged {
+		testenv.RequireRoot(t)
 	}
 	bin := os.Getenv(collectorEnvName)
 	if bin == "" {
@@ -44,7 +42,7 @@ func collectorBinary(t *testing.T, privileged bool) string {
 	bin, err := filepath.Abs(bin)
 	require.NoError(t, err)
 	if _, err := os.Stat(bin); err != nil {
-		skipOrFail(t, "collector binary %s not found (%v): run `make otelcol` (or set %s)", bin, err, collectorEnvName)
+		testenv.SkipOrFail(t, "collector binary %s not found (%v): run `make otelcol` (or set %s)", bin, err, collectorEnvName)
 	}
 	return bin
 }
@@ -54,7 +52,7 @@ func requireTools(t *testing.T, paths ...string) {
 	t.Helper()
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
-			skipOrFail(t, "tool %s not installed: %v", p, err)
+			testenv.SkipOrFail(t, "tool %s not installed: %v", p, err)
 		}
 	}
 }
@@ -62,87 +60,81 @@ func requireTools(t *testing.T, paths ...string) {
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
 	return port
 }
 
 // writeConfig writes cfg as config.yaml into dir and returns its path.
 func writeConfig(t *testing.T, dir, cfg string) string {
 	t.Helper()
-	p := filepath.Join(dir, "config.yaml")
-	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+	p, err := harness.WriteConfig(dir, cfg)
+	require.NoError(t, err)
 	return p
+}
+
+// serveSink serves a new sink on a free port until the end of the test and
+// returns it with its base URL.
+func serveSink(t *testing.T) (*harness.Sink, string) {
+	t.Helper()
+	snk := harness.NewSink()
+	srv, err := harness.Serve("127.0.0.1:0", snk)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	return snk, srv.URL
+}
+
+// collector is a running collector that the test stops (or its cleanup).
+type collector struct {
+	*harness.Process
+	t *testing.T
+}
+
+// stop sends SIGTERM, waits up to stopGrace, then SIGKILLs. Safe to call twice.
+func (c *collector) stop() {
+	if c.Stop(stopGrace) {
+		c.t.Logf("collector did not stop %s after SIGTERM, killed it", stopGrace)
+	}
 }
 
 var launches atomic.Int64
 
 // launchCollector runs bin with the config at cfgPath (working directory:
-// the config's directory), logging into a file of its own, and waits until
-// the collector is ready. The collector is stopped at the end of the test.
+// the config's directory), logging into a file of its own (a restart logs
+// next to the first run), and waits until the collector is ready. It is
+// stopped at the end of the test, and its log's tail shown if the test failed.
 func launchCollector(t *testing.T, bin, cfgPath string) *collector {
 	t.Helper()
-	dir := filepath.Dir(cfgPath)
-	logPath := filepath.Join(dir, fmt.Sprintf("collector-%d.log", launches.Add(1)))
-	logFile, err := os.Create(logPath)
+	p, err := harness.StartCollector(harness.CollectorSpec{
+		Bin:          bin,
+		ConfigPath:   cfgPath,
+		LogPath:      filepath.Join(filepath.Dir(cfgPath), fmt.Sprintf("collector-%d.log", launches.Add(1))),
+		ReadyTimeout: startTimeout,
+		StopGrace:    stopGrace,
+	})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = logFile.Close() })
-
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Dir = dir
-	require.NoError(t, cmd.Start(), "starting %s", bin)
-	c := &collector{cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.waitErr = cmd.Wait()
-		close(c.done)
-	}()
+	c := &collector{Process: p, t: t}
 	t.Cleanup(func() {
-		c.stop(t)
-		if t.Failed() && !c.tailed {
-			t.Logf("collector log tail (%s):\n%s", logPath, tail(logPath, logTailLines))
+		c.stop()
+		if t.Failed() {
+			t.Logf("collector log tail (%s):\n%s", p.LogPath, p.LogTail())
 		}
 	})
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		b, _ := os.ReadFile(logPath)
-		if bytes.Contains(b, []byte(readyLine)) {
-			return c
-		}
-		if c.exited() {
-			c.tailed = true
-			t.Fatalf("collector exited before %q (%v); log tail:\n%s", readyLine, c.waitErr, tail(logPath, logTailLines))
-		}
-		if time.Now().After(deadline) {
-			c.tailed = true
-			t.Fatalf("collector not ready after %s; log tail:\n%s", startTimeout, tail(logPath, logTailLines))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// logContains reports whether the collector's log contains s.
-func (c *collector) logContains(s string) bool {
-	b, _ := os.ReadFile(c.logPath)
-	return bytes.Contains(b, []byte(s))
+	return c
 }
 
 // switchableSink is an OTLP/HTTP sink on a fixed port that starts down
 // (nothing listens: connections are refused) and can be brought up.
 type switchableSink struct {
-	*sink
+	*harness.Sink
 	addr string
-	srv  *http.Server
+	srv  *harness.Server
 }
 
 // newDownSink reserves a port and leaves it closed.
 func newDownSink(t *testing.T) *switchableSink {
 	t.Helper()
-	s := &switchableSink{sink: newSink(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	s := &switchableSink{Sink: harness.NewSink(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	t.Cleanup(func() {
 		if s.srv != nil {
 			_ = s.srv.Close()
@@ -153,21 +145,13 @@ func newDownSink(t *testing.T) *switchableSink {
 
 func (s *switchableSink) url() string { return "http://" + s.addr }
 
-// up starts serving on the reserved port (retrying briefly should the port
-// be taken for a moment).
+// up starts serving on the reserved port (Serve retries briefly should the
+// port be taken for a moment).
 func (s *switchableSink) up(t *testing.T) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	srv, err := harness.Serve(s.addr, s.Sink)
 	require.NoError(t, err, "bringing the sink up on %s", s.addr)
-	s.srv = &http.Server{Handler: s.sink, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	s.srv = srv
 }
 
 // markRuns gives each run its unique marker.
@@ -180,13 +164,13 @@ func markRuns(t *testing.T, runs []*run) {
 
 // waitForMarkers polls snk until every run has at least one record with its
 // marker or timeout passes, then returns everything received.
-func waitForMarkers(s *sink, runs []*run, timeout time.Duration) []record {
+func waitForMarkers(s *harness.Sink, runs []*run, timeout time.Duration) []harness.Record {
 	deadline := time.Now().Add(timeout)
 	for {
-		recs, _ := s.records()
+		recs, _ := s.Records()
 		missing := 0
 		for _, r := range runs {
-			if len(withMarker(recs, r.marker)) == 0 {
+			if len(harness.WithMarker(recs, r.marker)) == 0 {
 				missing++
 			}
 		}

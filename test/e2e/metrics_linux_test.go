@@ -9,12 +9,12 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mitmexec/mitmexec/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -44,12 +44,7 @@ func TestEndToEndMetricsEndpoint(t *testing.T) {
 	requireTools(t, "/usr/bin/ettercap")
 
 	// GIVEN an OTLP/HTTP sink.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	snk := newSink()
-	srv := &http.Server{Handler: snk, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	snk, sinkURL := serveSink(t)
 
 	// GIVEN the collector with its telemetry on a Prometheus pull endpoint.
 	port := freePort(t)
@@ -57,7 +52,7 @@ func TestEndToEndMetricsEndpoint(t *testing.T) {
   mitmexec: {}
 exporters:
   otlphttp:
-    endpoint: http://%s
+    endpoint: %s
     compression: none
     encoding: proto
 service:
@@ -73,20 +68,21 @@ service:
     logs:
       receivers: [mitmexec]
       exporters: [otlphttp]
-`, ln.Addr(), port)))
+`, sinkURL, port)))
 
 	// WHEN a tool is exec'd and its detection has left the collector.
 	r := &run{name: "ettercap", tool: "ettercap", argv: []string{"/usr/bin/ettercap", "--version"}}
 	markRuns(t, []*run{r})
 	execRun(t, r, t.TempDir())
 	recs := waitForMarkers(snk, []*run{r}, recordTimeout)
-	require.Len(t, withMarker(recs, r.marker), 1, "detection of %s", r.marker)
+	require.Len(t, harness.WithMarker(recs, r.marker), 1, "detection of %s", r.marker)
 
 	// ... and the metrics endpoint is scraped (until the counters show it:
 	// the reader is pulled, so this is at most a moment).
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	var samples []promSample
 	var body string
+	var err error
 	deadline := time.Now().Add(metricsTimeout)
 	for {
 		body, err = scrape(metricsURL)
@@ -128,6 +124,6 @@ service:
 	assert.True(t, ok, `otelcol_receiver_accepted_log_records{receiver="mitmexec"} missing`)
 	assert.GreaterOrEqual(t, acc, 1.0, "otelcol_receiver_accepted_log_records")
 
-	col.stop(t)
-	assert.NoError(t, col.waitErr, "collector exit after SIGTERM")
+	col.stop()
+	assert.NoError(t, col.WaitErr(), "collector exit after SIGTERM")
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmexec/mitmexec/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -67,12 +68,12 @@ service:
 
 // checkDelivered asserts exactly one record per run's marker, each a
 // detection of the expected tool.
-func checkDelivered(t *testing.T, s *sink, runs []*run) {
+func checkDelivered(t *testing.T, s *harness.Sink, runs []*run) {
 	t.Helper()
-	recs, sinkErrs := s.records()
+	recs, sinkErrs := s.Records()
 	assert.Empty(t, sinkErrs, "sink errors")
 	for _, r := range runs {
-		mine := withMarker(recs, r.marker)
+		mine := harness.WithMarker(recs, r.marker)
 		for _, rec := range mine {
 			t.Logf("%s (pid %d): %s", r.name, r.pid, describe(rec))
 		}
@@ -113,23 +114,23 @@ func TestEndToEndBackendOutage(t *testing.T) {
 	// ... the backend stays down for the rest of the outage (the exporter
 	// tries and fails meanwhile) ...
 	time.Sleep(time.Until(outageStart.Add(outageLength)))
-	require.False(t, col.exited(), "collector exited during the outage: %v", col.waitErr)
-	assert.True(t, col.logContains(retryLogLine) && col.logContains(refusedLogLine),
+	require.False(t, col.Exited(), "collector exited during the outage: %v", col.WaitErr())
+	assert.True(t, col.LogContains(retryLogLine) && col.LogContains(refusedLogLine),
 		"the exporter never tried and failed during the outage (no %q / %q in its log)", retryLogLine, refusedLogLine)
-	recs, _ := snk.records()
+	recs, _ := snk.Records()
 	require.Empty(t, recs, "the sink received records while it was down")
 
 	// ... and then comes back on the same port.
 	up := time.Now()
 	snk.up(t)
-	waitForMarkers(snk.sink, runs, deliveryTimeout)
+	waitForMarkers(snk.Sink, runs, deliveryTimeout)
 	t.Logf("outage %s; waited %s for delivery after the backend came back", up.Sub(outageStart).Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
 	time.Sleep(settleTime) // a duplicate would show up now
 
 	// THEN each detection arrived, exactly once.
-	checkDelivered(t, snk.sink, runs)
-	col.stop(t)
-	assert.NoError(t, col.waitErr, "collector exit after SIGTERM")
+	checkDelivered(t, snk.Sink, runs)
+	col.stop()
+	assert.NoError(t, col.WaitErr(), "collector exit after SIGTERM")
 }
 
 func TestEndToEndRestartDuringOutage(t *testing.T) {
@@ -160,31 +161,31 @@ func TestEndToEndRestartDuringOutage(t *testing.T) {
 		execRun(t, r, scratch)
 	}
 	time.Sleep(queuedWait)
-	assert.True(t, first.logContains(retryLogLine), "the first collector never tried to export (no %q in its log)", retryLogLine)
+	assert.True(t, first.LogContains(retryLogLine), "the first collector never tried to export (no %q in its log)", retryLogLine)
 
 	// ... the collector is stopped (SIGTERM) and a new one started with the
 	// same config and storage while the backend is still down ...
 	stopStart := time.Now()
-	first.stop(t)
-	t.Logf("first collector stopped in %s: %v", time.Since(stopStart).Round(time.Millisecond), first.waitErr)
-	assert.NoError(t, first.waitErr, "first collector exit after SIGTERM")
+	first.stop()
+	t.Logf("first collector stopped in %s: %v", time.Since(stopStart).Round(time.Millisecond), first.WaitErr())
+	assert.NoError(t, first.WaitErr(), "first collector exit after SIGTERM")
 	second := launchCollector(t, bin, cfgPath)
 
 	// ... and the backend comes back after the outage.
 	time.Sleep(time.Until(outageStart.Add(outageLength)))
-	require.False(t, second.exited(), "second collector exited during the outage: %v", second.waitErr)
-	assert.True(t, second.logContains(retryLogLine),
+	require.False(t, second.Exited(), "second collector exited during the outage: %v", second.WaitErr())
+	assert.True(t, second.LogContains(retryLogLine),
 		"the second collector never tried to export the persisted records (no %q in its log)", retryLogLine)
-	recs, _ := snk.records()
+	recs, _ := snk.Records()
 	require.Empty(t, recs, "the sink received records while it was down")
 	up := time.Now()
 	snk.up(t)
-	waitForMarkers(snk.sink, runs, deliveryTimeout)
+	waitForMarkers(snk.Sink, runs, deliveryTimeout)
 	t.Logf("outage %s; waited %s for delivery after the backend came back", up.Sub(outageStart).Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
 	time.Sleep(settleTime)
 
 	// THEN both detections arrived, from the second collector, exactly once.
-	checkDelivered(t, snk.sink, runs)
-	second.stop(t)
-	assert.NoError(t, second.waitErr, "second collector exit after SIGTERM")
+	checkDelivered(t, snk.Sink, runs)
+	second.stop()
+	assert.NoError(t, second.WaitErr(), "second collector exit after SIGTERM")
 }

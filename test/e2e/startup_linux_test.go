@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmexec/mitmexec/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -112,7 +113,7 @@ func TestEndToEndUnprivilegedStartExits(t *testing.T) {
 	// privilege it lacks.
 	assert.Contains(t, out, privilegeError, "output:\n%s", out)
 	assert.Contains(t, out, "mitmexec", "output:\n%s", out)
-	assert.NotContains(t, out, readyLine, "output:\n%s", out)
+	assert.NotContains(t, out, harness.ReadyLine, "output:\n%s", out)
 }
 
 // debugConfig is a collector config with the given mitmexec receiver section

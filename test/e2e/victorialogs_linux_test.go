@@ -20,10 +20,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mitmexec/mitmexec/internal/testenv"
+	"github.com/mitmexec/mitmexec/test/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -59,10 +60,7 @@ func victoriaLogsBinary(t *testing.T) string {
 	}
 	msg := fmt.Sprintf("victoria-logs not found ($%s, $(go env GOPATH)/bin, $PATH): .ci/run must install it: `%s`",
 		victoriaLogsEnvName, victoriaLogsInstall)
-	if underCI() {
-		t.Fatal("CI=true, cannot skip: " + msg)
-	}
-	t.Skip(msg)
+	testenv.SkipOrFail(t, "%s", msg)
 	return ""
 }
 
@@ -72,35 +70,18 @@ func startVictoriaLogs(t *testing.T, bin string) string {
 	t.Helper()
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	logPath := filepath.Join(dir, "victoria-logs.log")
-	logFile, err := os.Create(logPath)
+	vl, err := harness.StartProcess(harness.ProcessSpec{
+		Name:    "victoria-logs",
+		Bin:     bin,
+		Args:    []string{"-storageDataPath=" + filepath.Join(dir, "data"), "-httpListenAddr=" + addr},
+		Dir:     dir,
+		LogPath: filepath.Join(dir, "victoria-logs.log"),
+	})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = logFile.Close() })
-	cmd := exec.Command(bin, "-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr="+addr)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Dir = dir
-	require.NoError(t, cmd.Start(), "starting %s", bin)
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(stopGrace):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		}
+		vl.Stop(stopGrace)
 		if t.Failed() {
-			t.Logf("victoria-logs log tail (%s):\n%s", logPath, tail(logPath, logTailLines))
+			t.Logf("victoria-logs log tail (%s):\n%s", vl.LogPath, vl.LogTail())
 		}
 	})
 
@@ -115,13 +96,11 @@ func startVictoriaLogs(t *testing.T, bin string) string {
 				return base
 			}
 		}
-		select {
-		case <-done:
-			t.Fatalf("victoria-logs exited (%v); log tail:\n%s", waitErr, tail(logPath, logTailLines))
-		default:
+		if vl.Exited() {
+			t.Fatalf("victoria-logs exited (%v); log tail:\n%s", vl.WaitErr(), vl.LogTail())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("victoria-logs not healthy after %s; log tail:\n%s", victoriaLogsStart, tail(logPath, logTailLines))
+			t.Fatalf("victoria-logs not healthy after %s; log tail:\n%s", victoriaLogsStart, vl.LogTail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -235,6 +214,6 @@ service:
 	msg, _ := fields["_msg"].(string)
 	assert.True(t, strings.HasPrefix(msg, bodyPrefix), "_msg %q", msg)
 
-	col.stop(t)
-	assert.NoError(t, col.waitErr, "collector exit after SIGTERM")
+	col.stop()
+	assert.NoError(t, col.WaitErr(), "collector exit after SIGTERM")
 }

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package main
+
+// The collector under measurement: otelcol-custom with the receiver,
+// exporting to the benchmark's sink.
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/mitmexec/mitmexec/test/harness"
+)
+
+// startCollector starts a fresh collector, waits until it is ready and has
+// loaded its programs, and opens its counters map.
+//
+// Its config has no batch processor, and the exporter's sending queue does
+// not batch (exporterhelper's queue batching is off by default at v0.165.0),
+// so each detection is sent as soon as a queue consumer picks it up.
+func (b *bench) startCollector() (*tracerProc, error) {
+	dir, err := b.tracerDir("collector")
+	if err != nil {
+		return nil, err
+	}
+	cfgPath, err := harness.WriteConfig(dir, harness.ExportConfig(b.o.receiverCfg, b.sinkURL, true))
+	if err != nil {
+		return nil, err
+	}
+	p, err := harness.StartCollector(harness.CollectorSpec{
+		Bin:          b.o.otelcol,
+		ConfigPath:   cfgPath,
+		LogPath:      filepath.Join(dir, "collector.log"),
+		ReadyTimeout: startTimeout,
+		StopGrace:    stopGrace,
+		SysProcAttr:  dieWithUs(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	tp := b.track("collector", p)
+	if err := tp.findPrograms(5 * time.Second); err != nil {
+		b.stop(tp)
+		return nil, err
+	}
+	tp.counters = findCountersMap(tp.progs)
+	return tp, nil
+}
