@@ -19,7 +19,8 @@ type invocation struct {
 // undecided reports an invocation whose program argv does not show: it
 // may sit in the part the kernel did not capture.
 func (inv invocation) undecided() bool {
-	return inv.script == elided || (inv.script == "" && inv.module == "" && inv.code == "")
+	return inv.script == elided || inv.module == elided || inv.code == elided ||
+		(inv.script == "" && inv.module == "" && inv.code == "")
 }
 
 // parseInterpreterArgs reads argv the way the interpreter itself would, so

@@ -135,6 +135,7 @@ func TestRule(t *testing.T) {
 			"/tmp/proxy-svc": {Code: []elfid.Section{{Name: ".rodata", SHA256: strings.Repeat("2", 64)}}},
 		},
 		cmdlines: map[uint32][]string{
+			78: {"/usr/bin/python3", "-c", "#" + strings.Repeat("p", 6000) + "\nfrom mitmproxy.tools.main import mitmdump; mitmdump()"},
 			77: {"/usr/bin/python3", "-X", strings.Repeat("p", 9000), "-X", strings.Repeat("q", 9000), "/usr/bin/mitmweb", strings.Repeat("a", 9000)},
 		},
 		scripts: map[string]fakeScript{
@@ -234,6 +235,12 @@ func TestRule(t *testing.T) {
 			e.ArgsTail = []string{strings.Repeat("a", 2000)}
 			return e
 		}(), "mitmweb", MatchScript},
+		{"python -c code cut by the capture: read whole from the live process", func() event.Exec {
+			e := withPID(elf("python3.11", "/usr/bin/python3", py, "/usr/bin/python3", "-c", "#"+strings.Repeat("p", 3000)), 78)
+			e.Flags |= event.FlagArgsTruncated | event.FlagArgsElided
+			e.ArgsTail = []string{strings.Repeat("p", 2000)}
+			return e
+		}(), "mitmdump", MatchInterpreterArgs},
 		{"shell script quoting python that imports a tool", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 52}, "sh", "/tmp/notes.sh"), "", ""},
 		{"shebang shell script quoting python", func() event.Exec {
 			e := elf("dash", "/tmp/notes.sh", event.FileID{Dev: 1, Ino: 52}, "/bin/sh", "/tmp/notes.sh")
