@@ -318,30 +318,31 @@ func (r *mitmexecReceiver) judge(urgentOnly bool) {
 		normal = nil
 	}
 	for urgent != nil || normal != nil {
-		select {
-		case j, ok := <-urgent:
-			if !ok {
-				urgent = nil
-				continue
-			}
+		j, fromUrgent, ok := take(urgent, normal)
+		switch {
+		case ok:
 			r.judgeOne(j)
-			continue
+		case fromUrgent:
+			urgent = nil // closed: the reader stopped
 		default:
+			normal = nil
 		}
-		select {
-		case j, ok := <-urgent:
-			if !ok {
-				urgent = nil
-				continue
-			}
-			r.judgeOne(j)
-		case j, ok := <-normal:
-			if !ok {
-				normal = nil
-				continue
-			}
-			r.judgeOne(j)
-		}
+	}
+}
+
+// take returns the next job, an urgent one whenever one waits; ok is false
+// when the queue it came from is closed. A nil queue is never read.
+func take(urgent, normal <-chan judgeJob) (j judgeJob, fromUrgent, ok bool) {
+	select {
+	case j, ok = <-urgent:
+		return j, true, ok
+	default:
+	}
+	select {
+	case j, ok = <-urgent:
+		return j, true, ok
+	case j, ok = <-normal:
+		return j, false, ok
 	}
 }
 
