@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// The labels the kubelet puts on every container it asks the runtime to
+// create; they are how the runtime knows the pod at all.
+const (
+	LabelPodName       = "io.kubernetes.pod.name"
+	LabelPodNamespace  = "io.kubernetes.pod.namespace"
+	LabelPodUID        = "io.kubernetes.pod.uid"
+	LabelContainerName = "io.kubernetes.container.name"
+)
+
+// DefaultSockets are the CRI sockets of containerd and CRI-O, in the order
+// they are tried when no socket is named.
+var DefaultSockets = []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"}
+
+// Pod is what a container's runtime labels say about its pod.
+type Pod struct {
+	UID, Name, Namespace, Container string
+}
+
+const (
+	// DefaultTimeout bounds one CRI call. The runtime answers a status
+	// query from memory in milliseconds; a runtime that takes longer is
+	// stuck, and a detection must not wait on it.
+	DefaultTimeout = 250 * time.Millisecond
+	// failureTTL is how long a failed lookup is not retried, so that a
+	// dead socket costs one timeout per container per interval, not one
+	// per detection.
+	failureTTL = 30 * time.Second
+	// maxEntries bounds the cache: a node runs at most a few hundred
+	// containers, but a churn of short-lived ones must not grow it forever.
+	maxEntries = 4096
+)
+
+type entry struct {
+	pod     Pod
+	ok      bool
+	expires time.Time // zero for an answer, which does not change
+}
+
+// Resolver asks the container runtime for a container's pod labels and
+// caches the answer per container: labels are fixed at creation.
+type Resolver struct {
+	client  runtimeapi.RuntimeServiceClient
+	conn    *grpc.ClientConn
+	timeout time.Duration
+	now     func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]entry
+}
+
+// FindSocket returns the first of candidates that exists as a socket, or "".
+func FindSocket(candidates []string) string {
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return c
+		}
+	}
+	return ""
+}
+
+// NewResolver returns a resolver talking to the CRI runtime service on the
+// unix socket at socket. No connection is made until the first lookup;
+// timeout <= 0 means DefaultTimeout.
+func NewResolver(socket string, timeout time.Duration) (*Resolver, error) {
+	if socket == "" {
+		return nil, errors.New("cri socket: empty path")
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("cri socket %q: %w", socket, err)
+	}
+	return &Resolver{
+		client: runtimeapi.NewRuntimeServiceClient(conn), conn: conn,
+		timeout: timeout, now: time.Now, cache: make(map[string]entry),
+	}, nil
+}
+
+// Close releases the connection.
+func (r *Resolver) Close() error {
+	if r == nil {
+		return nil
+	}
+	return r.conn.Close()
+}
+
+// Lookup returns the pod of the container with id containerID. It returns
+// false when the runtime does not know the container, does not answer
+// within the timeout, or the container was not made by the kubelet.
+func (r *Resolver) Lookup(ctx context.Context, containerID string) (Pod, bool) {
+	if r == nil || containerID == "" {
+		return Pod{}, false
+	}
+	now := r.now()
+	r.mu.Lock()
+	e, hit := r.cache[containerID]
+	r.mu.Unlock()
+	if hit && (e.expires.IsZero() || now.Before(e.expires)) {
+		return e.pod, e.ok
+	}
+
+	pod, err := r.query(ctx, containerID)
+	e = entry{pod: pod, ok: err == nil}
+	if err != nil {
+		e.expires = now.Add(failureTTL)
+	}
+	r.mu.Lock()
+	if len(r.cache) >= maxEntries {
+		// Dropping everything is crude but bounded; the containers that
+		// still run are asked again once.
+		clear(r.cache)
+	}
+	r.cache[containerID] = e
+	r.mu.Unlock()
+	return e.pod, e.ok
+}
+
+func (r *Resolver) query(ctx context.Context, containerID string) (Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	resp, err := r.client.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: containerID})
+	if err != nil {
+		return Pod{}, err
+	}
+	labels := resp.GetStatus().GetLabels()
+	pod := Pod{
+		UID:       labels[LabelPodUID],
+		Name:      labels[LabelPodName],
+		Namespace: labels[LabelPodNamespace],
+		Container: labels[LabelContainerName],
+	}
+	if pod.Name == "" && pod.Namespace == "" {
+		return Pod{}, fmt.Errorf("container %q: no label %s", containerID, LabelPodName)
+	}
+	return pod, nil
+}
