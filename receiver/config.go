@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 )
@@ -190,12 +191,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.action: %q is not one of %s, %s", field, t.Action, actionAlert, actionKill))
 		}
 		for j, h := range t.SHA256 {
-			if !isSHA256(h) {
+			if !detect.IsSHA256(h) {
 				errs = append(errs, fmt.Errorf("%s.sha256[%d]: %q is not 64 hex digits", field, j, h))
 			}
 		}
 		for j, h := range t.SectionSHA256 {
-			if !isSHA256(h) {
+			if !detect.IsSHA256(h) {
 				errs = append(errs, fmt.Errorf("%s.section_sha256[%d]: %q is not 64 hex digits", field, j, h))
 			}
 		}
@@ -208,7 +209,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.libraries: need strings beside them, libraries alone are shared by other programs", field))
 		}
 		for j, n := range append(append([]string{}, t.Executables...), t.Scripts...) {
-			if n == "" || strings.ContainsRune(n, '/') {
+			if !detect.IsBaseName(n) {
 				errs = append(errs, fmt.Errorf("%s: file name %d %q must be a base name, not a path", field, j, n))
 			}
 		}
@@ -230,20 +231,8 @@ func (a AllowConfig) validate(field string) []error {
 	if a.CgroupPrefix != "" && !strings.HasPrefix(a.CgroupPrefix, "/") {
 		errs = append(errs, fmt.Errorf("%s.cgroup_prefix: %q must start with /", field, a.CgroupPrefix))
 	}
-	if a.SHA256 != "" && !isSHA256(a.SHA256) {
+	if a.SHA256 != "" && !detect.IsSHA256(a.SHA256) {
 		errs = append(errs, fmt.Errorf("%s.sha256: %q is not 64 hex digits", field, a.SHA256))
 	}
 	return errs
-}
-
-func isSHA256(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for _, r := range strings.ToLower(h) {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -200,7 +200,7 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 		tp := &t
 		c.tools = append(c.tools, tp)
 		for _, n := range append(append([]string{}, t.Executables...), t.Scripts...) {
-			if n == "" || strings.ContainsRune(n, '/') {
+			if !IsBaseName(n) {
 				return nil, fmt.Errorf("tool %q: file name %q must be a base name", t.Name, n)
 			}
 			if other, ok := c.byName[n]; ok && other != tp {
@@ -219,14 +219,14 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 		}
 		for _, h := range t.SHA256 {
 			h = strings.ToLower(h)
-			if !isSHA256(h) {
+			if !IsSHA256(h) {
 				return nil, fmt.Errorf("tool %q: sha256 %q is not 64 hex digits", t.Name, h)
 			}
 			c.bySHA256[h] = tp
 		}
 		for _, h := range t.SectionSHA256 {
 			h = strings.ToLower(h)
-			if !isSHA256(h) {
+			if !IsSHA256(h) {
 				return nil, fmt.Errorf("tool %q: section_sha256 %q is not 64 hex digits", t.Name, h)
 			}
 			c.bySect[h] = tp
@@ -250,16 +250,24 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 	return c, nil
 }
 
-func isSHA256(h string) bool {
+// IsSHA256 reports whether h is a SHA-256 digest in hex, either case: the
+// catalog and the receiver's configuration accept the same spellings.
+func IsSHA256(h string) bool {
 	if len(h) != 64 {
 		return false
 	}
-	for _, r := range h {
+	for _, r := range strings.ToLower(h) {
 		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
 			return false
 		}
 	}
 	return true
+}
+
+// IsBaseName reports whether a tool's file name is a base name: the kernel
+// and the catalog match the loaded file's dentry name, never a path.
+func IsBaseName(name string) bool {
+	return name != "" && !strings.ContainsRune(name, '/')
 }
 
 // Tools returns the tools in ID order.
