@@ -26,7 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define COMM_LEN 16
 #define NAME_LEN 64        /* dentry name of the loaded file */
-#define KEY_NAME_LEN 32    /* names map key; keep in sync with detect.KernelNameLen */
+#define KEY_NAME_LEN 32    /* names map key; Tracer.PutName takes its bound from the generated struct */
 #define STR_LEN 256        /* bprm->filename, bprm->interp */
 #define PATH_BUF_LEN 768   /* reversed path components, see read_path */
 #define PATH_OFF_MASK 511  /* write offsets stay below 512, reads add at most 255 */
@@ -81,7 +81,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * most once per WAKEUP_GAP_NS, or when WAKEUP_BYTES are waiting. The reader
  * looks again shortly after each batch for records that came in the gap. */
 #define WAKEUP_BYTES (256 * 1024)
-#define WAKEUP_GAP_NS (5 * 1000 * 1000)
+#define WAKEUP_GAP_NS (5 * 1000 * 1000) /* keep below stragglerWait in internal/tracer */
 
 struct file_key {
 	__u64 ino;
@@ -113,7 +113,7 @@ struct config {
 	__u32 submit_all; /* debug: every exec goes up */
 };
 
-/* ancestor flags, keep in sync with event.AncestorFromForkTable */
+/* ancestor flags, keep in sync with event.ancestorFromForkTable */
 #define ANCESTOR_FROM_FORK_TABLE 1
 
 struct ancestor {
@@ -187,106 +187,6 @@ const struct fingerprint_key *unused_fingerprint_key __attribute__((unused));
 const struct config *unused_config __attribute__((unused));
 const struct fork_parent *unused_fork_parent __attribute__((unused));
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
-} events SEC(".maps");
-
-/* LRU: a host that runs millions of distinct binaries evicts old verdicts,
- * which only means those files are judged again in user space. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct file_key);
-	__type(value, struct verdict);
-} verdicts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct name_key);
-	__type(value, struct verdict);
-} names SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct fingerprint_key);
-	__type(value, struct verdict);
-} fingerprints SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct config);
-} config_map SEC(".maps");
-
-/* Processes block mode must never kill: the collector and its ancestors
- * (pid 1 is refused outright). Filled by user space at start. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, __u8);
-} protected SEC(".maps");
-
-/* The process table: child tgid -> parent, written on fork only. An array
- * slot per pid modulo FORK_SLOTS: a fork costs one plain store, no hash and
- * no lock; a slot names its owner, so a pid that reuses or shares it is never
- * taken for another. Nothing is deleted on exit. */
-#define FORK_SLOTS 65536
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, FORK_SLOTS);
-	__type(key, __u32);
-	__type(value, struct fork_parent);
-} forks SEC(".maps");
-
-static __always_inline struct fork_parent *fork_parent_of(__u32 tgid)
-{
-	__u32 slot = tgid & (FORK_SLOTS - 1);
-	struct fork_parent *f = bpf_map_lookup_elem(&forks, &slot);
-	if (f && f->child == tgid)
-		return f;
-	return NULL;
-}
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, COUNTER_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} last_wakeup SEC(".maps");
-
-/* Scratch for the fingerprint key: 136 bytes do not belong on the 512-byte stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct fingerprint_key);
-} fingerprint_scratch SEC(".maps");
-
-#define ENV_SCAN_LEN 4096
-struct env_buf {
-	char b[ENV_SCAN_LEN];
-};
-
-/* Scratch for the loader's environment, read only for loader execs. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct env_buf);
-} env_scratch SEC(".maps");
-
 /* e_shoff, e_shnum and e_shstrndx only say where the section headers are,
  * which the loader never reads: appending bytes or adding a section with
  * objcopy changes these and nothing else in the first 256 bytes. */
@@ -303,352 +203,149 @@ static __always_inline void mask_elf_head(__u8 *h)
 	}
 }
 
-#define FUSE_SUPER_MAGIC 0x65735546
+/* The parts of the program by concern. One translation unit: the headers
+ * use the types and constants above and each other's functions, in this
+ * order. */
+#include "maps.h"
+#include "file.h"
+#include "path.h"
+#include "ancestry.h"
+#include "record.h"
+#include "args.h"
 
-static __always_inline void count(__u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-	if (c)
-		*c += 1;
-}
-
-/* The inode's change time is part of the identity: rename, link, chmod and
- * any write change it, so a cached verdict never outlives the file it judged.
- * Kernels >= 6.11 split it into i_ctime_sec/i_ctime_nsec, 6.6-6.10 call it
- * __i_ctime, older ones i_ctime. */
-struct inode___v66 {
-	struct timespec64 __i_ctime;
-} __attribute__((preserve_access_index));
-
-struct inode___old {
-	struct timespec64 i_ctime;
-} __attribute__((preserve_access_index));
-
-static __always_inline __u64 inode_ctime_ns(struct inode *inode)
-{
-	if (bpf_core_field_exists(inode->i_ctime_sec)) {
-		__s64 sec = BPF_CORE_READ(inode, i_ctime_sec);
-		__u32 nsec = BPF_CORE_READ(inode, i_ctime_nsec);
-		return (__u64)sec * 1000000000ULL + nsec;
-	}
-	struct inode___v66 *i66 = (void *)inode;
-	if (bpf_core_field_exists(i66->__i_ctime)) {
-		struct timespec64 ts = BPF_CORE_READ(i66, __i_ctime);
-		return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	}
-	struct inode___old *iold = (void *)inode;
-	struct timespec64 ts = BPF_CORE_READ(iold, i_ctime);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/* Writes the path of (dentry, vfsmount) into buf as NUL-separated components,
- * leaf first ("ettercap\0bin\0usr\0"); user space reverses them. Walking up is
- * the only order the kernel offers, and forward-only writes keep the verifier
- * simple. bpf_d_path is not allowed in tp_btf/sched_process_exec. The path is
- * relative to the host's root (mounts are crossed through struct mount), so
- * a containerised process's path reads as the host sees it. */
-/* A buffer of known size, so that the global functions below may write it. */
-struct path_buf {
-	char b[PATH_BUF_LEN];
+/* What the exec hook decided about one exec before any record exists. */
+struct exec_decision {
+	__u32 reasons;
+	__u32 flags;
+	__u16 tool_id;
+	__u8 action;
 };
 
-/* Global (not static): the verifier checks it once, not once per caller
- * and path through the caller. Kernel pointers come as integers because
- * they are only ever read through BPF_CORE_READ. */
-__noinline int read_path(__u64 dentry_addr, __u64 vfsmnt_addr, struct path_buf *pb, __u16 *out_len)
+/* The cached verdict for the file's identity, or NULL when there is none or
+ * none can be trusted. A FUSE server chooses its files' inode numbers and
+ * times and may serve other bytes to the next reader: a benign verdict
+ * cached for one of its files proves nothing about the next exec of it. */
+static __always_inline struct verdict *cached_verdict(struct inode *inode, struct file_key *key, int *untrusted)
 {
-	if (!pb || !out_len)
-		return 1;
-	struct dentry *dentry = (void *)dentry_addr;
-	struct vfsmount *vfsmnt = (void *)vfsmnt_addr;
-	char *buf = pb->b;
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	__u32 off = 0;
-	int truncated = 1;
-
-	for (int i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		if (dentry == mnt_root) {
-			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-			if (mnt_parent == mnt) {
-				truncated = 0;
-				break;
-			}
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mnt_parent;
-			vfsmnt = &mnt->mnt;
-			continue;
-		}
-		if (dentry == parent) {
-			/* a root that is no mount root: memfd, pipes, anon inodes */
-			const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-			if (off > PATH_OFF_MASK)
-				break;
-			long n = bpf_probe_read_kernel_str(&buf[off & PATH_OFF_MASK], 255, name);
-			if (n > 0)
-				off += n;
-			truncated = 0;
-			break;
-		}
-		if (off > PATH_OFF_MASK)
-			break;
-		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-		long n = bpf_probe_read_kernel_str(&buf[off & PATH_OFF_MASK], 255, name);
-		if (n <= 0)
-			break;
-		off += n;
-		dentry = parent;
-	}
-	*out_len = off > PATH_BUF_LEN ? PATH_BUF_LEN : off;
-	return truncated;
+	struct verdict *v = bpf_map_lookup_elem(&verdicts, key);
+	*untrusted = 0;
+	if (!v || v->kind == VERDICT_BENIGN)
+		*untrusted = BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
+	if (*untrusted)
+		return NULL;
+	return v;
 }
 
-/* kernfs renamed parent to __parent in 6.15 */
-struct kernfs_node___old {
-	struct kernfs_node *parent;
-} __attribute__((preserve_access_index));
-
-static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
+/* Applies a cached verdict. Returns 1 when the exec is decided in the
+ * kernel and nothing goes up: a shell or a loader that runs nothing new. */
+static __always_inline int judge_cached(struct verdict *v, struct task_struct *task, struct exec_decision *d,
+					const int use_loop)
 {
-	if (bpf_core_field_exists(kn->__parent))
-		return BPF_CORE_READ(kn, __parent);
-	struct kernfs_node___old *old = (void *)kn;
-	return BPF_CORE_READ(old, parent);
+	if (v->kind == VERDICT_TOOL) {
+		d->reasons |= REASON_VERDICT_TOOL;
+		d->tool_id = v->tool_id;
+		d->action = v->action;
+	} else if (v->kind == VERDICT_INTERPRETER) {
+		d->reasons |= REASON_INTERPRETER;
+	} else if (v->kind == VERDICT_SHELL) {
+		if (shell_runs_nothing_new(task))
+			return 1;
+		d->reasons |= REASON_INTERPRETER;
+	} else if (v->kind == VERDICT_LOADER) {
+		if (loader_only_lists(task, use_loop))
+			return 1;
+		d->reasons |= REASON_INTERPRETER;
+	}
+	return 0;
 }
 
-/* The cgroup v2 path, leaf first like read_path. The leaf carries the
- * container id in every runtime's layout (docker-<id>.scope, cri-containerd-<id>,
- * crio-<id>, libpod-<id>). */
-__noinline int read_cgroup(__u64 kn_addr, struct path_buf *pb, __u16 *out_len)
+/* First sight of this identity: the file's name, then its content
+ * fingerprint, may still name a known tool. */
+static __always_inline void judge_first_sight(struct file *file, struct linux_binprm *bprm, struct exec_decision *d)
 {
-	if (!pb || !out_len)
-		return 1;
-	char *buf = pb->b;
-	struct kernfs_node *kn = (void *)kn_addr;
-	__u32 off = 0;
-	int truncated = 1;
-
-	for (int i = 0; i < CGROUP_DEPTH; i++) {
-		if (!kn)
-			break;
-		struct kernfs_node *parent = kernfs_parent(kn);
-		if (!parent) { /* the root's name is "/" and says nothing */
-			truncated = 0;
-			break;
+	__u32 zero = 0;
+	d->reasons |= REASON_UNKNOWN;
+	struct name_key nk = {};
+	const unsigned char *dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+	__u32 dlen = BPF_CORE_READ(file, f_path.dentry, d_name.len);
+	if (dlen < KEY_NAME_LEN) {
+		bpf_probe_read_kernel_str(&nk.name, sizeof(nk.name), dname);
+		struct verdict *nv = bpf_map_lookup_elem(&names, &nk);
+		if (nv) {
+			d->reasons |= REASON_NAME;
+			d->tool_id = nv->tool_id;
+			d->action = nv->action;
 		}
-		if (off > PATH_OFF_MASK)
-			break;
-		const char *name = BPF_CORE_READ(kn, name);
-		long n = bpf_probe_read_kernel_str(&buf[off & PATH_OFF_MASK], 255, name);
-		if (n <= 0)
-			break;
-		off += n;
-		kn = parent;
 	}
-	if (off == 0 && !truncated) {
-		/* the root cgroup: say so, an empty path would read as unknown */
-		buf[0] = '/';
-		buf[1] = 0;
-		off = 2;
+	if (d->tool_id)
+		return;
+	struct fingerprint_key *fk = bpf_map_lookup_elem(&fingerprint_scratch, &zero);
+	if (!fk)
+		return;
+	bpf_probe_read_kernel(&fk->head, sizeof(fk->head), &bprm->buf);
+	mask_elf_head(fk->head);
+	struct verdict *fv = bpf_map_lookup_elem(&fingerprints, fk);
+	if (fv) {
+		d->reasons |= REASON_FINGERPRINT;
+		d->tool_id = fv->tool_id;
+		d->action = fv->action;
 	}
-	*out_len = off > PATH_BUF_LEN ? PATH_BUF_LEN : off;
-	return truncated;
 }
 
-/* Ancestry, nearest first. The live real_parent chain is right while every
- * ancestor lives; a parent that exited before the exec was replaced by a
- * reaper there, so where the fork table disagrees with the live chain the
- * table wins and is followed from then on. */
-static __always_inline void read_ancestors(struct exec_event *e, struct task_struct *task, __u32 tgid)
+/* Killing from here stops the program before its first own instruction:
+ * the new image is mapped but userspace has not been entered yet. pid 1,
+ * the collector and the processes it protects are never killed. */
+static __always_inline void kill_if_told(struct exec_decision *d, struct config *cfg)
 {
-	struct task_struct *t = BPF_CORE_READ(task, real_parent);
-	struct fork_parent *f = fork_parent_of(tgid);
-	int diverged = 0;
-	__u8 n = 0;
-	for (int i = 0; i < ANCESTORS; i++) {
-		__u32 live = t ? BPF_CORE_READ(t, tgid) : 0;
-		if (!diverged && live && (!f || f->ppid == live)) {
-			e->ancestors[i].tgid = live;
-			e->ancestors[i].flags = 0;
-			e->ancestors[i].start_boottime_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-			BPF_CORE_READ_STR_INTO(&e->ancestors[i].comm, t, group_leader, comm);
-			f = fork_parent_of(live);
-			t = BPF_CORE_READ(t, real_parent);
-		} else if (f && f->ppid) {
-			__u32 ppid = f->ppid;
-			diverged = 1;
-			e->ancestors[i].tgid = ppid;
-			e->ancestors[i].flags = ANCESTOR_FROM_FORK_TABLE;
-			e->ancestors[i].start_boottime_ns = f->start_boottime_ns;
-			__builtin_memcpy(&e->ancestors[i].comm, f->comm, COMM_LEN);
-			f = fork_parent_of(ppid);
-		} else {
-			break;
-		}
-		n++;
-		if (e->ancestors[i].tgid <= 1)
-			break;
+	if (!d->tool_id || d->action != ACTION_KILL)
+		return;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid <= 1 || (cfg && tgid == cfg->self_tgid) || bpf_map_lookup_elem(&protected, &tgid))
+		return;
+	if (bpf_send_signal(9) == 0) {
+		d->flags |= FLAG_KILLED;
+		count(COUNTER_KILLS);
+	} else {
+		d->flags |= FLAG_KILL_FAILED;
 	}
-	e->ancestors_n = n;
 }
 
-/* Fills what every record says: the process (ids, namespaces, creds, tty,
- * cwd, cgroup, ancestry), the file the exec names (identity, path, first
- * bytes) and the path as passed. Returns the flags it learned. */
-static __always_inline __u32 fill_record(struct exec_event *e, struct task_struct *task, struct linux_binprm *bprm,
-					 struct file *file, struct file_key *key)
+/* What only an exec that happened can say: the interpreter binfmt chose and
+ * the new program's argv. Returns the flags it learned. */
+static __always_inline __u32 fill_exec(struct exec_event *e, struct task_struct *task, struct linux_binprm *bprm)
 {
 	__u32 flags = 0;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	e->ktime_boot_ns = bpf_ktime_get_boot_ns();
-	e->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->ino = key->ino;
-	e->ctime_ns = key->ctime_ns;
-	e->dev = key->dev;
-	e->size = BPF_CORE_READ(inode, i_size);
-	e->nlink = BPF_CORE_READ(inode, __i_nlink);
-	e->tgid = id >> 32;
-	e->tid = (__u32)id;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-
-	struct pid *tpid = BPF_CORE_READ(task, thread_pid);
-	unsigned int level = BPF_CORE_READ(tpid, level);
-	e->vpid = BPF_CORE_READ(tpid, numbers[level].nr);
-	e->pidns = BPF_CORE_READ(tpid, numbers[level].ns, ns.inum);
-	e->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-
-	__u64 ugid = bpf_get_current_uid_gid();
-	e->uid = (__u32)ugid;
-	e->gid = ugid >> 32;
-	e->euid = BPF_CORE_READ(task, cred, euid.val);
-	e->egid = BPF_CORE_READ(task, cred, egid.val);
-	e->loginuid = BPF_CORE_READ(task, loginuid.val);
-	if (BPF_CORE_READ(task, signal, tty))
-		flags |= FLAG_INTERACTIVE;
-
-	long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
-	e->filename_len = n > 0 ? n : 0;
-	e->interp_len = 0;
-	n = bpf_probe_read_kernel_str(&e->name, sizeof(e->name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
-	e->name_len = n > 0 ? n : 0;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	bpf_probe_read_kernel(&e->head, sizeof(e->head), &bprm->buf);
-	mask_elf_head(e->head);
-
-	struct path fpath = BPF_CORE_READ(file, f_path);
-	if (read_path((__u64)fpath.dentry, (__u64)fpath.mnt, (struct path_buf *)e->exe_path, &e->exe_path_len))
-		flags |= FLAG_EXE_PATH_TRUNCATED;
-	struct path pwd = BPF_CORE_READ(task, fs, pwd);
-	if (read_path((__u64)pwd.dentry, (__u64)pwd.mnt, (struct path_buf *)e->cwd, &e->cwd_len))
-		flags |= FLAG_CWD_TRUNCATED;
-	if (read_cgroup((__u64)BPF_CORE_READ(task, cgroups, dfl_cgrp, kn), (struct path_buf *)e->cgroup, &e->cgroup_len))
-		flags |= FLAG_CGROUP_TRUNCATED;
-	read_ancestors(e, task, e->tgid);
-	if (e->ancestors_n > 0)
-		e->ppid = e->ancestors[0].tgid; /* the fork table's, when the parent exited */
-	e->args_len = 0;
-	e->args_total = 0;
-	e->args_head_len = 0;
-	return flags;
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	/* alloc_bprm points interp at filename; binfmt_script and binfmt_misc
+	 * replace it, so a different pointer means a script or a misc binary. */
+	if (filename != interp)
+		flags |= FLAG_SCRIPT;
+	long n = bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), interp);
+	e->interp_len = n > 0 ? n : 0;
+	return flags | read_args(e, task);
 }
 
-/* A shell run as `sh -c CMD`, or with no argument at all, runs nothing a
- * tool could hide in: the programs CMD starts are exec'd and judged on
- * their own. Those are most shell execs (system(), popen(), login shells),
- * so they stay in the kernel. Only the first 64 bytes of argv are read. */
-static __always_inline int shell_runs_nothing_new(struct task_struct *task)
-{
-	char a[64] = {};
-	__u64 start = BPF_CORE_READ(task, mm, arg_start);
-	__u64 end = BPF_CORE_READ(task, mm, arg_end);
-	if (end <= start)
-		return 1;
-	/* argv sits at the very top of the new stack: reading past arg_end
-	 * can run off the mapping when the environment is small. */
-	__u32 n = end - start > sizeof(a) ? sizeof(a) : end - start;
-	if (bpf_probe_read_user(a, n, (void *)start) < 0)
-		return 0;
-	int i;
-	for (i = 0; i < 48; i++)
-		if (a[i] == 0)
-			break;
-	if (i >= 48)
-		return 0; /* a long argv[0]: let user space read it all */
-	if ((__u64)(i + 1) >= end - start)
-		return 1; /* no argv[1] */
-	if (a[(i + 1) & 63] != '-' || a[(i + 2) & 63] == '-')
-		return 0; /* a script, or a long option */
-	for (int j = 2; j < 14; j++) {
-		char ch = a[(i + j) & 63];
-		if (ch == 0)
-			break;
-		if (ch == 'c')
-			return 1;
-	}
-	return 0;
-}
-
-/* ldd runs `ld.so PROGRAM` with LD_TRACE_LOADED_OBJECTS=1 in the
- * environment: the loader then lists PROGRAM's libraries and exits without
- * running it. Those execs stay in the kernel; any other loader exec goes up,
- * where its argv names the program it runs. The first 4 KiB of the
- * environment are searched with bpf_loop, which the verifier checks once
- * instead of once per byte. */
-struct env_scan {
-	__u32 n;
-	__u32 matched; /* bytes of the name matched at the start of this string */
-	int at_start;
-	int found;
-};
-
-static long env_scan_step(__u32 i, void *ctx)
-{
-	static const char want[] = "LD_TRACE_LOADED_OBJECTS=";
-	struct env_scan *st = ctx;
-	__u32 zero = 0;
-	if (i >= st->n)
-		return 1;
-	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
-	if (!env)
-		return 1;
-	char c = env->b[i & (ENV_SCAN_LEN - 1)];
-	if (st->matched == sizeof(want) - 1) {
-		/* the value: anything but empty or "0" traces */
-		st->found = c != 0 && c != '0';
-		return 1;
-	}
-	if ((st->at_start || st->matched > 0) && st->matched < sizeof(want) - 1 && c == want[st->matched & 31]) {
-		st->matched++;
-		st->at_start = 0;
-		return 0;
-	}
-	st->matched = 0;
-	st->at_start = c == 0;
-	return 0;
-}
-
-static __always_inline int loader_only_lists(struct task_struct *task)
+/* A known tool wakes the reader at once. Anything else wakes it at most
+ * once per WAKEUP_GAP_NS or when a backlog builds up: the wakeup is most of
+ * a record's cost (docs/benchmarks.md), so a burst shares one. */
+static __always_inline __u64 wakeup_flags(__u16 tool_id)
 {
 	__u32 zero = 0;
-	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
-	if (!env)
-		return 0;
-	__u64 start = BPF_CORE_READ(task, mm, env_start);
-	__u64 end = BPF_CORE_READ(task, mm, env_end);
-	if (end <= start)
-		return 0;
-	__u32 n = end - start > ENV_SCAN_LEN ? ENV_SCAN_LEN : end - start;
-	if (bpf_probe_read_user(env->b, n, (void *)start) < 0)
-		return 0;
-	struct env_scan st = {.n = n, .at_start = 1};
-	bpf_loop(ENV_SCAN_LEN, env_scan_step, &st, 0);
-	return st.found;
+	__u64 wake = BPF_RB_NO_WAKEUP;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
+	if (tool_id || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ||
+	    (last && now - *last > WAKEUP_GAP_NS))
+		wake = BPF_RB_FORCE_WAKEUP;
+	if (wake == BPF_RB_FORCE_WAKEUP && last)
+		*last = now; /* racy across CPUs on purpose: a spare wakeup is harmless */
+	return wake;
 }
 
-static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm)
+/* use_loop is a constant in each program: the bpf_loop scan of the loader's
+ * environment, or the bounded one for kernels before 5.17. */
+static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm, const int use_loop)
 {
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
@@ -661,85 +358,24 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	key.ctime_ns = inode_ctime_ns(inode);
 
-	__u32 reasons = 0;
-	__u16 tool_id = 0;
-	__u8 action = ACTION_ALERT;
-
-	struct verdict *v = bpf_map_lookup_elem(&verdicts, &key);
-	/* A FUSE server chooses its files' inode numbers and times and may
-	 * serve other bytes to the next reader: a benign verdict cached for one
-	 * of its files proves nothing about the next exec of it. */
-	int untrusted = 0;
-	if (!v || v->kind == VERDICT_BENIGN)
-		untrusted = BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
-	if (untrusted)
-		v = NULL;
+	struct exec_decision d = {.action = ACTION_ALERT};
+	int untrusted;
+	struct verdict *v = cached_verdict(inode, &key, &untrusted);
 	if (v) {
-		if (v->kind == VERDICT_TOOL) {
-			reasons |= REASON_VERDICT_TOOL;
-			tool_id = v->tool_id;
-			action = v->action;
-		} else if (v->kind == VERDICT_INTERPRETER) {
-			reasons |= REASON_INTERPRETER;
-		} else if (v->kind == VERDICT_SHELL) {
-			if (shell_runs_nothing_new(task))
-				return 0;
-			reasons |= REASON_INTERPRETER;
-		} else if (v->kind == VERDICT_LOADER) {
-			if (loader_only_lists(task))
-				return 0;
-			reasons |= REASON_INTERPRETER;
-		}
+		if (judge_cached(v, task, &d, use_loop))
+			return 0;
 	} else {
-		/* First sight of this identity: name, then content fingerprint. */
-		reasons |= REASON_UNKNOWN;
-		struct name_key nk = {};
-		const unsigned char *dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
-		__u32 dlen = BPF_CORE_READ(file, f_path.dentry, d_name.len);
-		if (dlen < KEY_NAME_LEN) {
-			bpf_probe_read_kernel_str(&nk.name, sizeof(nk.name), dname);
-			struct verdict *nv = bpf_map_lookup_elem(&names, &nk);
-			if (nv) {
-				reasons |= REASON_NAME;
-				tool_id = nv->tool_id;
-				action = nv->action;
-			}
-		}
-		if (!tool_id) {
-			struct fingerprint_key *fk = bpf_map_lookup_elem(&fingerprint_scratch, &zero);
-			if (fk) {
-				bpf_probe_read_kernel(&fk->head, sizeof(fk->head), &bprm->buf);
-				mask_elf_head(fk->head);
-				struct verdict *fv = bpf_map_lookup_elem(&fingerprints, fk);
-				if (fv) {
-					reasons |= REASON_FINGERPRINT;
-					tool_id = fv->tool_id;
-					action = fv->action;
-				}
-			}
-		}
+		judge_first_sight(file, bprm, &d);
 	}
 
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (cfg && cfg->submit_all)
-		reasons |= REASON_SUBMIT_ALL;
-	if (v && v->kind == VERDICT_BENIGN && !(reasons & REASON_SUBMIT_ALL))
+		d.reasons |= REASON_SUBMIT_ALL;
+	if (v && v->kind == VERDICT_BENIGN && !(d.reasons & REASON_SUBMIT_ALL))
 		return 0;
 
-	__u32 flags = untrusted ? FLAG_UNTRUSTED_FS : 0;
-	/* Killing from here stops the program before its first own instruction:
-	 * the new image is mapped but userspace has not been entered yet. */
-	if (tool_id && action == ACTION_KILL) {
-		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-		if (tgid > 1 && (!cfg || tgid != cfg->self_tgid) && !bpf_map_lookup_elem(&protected, &tgid)) {
-			if (bpf_send_signal(9) == 0) {
-				flags |= FLAG_KILLED;
-				count(COUNTER_KILLS);
-			} else {
-				flags |= FLAG_KILL_FAILED;
-			}
-		}
-	}
+	d.flags = untrusted ? FLAG_UNTRUSTED_FS : 0;
+	kill_if_told(&d, cfg);
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -748,56 +384,12 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	}
 	count(COUNTER_SUBMITTED);
 
-	flags |= fill_record(e, task, bprm, file, &key);
-	const char *filename = BPF_CORE_READ(bprm, filename);
-	const char *interp = BPF_CORE_READ(bprm, interp);
-	/* alloc_bprm points interp at filename; binfmt_script and binfmt_misc
-	 * replace it, so a different pointer means a script or a misc binary. */
-	if (filename != interp)
-		flags |= FLAG_SCRIPT;
-	long n = bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), interp);
-	e->interp_len = n > 0 ? n : 0;
-
-	/* argv lives in the new mm, just copied there by the exec; it is present. */
-	__u64 arg_start = BPF_CORE_READ(task, mm, arg_start);
-	__u64 arg_end = BPF_CORE_READ(task, mm, arg_end);
-	__u64 total = arg_end > arg_start ? arg_end - arg_start : 0;
-	e->args_total = total > 0xffffffff ? 0xffffffff : total;
-	e->args_len = 0;
-	e->args_head_len = 0;
-	if (total > ARGS_LEN - 1) {
-		/* Interpreter and loader options come first and the program they
-		 * run after them, so padding an option past the capture would hide
-		 * the program: keep argv's start and its end. */
-		flags |= FLAG_ARGS_TRUNCATED | FLAG_ARGS_ELIDED;
-		if (bpf_probe_read_user(&e->args, ARGS_HEAD, (void *)arg_start) == 0 &&
-		    bpf_probe_read_user(&e->args[ARGS_HEAD], ARGS_LEN - 1 - ARGS_HEAD, (void *)(arg_end - (ARGS_LEN - 1 - ARGS_HEAD))) == 0) {
-			e->args_head_len = ARGS_HEAD;
-			e->args_len = ARGS_LEN - 1;
-		}
-	} else {
-		__u32 len = total & ARGS_MASK;
-		if (len > 0 && bpf_probe_read_user(&e->args, len, (void *)arg_start) == 0)
-			e->args_len = len;
-		e->args_head_len = e->args_len;
-	}
-
-	e->reasons = reasons;
-	e->flags = flags;
-	e->tool_id = tool_id;
-
-	/* A known tool wakes the reader at once. Anything else wakes it at most
-	 * once per WAKEUP_GAP_NS or when a backlog builds up: the wakeup is most
-	 * of a record's cost (environment.md), so a burst shares one. */
-	__u64 wake = BPF_RB_NO_WAKEUP;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
-	if (tool_id || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ||
-	    (last && now - *last > WAKEUP_GAP_NS))
-		wake = BPF_RB_FORCE_WAKEUP;
-	if (wake == BPF_RB_FORCE_WAKEUP && last)
-		*last = now; /* racy across CPUs on purpose: a spare wakeup is harmless */
-	bpf_ringbuf_submit(e, wake);
+	d.flags |= fill_record(e, task, bprm, file, &key);
+	d.flags |= fill_exec(e, task, bprm);
+	e->reasons = d.reasons;
+	e->flags = d.flags;
+	e->tool_id = d.tool_id;
+	bpf_ringbuf_submit(e, wakeup_flags(d.tool_id));
 	return 0;
 }
 
@@ -859,17 +451,31 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 	return -1; /* -EPERM */
 }
 
+/* The exec hook, in two flavours (tp_btf, and raw_tracepoint for kernels
+ * whose tp_btf cannot load) times two environment scans (bpf_loop, and the
+ * bounded one for kernels before 5.17); user space loads one of the four. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec_btf, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return handle_exec(task, bprm);
+	return handle_exec(task, bprm, 1);
 }
 
-/* Fallback for kernels whose tp_btf cannot load: the same arguments, raw. */
 SEC("raw_tracepoint/sched_process_exec")
 int sched_process_exec_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2]);
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 1);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec_btf_bounded, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return handle_exec(task, bprm, 0);
+}
+
+SEC("raw_tracepoint/sched_process_exec")
+int sched_process_exec_raw_bounded(struct bpf_raw_tracepoint_args *ctx)
+{
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 0);
 }
 
 /* fork: remember the parent of every new process (threads are skipped: a

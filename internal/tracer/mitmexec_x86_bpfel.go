@@ -116,29 +116,31 @@ type mitmexecVerdict struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	mitmexecMapConfigMap            = "config_map"
-	mitmexecMapCounters             = "counters"
-	mitmexecMapEnvScratch           = "env_scratch"
-	mitmexecMapEvents               = "events"
-	mitmexecMapFingerprintScratch   = "fingerprint_scratch"
-	mitmexecMapFingerprints         = "fingerprints"
-	mitmexecMapForks                = "forks"
-	mitmexecMapLastWakeup           = "last_wakeup"
-	mitmexecMapNames                = "names"
-	mitmexecMapProtected            = "protected"
-	mitmexecMapVerdicts             = "verdicts"
-	mitmexecProgBprmCheckDeny       = "bprm_check_deny"
-	mitmexecProgSchedProcessExecBtf = "sched_process_exec_btf"
-	mitmexecProgSchedProcessExecRaw = "sched_process_exec_raw"
-	mitmexecProgSchedProcessForkBtf = "sched_process_fork_btf"
-	mitmexecProgSchedProcessForkRaw = "sched_process_fork_raw"
-	mitmexecVarUnusedConfig         = "unused_config"
-	mitmexecVarUnusedExecEvent      = "unused_exec_event"
-	mitmexecVarUnusedFileKey        = "unused_file_key"
-	mitmexecVarUnusedFingerprintKey = "unused_fingerprint_key"
-	mitmexecVarUnusedForkParent     = "unused_fork_parent"
-	mitmexecVarUnusedNameKey        = "unused_name_key"
-	mitmexecVarUnusedVerdict        = "unused_verdict"
+	mitmexecMapConfigMap                   = "config_map"
+	mitmexecMapCounters                    = "counters"
+	mitmexecMapEnvScratch                  = "env_scratch"
+	mitmexecMapEvents                      = "events"
+	mitmexecMapFingerprintScratch          = "fingerprint_scratch"
+	mitmexecMapFingerprints                = "fingerprints"
+	mitmexecMapForks                       = "forks"
+	mitmexecMapLastWakeup                  = "last_wakeup"
+	mitmexecMapNames                       = "names"
+	mitmexecMapProtected                   = "protected"
+	mitmexecMapVerdicts                    = "verdicts"
+	mitmexecProgBprmCheckDeny              = "bprm_check_deny"
+	mitmexecProgSchedProcessExecBtf        = "sched_process_exec_btf"
+	mitmexecProgSchedProcessExecBtfBounded = "sched_process_exec_btf_bounded"
+	mitmexecProgSchedProcessExecRaw        = "sched_process_exec_raw"
+	mitmexecProgSchedProcessExecRawBounded = "sched_process_exec_raw_bounded"
+	mitmexecProgSchedProcessForkBtf        = "sched_process_fork_btf"
+	mitmexecProgSchedProcessForkRaw        = "sched_process_fork_raw"
+	mitmexecVarUnusedConfig                = "unused_config"
+	mitmexecVarUnusedExecEvent             = "unused_exec_event"
+	mitmexecVarUnusedFileKey               = "unused_file_key"
+	mitmexecVarUnusedFingerprintKey        = "unused_fingerprint_key"
+	mitmexecVarUnusedForkParent            = "unused_fork_parent"
+	mitmexecVarUnusedNameKey               = "unused_name_key"
+	mitmexecVarUnusedVerdict               = "unused_verdict"
 )
 
 // loadMitmexec returns the embedded CollectionSpec for mitmexec.
@@ -183,11 +185,13 @@ type mitmexecSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mitmexecProgramSpecs struct {
-	BprmCheckDeny       *ebpf.ProgramSpec `ebpf:"bprm_check_deny"`
-	SchedProcessExecBtf *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
-	SchedProcessExecRaw *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw"`
-	SchedProcessForkBtf *ebpf.ProgramSpec `ebpf:"sched_process_fork_btf"`
-	SchedProcessForkRaw *ebpf.ProgramSpec `ebpf:"sched_process_fork_raw"`
+	BprmCheckDeny              *ebpf.ProgramSpec `ebpf:"bprm_check_deny"`
+	SchedProcessExecBtf        *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
+	SchedProcessExecBtfBounded *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf_bounded"`
+	SchedProcessExecRaw        *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw"`
+	SchedProcessExecRawBounded *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw_bounded"`
+	SchedProcessForkBtf        *ebpf.ProgramSpec `ebpf:"sched_process_fork_btf"`
+	SchedProcessForkRaw        *ebpf.ProgramSpec `ebpf:"sched_process_fork_raw"`
 }
 
 // mitmexecMapSpecs contains maps before they are loaded into the kernel.
@@ -286,18 +290,22 @@ type mitmexecVariables struct {
 //
 // It can be passed to loadMitmexecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mitmexecPrograms struct {
-	BprmCheckDeny       *ebpf.Program `ebpf:"bprm_check_deny"`
-	SchedProcessExecBtf *ebpf.Program `ebpf:"sched_process_exec_btf"`
-	SchedProcessExecRaw *ebpf.Program `ebpf:"sched_process_exec_raw"`
-	SchedProcessForkBtf *ebpf.Program `ebpf:"sched_process_fork_btf"`
-	SchedProcessForkRaw *ebpf.Program `ebpf:"sched_process_fork_raw"`
+	BprmCheckDeny              *ebpf.Program `ebpf:"bprm_check_deny"`
+	SchedProcessExecBtf        *ebpf.Program `ebpf:"sched_process_exec_btf"`
+	SchedProcessExecBtfBounded *ebpf.Program `ebpf:"sched_process_exec_btf_bounded"`
+	SchedProcessExecRaw        *ebpf.Program `ebpf:"sched_process_exec_raw"`
+	SchedProcessExecRawBounded *ebpf.Program `ebpf:"sched_process_exec_raw_bounded"`
+	SchedProcessForkBtf        *ebpf.Program `ebpf:"sched_process_fork_btf"`
+	SchedProcessForkRaw        *ebpf.Program `ebpf:"sched_process_fork_raw"`
 }
 
 func (p *mitmexecPrograms) Close() error {
 	return _MitmexecClose(
 		p.BprmCheckDeny,
 		p.SchedProcessExecBtf,
+		p.SchedProcessExecBtfBounded,
 		p.SchedProcessExecRaw,
+		p.SchedProcessExecRawBounded,
 		p.SchedProcessForkBtf,
 		p.SchedProcessForkRaw,
 	)

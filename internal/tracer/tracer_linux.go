@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -35,6 +38,7 @@ type Tracer struct {
 	progs   []*ebpf.Program
 	links   []link.Link
 	hook    string
+	envScan string // which scan of the loader's environment: "bpf_loop" or "bounded"
 	deny    link.Link
 	denyErr error
 	reader  *ringbuf.Reader
@@ -66,19 +70,26 @@ func New(opts Options) (*Tracer, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, explain(fmt.Errorf("remove memlock limit: %w", err))
 	}
+	envScan, err := probeKernel(kernelProbes)
+	if err != nil {
+		return nil, err
+	}
 	spec, err := loadMitmexec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded BPF spec: %w", err)
 	}
 
-	t := &Tracer{opts: opts, done: make(chan struct{})}
+	t := &Tracer{opts: opts, done: make(chan struct{}), envScan: envScan}
 	// tp_btf needs BTF and a trampoline-capable kernel; the raw tracepoint
-	// sees the same arguments without either. Load only the program we use:
-	// a program that fails to verify would fail the whole collection.
+	// sees the same arguments without either. No probe says whether tp_btf
+	// attaches (cilium/ebpf's probe of the Tracing type loads an fentry
+	// program, which some kernels refuse while they accept tp_btf), so it
+	// is tried. Load only the programs we use: a program that fails to
+	// verify would fail the whole collection.
 	var firstErr error
 	for _, flavor := range []string{"btf", "raw"} {
 		one := spec.Copy()
-		execName, forkName := "sched_process_exec_"+flavor, "sched_process_fork_"+flavor
+		execName, forkName := execProgram(flavor, envScan), "sched_process_fork_"+flavor
 		for name := range one.Programs {
 			if name != execName && name != forkName {
 				delete(one.Programs, name)
@@ -119,17 +130,20 @@ func New(opts Options) (*Tracer, error) {
 	} else {
 		t.denyErr = errors.New("not requested")
 	}
+	if beforeConfig != nil {
+		beforeConfig(t)
+	}
 	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
 	if opts.SubmitAll {
 		cfg.SubmitAll = 1
 	}
 	if err := t.maps.ConfigMap.Put(uint32(0), cfg); err != nil {
-		t.closeObjects()
+		t.release()
 		return nil, fmt.Errorf("write tracer config: %w", err)
 	}
 	rd, err := ringbuf.NewReader(t.maps.Events)
 	if err != nil {
-		t.closeObjects()
+		t.release()
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
 	t.reader = rd
@@ -137,6 +151,89 @@ func New(opts Options) (*Tracer, error) {
 	t.wg.Add(1)
 	go t.read()
 	return t, nil
+}
+
+// beforeConfig, when set by a test, runs after the programs are attached and
+// before the tracer's configuration is written: it can make that write fail.
+var beforeConfig func(*Tracer)
+
+// execProgram names the exec program of a flavour ("btf", "raw") with an
+// environment scan ("bpf_loop", "bounded"), as in bpf/mitmexec.bpf.c.
+func execProgram(flavor, envScan string) string {
+	if envScan == envScanBounded {
+		return "sched_process_exec_" + flavor + "_bounded"
+	}
+	return "sched_process_exec_" + flavor
+}
+
+// The scans of the loader's environment (loader_only_lists in bpf/args.h).
+const (
+	envScanLoop    = "bpf_loop"
+	envScanBounded = "bounded"
+)
+
+// probes are the kernel features the tracer needs, each a function so that
+// a test can stand in for a kernel that lacks one. Each returns nil when
+// the feature is there and an error wrapping ebpf.ErrNotSupported when not.
+type probes struct {
+	ringBuf    func() error // BPF_MAP_TYPE_RINGBUF, Linux 5.8
+	kernelBTF  func() error // /sys/kernel/btf/vmlinux, for CO-RE in every program
+	rawTP      func() error // BPF_PROG_TYPE_RAW_TRACEPOINT, Linux 4.17: the fallback hook
+	bpfLoop    func() error // the bpf_loop helper, Linux 5.17
+	kernelName func() string
+}
+
+var kernelProbes = probes{
+	ringBuf: func() error { return features.HaveMapType(ebpf.RingBuf) },
+	kernelBTF: func() error {
+		_, err := btf.LoadKernelSpec()
+		return err
+	},
+	rawTP: func() error { return features.HaveProgramType(ebpf.RawTracepoint) },
+	// bpf_loop is a base helper, offered to every program type alike when
+	// it exists, so the raw tracepoint answers for tp_btf too (cilium/ebpf
+	// has no helper probe for tracing programs).
+	bpfLoop:    func() error { return features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop) },
+	kernelName: kernelRelease,
+}
+
+// probeKernel checks the kernel for what the tracer needs before anything is
+// loaded, so that a missing feature is named with the release that has it
+// instead of surfacing as a verifier log. It returns the environment scan
+// to load: the bounded one where bpf_loop is missing.
+func probeKernel(p probes) (string, error) {
+	need := []struct {
+		probe func() error
+		what  string
+	}{
+		{p.ringBuf, "the BPF ring buffer map (Linux >= 5.8 has it)"},
+		{p.kernelBTF, "BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF=y, Linux >= 5.4 has it)"},
+		{p.rawTP, "raw tracepoint programs (Linux >= 4.17 has them)"},
+	}
+	for _, n := range need {
+		if err := n.probe(); err != nil {
+			if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("kernel %s lacks %s: %w", p.kernelName(), n.what, err)
+			}
+			return "", explain(fmt.Errorf("probe for %s: %w", n.what, err))
+		}
+	}
+	// Only a conclusive "no" selects the bounded scan; an inconclusive
+	// probe keeps bpf_loop, and a kernel that then refuses it fails to
+	// load with the verifier's reason.
+	if err := p.bpfLoop(); errors.Is(err, ebpf.ErrNotSupported) {
+		return envScanBounded, nil
+	}
+	return envScanLoop, nil
+}
+
+// kernelRelease is the running kernel's release, as uname -r prints it.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "(release unknown)"
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 func hookName(flavor string) string {
@@ -339,27 +436,53 @@ func (t *Tracer) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		close(t.done)
-		if t.deny != nil {
-			if cerr := t.deny.Close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}
-		for _, l := range t.links {
-			if cerr := l.Close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}
-		if t.reader != nil {
-			if cerr := t.reader.Close(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}
+		err = t.detach()
 		t.wg.Wait()
-		t.closeObjects()
+		if cerr := t.closeObjects(); err == nil {
+			err = cerr
+		}
 	})
 	return err
 }
 
-func (t *Tracer) closeObjects() {
-	t.maps.Close()
+// release undoes a New that failed after attaching: no reader runs yet.
+func (t *Tracer) release() {
+	t.detach()
+	t.closeObjects()
+}
+
+// detach closes the links, so that the programs stop running, then the
+// ring reader, which ends the read loop.
+func (t *Tracer) detach() error {
+	var err error
+	keep := func(cerr error) {
+		if cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if t.deny != nil {
+		keep(t.deny.Close())
+	}
+	for _, l := range t.links {
+		keep(l.Close())
+	}
+	if t.reader != nil {
+		keep(t.reader.Close())
+	}
+	return err
+}
+
+// closeObjects frees the programs and the maps; the kernel frees each when
+// its last reference (fd, link or program using the map) is gone.
+func (t *Tracer) closeObjects() error {
+	var err error
+	for _, p := range t.progs {
+		if cerr := p.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if cerr := t.maps.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -10,14 +10,16 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
 // TestEveryProgramVerifies loads each program of the object on its own, the
 // raw-tracepoint fallbacks included, which the other tests never attach on a
-// kernel where tp_btf works. BPF LSM is not loadable on every kernel; it is
-// reported, not required.
+// kernel where tp_btf works, and the bounded-scan variants, which only
+// kernels without bpf_loop load. BPF LSM is not loadable on every kernel; it
+// is reported, not required.
 func TestEveryProgramVerifies(t *testing.T) {
 	testenv.RequireRoot(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
@@ -52,5 +54,36 @@ func TestEveryProgramVerifies(t *testing.T) {
 			continue
 		}
 		coll.Close()
+	}
+}
+
+// The bounded variants serve kernels before 5.17: a bpf_loop call left in
+// them, even where this kernel verifies it, would fail to load there.
+func TestBoundedProgramsAvoidBPFLoop(t *testing.T) {
+	spec, err := loadMitmexec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flavor := range []string{"btf", "raw"} {
+		for _, scan := range []string{envScanLoop, envScanBounded} {
+			name := execProgram(flavor, scan)
+			prog, ok := spec.Programs[name]
+			if !ok {
+				t.Errorf("program %s is not in the object", name)
+				continue
+			}
+			calls := 0
+			for _, ins := range prog.Instructions {
+				if ins.IsBuiltinCall() && ins.Constant == int64(asm.FnLoop) {
+					calls++
+				}
+			}
+			if scan == envScanBounded && calls > 0 {
+				t.Errorf("%s calls bpf_loop %d times", name, calls)
+			}
+			if scan == envScanLoop && calls == 0 {
+				t.Errorf("%s does not call bpf_loop", name)
+			}
+		}
 	}
 }

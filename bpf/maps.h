@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+
+/* The maps the programs share with user space and with each other, and the
+ * per-CPU counters. Included by mitmexec.bpf.c after the types they hold. */
+
+#ifndef MITMEXEC_MAPS_H
+#define MITMEXEC_MAPS_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+/* LRU: a host that runs millions of distinct binaries evicts old verdicts,
+ * which only means those files are judged again in user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct file_key);
+	__type(value, struct verdict);
+} verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct name_key);
+	__type(value, struct verdict);
+} names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct fingerprint_key);
+	__type(value, struct verdict);
+} fingerprints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config_map SEC(".maps");
+
+/* Processes block mode must never kill: the collector and its ancestors
+ * (pid 1 is refused outright). Filled by user space at start. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} protected SEC(".maps");
+
+/* The process table: child tgid -> parent, written on fork only. An array
+ * slot per pid modulo FORK_SLOTS: a fork costs one plain store, no hash and
+ * no lock; a slot names its owner, so a pid that reuses or shares it is never
+ * taken for another. Nothing is deleted on exit. */
+#define FORK_SLOTS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FORK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fork_parent);
+} forks SEC(".maps");
+
+static __always_inline struct fork_parent *fork_parent_of(__u32 tgid)
+{
+	__u32 slot = tgid & (FORK_SLOTS - 1);
+	struct fork_parent *f = bpf_map_lookup_elem(&forks, &slot);
+	if (f && f->child == tgid)
+		return f;
+	return NULL;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_wakeup SEC(".maps");
+
+/* Scratch for the fingerprint key: 136 bytes do not belong on the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fingerprint_key);
+} fingerprint_scratch SEC(".maps");
+
+#define ENV_SCAN_LEN 4096
+struct env_buf {
+	char b[ENV_SCAN_LEN];
+};
+
+/* Scratch for the loader's environment, read only for loader execs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct env_buf);
+} env_scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+#endif
