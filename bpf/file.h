@@ -13,6 +13,13 @@
  * any write change it, so a cached verdict never outlives the file it judged.
  * Kernels >= 6.11 split it into i_ctime_sec/i_ctime_nsec, 6.6-6.10 call it
  * __i_ctime, older ones i_ctime. */
+
+/* Multigrain timestamps (Linux >= 6.13) mark in the top bit of i_ctime_nsec
+ * that the ctime was read (stat, the inventory), so that the next change
+ * takes a fine-grained time; inode_get_ctime_nsec() masks it, and so must
+ * we, or a file's identity would change each time someone stats it. A
+ * nanosecond count never reaches that bit, so older kernels lose nothing. */
+#define CTIME_QUERIED (1U << 31)
 struct inode___v66 {
 	struct timespec64 __i_ctime;
 } __attribute__((preserve_access_index));
@@ -25,7 +32,7 @@ static __always_inline __u64 inode_ctime_ns(struct inode *inode)
 {
 	if (bpf_core_field_exists(inode->i_ctime_sec)) {
 		__s64 sec = BPF_CORE_READ(inode, i_ctime_sec);
-		__u32 nsec = BPF_CORE_READ(inode, i_ctime_nsec);
+		__u32 nsec = BPF_CORE_READ(inode, i_ctime_nsec) & ~CTIME_QUERIED;
 		return (__u64)sec * 1000000000ULL + nsec;
 	}
 	struct inode___v66 *i66 = (void *)inode;

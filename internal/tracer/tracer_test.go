@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
@@ -205,11 +207,11 @@ func TestLoaderScans(t *testing.T) {
 				}
 				return cmd.Process.Pid
 			}
-			// GIVEN the loader's identity, as the kernel reads it, judged a
-			// loader (stat's change time can differ from the inode's: see
-			// the report on I_CTIME_QUERIED)
-			first := run("0")
-			id := recordOf(t, tr, first).File
+			// GIVEN the loader's identity judged a loader
+			id, err := inventory.Identity(ldso)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := tr.PutVerdict(id, event.Verdict{Kind: event.VerdictLoader}); err != nil {
 				t.Fatal(err)
 			}
@@ -259,5 +261,41 @@ func recordOf(t *testing.T, tr *Tracer, pid int) event.Exec {
 		case <-deadline:
 			t.Fatalf("no record of pid %d", pid)
 		}
+	}
+}
+
+// The kernel's identity of a file equals stat's, also after the file was
+// stat'ed: user space keys verdicts on stat (the inventory) as well as on
+// records.
+func TestIdentityMatchesStat(t *testing.T) {
+	testenv.RequireRoot(t)
+	// GIVEN a fresh executable (a copy of true: a script would load its
+	// interpreter) that has been stat'ed
+	b, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip(err)
+	}
+	bin := filepath.Join(t.TempDir(), "identity-probe")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want, err := inventory.Identity(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(Options{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	// WHEN it is exec'd (first sight: its record goes up)
+	cmd := exec.Command(bin)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the record's identity is stat's
+	e := recordOf(t, tr, cmd.Process.Pid)
+	if e.File != want {
+		t.Errorf("kernel identity %+v, stat's %+v", e.File, want)
 	}
 }
