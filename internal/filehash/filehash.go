@@ -69,7 +69,8 @@ const (
 	maxScriptsBytes = 32 << 20 // heads held by the script cache
 )
 
-// Stats count how hashes were obtained and why some were not.
+// Stats count how executables were reached at first sight (for their
+// structure or their hash) and why some were not.
 type Stats struct {
 	FromProcExe uint64 // through /proc/PID/exe while the process lived
 	FromPath    uint64 // through the path, identity verified
@@ -219,8 +220,14 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 			lastErr = fmt.Errorf("%q is inode %d, the exec loaded %d: %w", c.path, st.Ino, e.File.Ino, ErrGone)
 			continue
 		}
+		if i == 0 {
+			h.fromProc.Add(1)
+		} else {
+			h.fromPath.Add(1)
+		}
 		return f, st, i, nil
 	}
+	h.lost.Add(1)
 	return nil, unix.Stat_t{}, -1, fmt.Errorf("executable %q of pid %d: %w", e.ExePath, e.PID, lastErr)
 }
 
@@ -233,9 +240,8 @@ func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
 		h.cached.Add(1)
 		return sum, nil
 	}
-	f, st, from, err := h.openExec(e)
+	f, st, _, err := h.openExec(e)
 	if err != nil {
-		h.lost.Add(1)
 		return "", err
 	}
 	defer f.Close()
@@ -259,11 +265,6 @@ func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
 		// written while read: the sum would be of no version of the file
 		h.lost.Add(1)
 		return "", fmt.Errorf("executable %q of pid %d changed while read: %w", e.ExePath, e.PID, ErrGone)
-	}
-	if from == 0 {
-		h.fromProc.Add(1)
-	} else {
-		h.fromPath.Add(1)
 	}
 	sum = hex.EncodeToString(d.Sum(nil))
 	h.put(e.File, sum)
