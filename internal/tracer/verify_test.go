@@ -7,6 +7,7 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -36,7 +37,11 @@ func TestEveryProgramVerifies(t *testing.T) {
 				delete(one.Programs, other)
 			}
 		}
-		coll, err := ebpf.NewCollection(one)
+		// The statistics say how close each program comes to the
+		// verifier's budget (1M instructions processed).
+		coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{
+			Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats},
+		})
 		if err != nil {
 			var ve *ebpf.VerifierError
 			detail := err.Error()
@@ -52,6 +57,10 @@ func TestEveryProgramVerifies(t *testing.T) {
 			}
 			t.Errorf("%s: %s", name, detail)
 			continue
+		}
+		if p := coll.Programs[name]; p != nil {
+			log := strings.Split(strings.TrimSpace(p.VerifierLog), "\n")
+			t.Logf("%s: %d instructions; %s", name, len(one.Programs[name].Instructions), log[len(log)-1])
 		}
 		coll.Close()
 	}
