@@ -162,7 +162,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
 	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
-	r.resource = hostResource()
+	r.resource = nodeResource(hostResource(), r.set.Logger)
 	r.recent = newRecentExecs(recentInterpreterExecs)
 
 	r.catalog = cat
@@ -468,7 +468,7 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 }
 
 func (r *mitmexecReceiver) emit(ctx context.Context, host component.Host, rec detectionRecord) {
-	logs, sl := newLogs(r.resource)
+	logs, sl := newLogs(r.resource.forRecord(ctx, &rec))
 	appendDetection(sl, &rec, time.Now(), r.cfg.MaxArgsBytes)
 	r.consume(ctx, host, logs.LogRecordCount(), func(ctx context.Context) error { return r.next.ConsumeLogs(ctx, logs) })
 }

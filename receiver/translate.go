@@ -114,6 +114,10 @@ type detectionRecord struct {
 // resourceInfo describes the host the records come from.
 type resourceInfo struct {
 	HostName, HostID, OSType, ServiceName string
+	// The stream, node and pod (resource.go).
+	ServiceInstanceID, NodeName string
+	Pod                         podResource
+	pods                        podLookup
 }
 
 // newLogs returns logs with one ResourceLogs for res and one ScopeLogs named
@@ -130,6 +134,7 @@ func newLogs(res resourceInfo) (plog.Logs, plog.LogRecordSlice) {
 		service = metadata.Type.String()
 	}
 	attrs.PutStr(attrServiceName, service)
+	res.putNode(attrs)
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(metadata.ScopeName)
 	return ld, sl.LogRecords()

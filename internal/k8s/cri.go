@@ -24,9 +24,11 @@ const (
 	LabelContainerName = "io.kubernetes.container.name"
 )
 
-// DefaultSockets are the CRI sockets of containerd and CRI-O, in the order
-// they are tried when no socket is named.
-var DefaultSockets = []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"}
+// DefaultSockets returns the CRI sockets of containerd and CRI-O, in the
+// order they are tried when no socket is named.
+func DefaultSockets() []string {
+	return []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"}
+}
 
 // Pod is what a container's runtime labels say about its pod.
 type Pod struct {
@@ -54,10 +56,12 @@ type entry struct {
 }
 
 // Resolver asks the container runtime for a container's pod labels and
-// caches the answer per container: labels are fixed at creation.
+// caches the answer per container: labels are fixed at creation. It holds
+// no connection between lookups (a node's new containers are few, a unix
+// socket connects in well under a millisecond), so it needs no closing and
+// leaves no goroutine behind when the receiver stops.
 type Resolver struct {
-	client  runtimeapi.RuntimeServiceClient
-	conn    *grpc.ClientConn
+	socket  string
 	timeout time.Duration
 	now     func() time.Time
 
@@ -85,23 +89,11 @@ func NewResolver(socket string, timeout time.Duration) (*Resolver, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("cri socket %q: %w", socket, err)
-	}
-	return &Resolver{
-		client: runtimeapi.NewRuntimeServiceClient(conn), conn: conn,
-		timeout: timeout, now: time.Now, cache: make(map[string]entry),
-	}, nil
+	return &Resolver{socket: socket, timeout: timeout, now: time.Now, cache: make(map[string]entry)}, nil
 }
 
-// Close releases the connection.
-func (r *Resolver) Close() error {
-	if r == nil {
-		return nil
-	}
-	return r.conn.Close()
-}
+// Socket is the path the resolver asks.
+func (r *Resolver) Socket() string { return r.socket }
 
 // Lookup returns the pod of the container with id containerID. It returns
 // false when the runtime does not know the container, does not answer
@@ -137,7 +129,12 @@ func (r *Resolver) Lookup(ctx context.Context, containerID string) (Pod, bool) {
 func (r *Resolver) query(ctx context.Context, containerID string) (Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	resp, err := r.client.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: containerID})
+	conn, err := grpc.NewClient("unix://"+r.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return Pod{}, fmt.Errorf("cri socket %q: %w", r.socket, err)
+	}
+	defer conn.Close()
+	resp, err := runtimeapi.NewRuntimeServiceClient(conn).ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: containerID})
 	if err != nil {
 		return Pod{}, err
 	}

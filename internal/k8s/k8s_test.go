@@ -100,7 +100,6 @@ func TestResolverAnswersFromRuntimeAndCaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 
 	// WHEN the container is looked up twice
 	for range 2 {
@@ -126,7 +125,6 @@ func TestResolverUnknownContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	for _, id := range []string{"0000000000000000000000000000000000000000000000000000000000000000", "docker-run-not-a-pod-123"} {
 		if pod, ok := r.Lookup(context.Background(), id); ok {
 			t.Errorf("Lookup(%q) = %+v, want nothing", id, pod)
@@ -153,7 +151,6 @@ func TestResolverIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	start := time.Now()
 	// WHEN a container is looked up
 	_, ok := r.Lookup(context.Background(), hex64)
@@ -172,7 +169,6 @@ func TestResolverWithoutRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	start := time.Now()
 	if _, ok := r.Lookup(context.Background(), hex64); ok {
 		t.Error("lookup without a runtime succeeded")
@@ -184,7 +180,7 @@ func TestResolverWithoutRuntime(t *testing.T) {
 		t.Error("NewResolver accepted an empty socket path")
 	}
 	var nilR *Resolver
-	if _, ok := nilR.Lookup(context.Background(), hex64); ok || nilR.Close() != nil {
+	if _, ok := nilR.Lookup(context.Background(), hex64); ok {
 		t.Error("a nil resolver must answer nothing")
 	}
 }
