@@ -25,6 +25,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mitmexec/mitmexec/internal/k8s"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/mitmexec/mitmexec/receiver"
 )
@@ -39,8 +40,6 @@ const (
 	daemonSetFile    = "kubernetes/daemonset.yaml"
 	configMapFile    = "kubernetes/configmap.yaml"
 	helmValuesFile   = "kubernetes/helm-values.yaml"
-	kustomizeFile    = "kubernetes/helm-postrender/kustomization.yaml"
-	postRenderFile   = "kubernetes/helm-postrender/post-render.sh"
 	dockerfile       = "Dockerfile"
 	dsVariable       = "DS_LOKI"
 	hostProcMount    = "/host/proc"
@@ -849,6 +848,7 @@ func TestDaemonSet(t *testing.T) {
 	}
 	mounts := podMounts(list(dig(spec, "volumes")), list(dig(c, "volumeMounts")))
 	checkHostMounts(t, "DaemonSet", mounts)
+	checkCRISocket(t, "DaemonSet", mounts)
 
 	// --config=<dir>/<file> must be a key of the ConfigMap mounted at <dir>.
 	var config string
@@ -1002,34 +1002,34 @@ func TestHelmValues(t *testing.T) {
 	}
 	checkSearchPaths(t, helmValuesFile, cfg)
 
-	// The chart has no hostPID value: the post-renderer adds it.
-	k := readYAML(t, kustomizeFile)
-	ok := false
-	for _, p := range list(k["patches"]) {
-		if dig(p, "target", "kind") != "DaemonSet" {
-			continue
-		}
-		var ops []map[string]any
-		if err := yaml.Unmarshal([]byte(str(dig(p, "patch"))), &ops); err != nil {
-			t.Fatalf("%s: %v", kustomizeFile, err)
-		}
-		for _, op := range ops {
-			if op["op"] == "add" && op["path"] == "/spec/template/spec/hostPID" && op["value"] == true {
-				ok = true
+	// The chart has had hostPID since 0.143.1: no post-renderer.
+	if v["hostPID"] != true {
+		t.Error("hostPID is not true: the receiver reads /proc/<host pid>")
+	}
+	if !slices.ContainsFunc(list(v["extraEnvs"]), func(e any) bool {
+		return dig(e, "name") == "K8S_NODE_NAME" && dig(e, "valueFrom", "fieldRef", "fieldPath") == "spec.nodeName"
+	}) {
+		t.Error("no K8S_NODE_NAME from spec.nodeName")
+	}
+	checkCRISocket(t, "helm values", mounts)
+	if _, err := os.Stat("kubernetes/helm-postrender"); err == nil {
+		t.Error("kubernetes/helm-postrender is back: the chart sets hostPID itself, and Helm 4 refuses the post-renderer as written")
+	}
+}
+
+// checkCRISocket checks that a CRI socket the receiver looks for is mounted
+// read-only at the path it looks at.
+func checkCRISocket(t *testing.T, where string, mounts map[string]mount) {
+	t.Helper()
+	for _, sock := range k8s.DefaultSockets() {
+		if m, ok := mounts[sock]; ok {
+			if m.MountPath != sock || !m.ReadOnly {
+				t.Errorf("%s: CRI socket %s must be mounted read-only at %s (got %+v)", where, sock, sock, m)
 			}
+			return
 		}
 	}
-	if !ok {
-		t.Errorf("%s does not add hostPID: true to the DaemonSet", kustomizeFile)
-	}
-	if sh, err := exec.LookPath("sh"); err == nil {
-		if out, err := exec.Command(sh, "-n", postRenderFile).CombinedOutput(); err != nil {
-			t.Errorf("%s: %v\n%s", postRenderFile, err, out)
-		}
-	}
-	if st, err := os.Stat(postRenderFile); err != nil || st.Mode()&0o111 == 0 {
-		t.Errorf("%s is not executable: %v", postRenderFile, err)
-	}
+	t.Errorf("%s: no CRI socket (%v) mounted: pods would not be named", where, k8s.DefaultSockets())
 }
 
 // TestDockerfile checks that the image holds the binary ocb builds, under
