@@ -52,9 +52,10 @@ const (
 var lokiBuiltins = []string{"detected_level", "severity_text", "__error__"}
 
 // lokiIndexLabels are the resource attributes Loki keeps as index labels by
-// default that the receiver sets; every other attribute is structured
-// metadata, which a stream selector cannot use.
-var lokiIndexLabels = []string{"service_name"}
+// default (distributor.otlp_config's defaults) that the receiver sets; every
+// other attribute is structured metadata, which a stream selector cannot
+// use. service_instance_id makes each host its own stream.
+var lokiIndexLabels = []string{"service_name", "service_instance_id", "k8s_namespace_name", "k8s_pod_name", "k8s_container_name"}
 
 // frameFields are the fields of a Grafana data frame of Loki log lines
 // besides the labels extracted from it.
