@@ -407,6 +407,9 @@ func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
 func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 	r.detections.Add(1)
 	rec.Time = r.wallTime(rec.Exec.BootTimeNs)
+	if rec.SHA256 == "" && r.allow.NeedsSHA256() {
+		rec.SHA256, _ = r.hasher.ExecSHA256(&rec.Exec) // bounded; "" when the file is gone
+	}
 	if r.allow.Match(r.allowSubject(&rec)) >= 0 {
 		r.suppressed.Add(1)
 		return
@@ -421,10 +424,10 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 }
 
 // allowSubject is what an allow-list entry may match: only facts the
-// kernel vouches for. A path counts only where the process sees the host's
-// files (the host's mount namespace) and names the very file that ran: a
-// user who mounts a tmpfs over an allowed directory in a namespace of their
-// own gets no allowed path.
+// kernel vouches for. A path counts only where the process sees the
+// collector's files (its mount namespace) and names the very file that
+// ran: a user who mounts a tmpfs over an allowed directory in a namespace
+// of their own gets no allowed path.
 func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject {
 	e := &rec.Exec
 	var paths []string

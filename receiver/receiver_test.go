@@ -4,6 +4,8 @@ package receiver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -370,6 +372,38 @@ func TestReceiverAllowList(t *testing.T) {
 	}
 	if r.suppressed.Load() != 1 {
 		t.Errorf("suppressed %d, want 1", r.suppressed.Load())
+	}
+}
+
+// An allow entry by hash matches although a first sight no longer hashes
+// whole files: the hash is taken for the allow-list when it needs one.
+func TestReceiverAllowListBySHA256(t *testing.T) {
+	// GIVEN a sanctioned build of a tool, allowed by its SHA-256
+	dir := t.TempDir()
+	sanctioned := filepath.Join(dir, "bettercap")
+	if err := os.WriteFile(sanctioned, []byte("a sanctioned build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("a sanctioned build"))
+	id, err := inventory.Identity(sanctioned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := new(consumertest.LogsSink)
+	r, src := startFake(t, sink, func(c *Config) {
+		c.Allow = []AllowConfig{{SHA256: hex.EncodeToString(sum[:])}}
+	})
+	// WHEN it runs, and so does ettercap
+	allowed := toolExec("bettercap", 0)
+	allowed.ExePath, allowed.File, allowed.PID = sanctioned, id, 1<<30 // no such pid: read by path
+	ec := toolExec("ettercap", 8)
+	src.records <- event.Encode(&allowed)
+	src.records <- event.Encode(&ec)
+	// THEN only ettercap is reported
+	waitLogs(t, sink, 1)
+	time.Sleep(200 * time.Millisecond)
+	if tool := attrOf(t, sink, 0, "mitmexec.tool.name"); tool != "ettercap" || r.suppressed.Load() != 1 {
+		t.Errorf("reported %v, suppressed %d; want ettercap reported and the sanctioned build silenced", tool, r.suppressed.Load())
 	}
 }
 

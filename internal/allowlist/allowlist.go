@@ -51,6 +51,17 @@ func (l *List) Match(s Subject) int {
 	return -1
 }
 
+// NeedsSHA256 reports whether some entry matches on the executable's hash,
+// which then has to be computed before the entries are checked.
+func (l *List) NeedsSHA256() bool {
+	for _, e := range l.entries {
+		if e.SHA256 != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // MayMatchTool reports whether some entry could silence the tool, whatever
 // the process: block mode must then leave the kill to user space, where the
 // whole entry is checked first.
