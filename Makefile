@@ -99,8 +99,17 @@ fuzz:
 .PHONY: bench
 bench: otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./receiver/
-	$(GO) run ./bench/execbench -otelcol $(CURDIR)/$(OTELCOL)
+	$(GO) run ./bench/execbench -otelcol $(CURDIR)/$(OTELCOL) -cibuild $(CURDIR)
 
 .PHONY: clean
 clean:
 	rm -rf _build
+
+# Boots Debian 12's 6.1 and 6.12 (amd64) and 6.1 (arm64, emulated) kernels in
+# QEMU with this machine's root read-only over 9p and runs the kernel suite in
+# each (every program loads, real tools detected, block mode with and without
+# the BPF LSM): see test/kernels/run.sh and docs/kernels.md. Root; not part
+# of `make test`.
+.PHONY: test-kernels
+test-kernels:
+	test/kernels/run.sh

@@ -75,6 +75,7 @@ import (
 
 // options are the command-line flags.
 type options struct {
+	ciBuildDir  string
 	otelcol     string
 	execsnoop   string
 	binary      string
@@ -111,6 +112,7 @@ func main() {
 	flag.DurationVar(&o.retryWait, "retry-wait", 5*time.Second, "pause before measuring a disturbed round again")
 	flag.StringVar(&o.receiverCfg, "receiver-config", "", "YAML flow mapping for the receiver instead of its defaults, e.g. '{poll_interval: 100ms}' (experiments only)")
 	flag.BoolVar(&o.storm, "storm", false, "also run the storm check (not part of make bench)")
+	flag.StringVar(&o.ciBuildDir, "cibuild", "", "Go module whose warm-cache `go test -run ^$ ./...` the collector watches, for its CPU share of a CI build (make bench: this repository)")
 	flag.IntVar(&o.stormN, "storm-files", 1000, "storm: distinct copies of the benign binary, each exec'd once")
 	flag.IntVar(&o.stormBurst, "storm-tools", 500, "storm: tool execs back to back")
 	flag.BoolVar(&o.keepWorkdir, "keep", false, "keep the work directory (configs, collector logs)")

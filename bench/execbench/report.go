@@ -192,6 +192,12 @@ func (b *bench) report(w io.Writer, configs []config, samples []sample, lat *lat
 			float64(lat.toolCPU)/float64(time.Millisecond), lat.toolSpan.Round(time.Millisecond),
 			float64(lat.toolCPU)/float64(time.Millisecond)/float64(max(lat.received, 1)), float64(lat.rssKiB)/1024)
 	}
+	if c := b.ciBuildRes; c != nil && c.buildCPU > 0 {
+		share := 100 * float64(c.collectorCPU) / float64(c.buildCPU)
+		fmt.Fprintf(w, "\nCI build: `go %s` of %s with a warm build cache, every test binary new and run once: build CPU %.1f s over %s, collector CPU %.1f ms = %.2f%% of the build's; target <= 1%%: %s.\n",
+			strings.Join(ciBuildArgs, " "), c.dir, c.buildCPU.Seconds(), c.wall.Round(time.Second), float64(c.collectorCPU)/float64(time.Millisecond), share,
+			map[bool]string{true: "met", false: "NOT met"}[share <= 1])
+	}
 	if storm != nil {
 		fmt.Fprintf(w, "\nStorm check:\n")
 		fmt.Fprintf(w, "  first sight: %d distinct copies of %s, one exec each: %.0f exec/s (cached binary: %.0f exec/s), %d submitted, %d reservations failed, collector CPU %.1f ms (%.2f ms per new file)\n",

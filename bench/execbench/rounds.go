@@ -42,6 +42,8 @@ type bench struct {
 
 	redone          int // rounds measured again because they were disturbed
 	disturbedRounds int // rounds kept although still disturbed
+
+	ciBuildRes *ciBuildResult // -cibuild
 }
 
 // config is what runs beside the workload: nothing (the baseline), the
@@ -139,6 +141,12 @@ func (b *bench) run() error {
 		storm, err = b.stormCheck()
 		if err != nil {
 			return fmt.Errorf("storm check: %w", err)
+		}
+	}
+
+	if b.o.ciBuildDir != "" {
+		if b.ciBuildRes, err = b.ciBuild(); err != nil {
+			return fmt.Errorf("CI build: %w", err)
 		}
 	}
 

@@ -80,6 +80,11 @@ type Options struct {
 	// sections: SHF_ALLOC PROGBITS sections that are neither writable nor
 	// executable (.rodata and its kin). An empty needle is never found.
 	Needles []string
+	// SkipGoSections stops at the build info of a Go build: its main
+	// module names the build, and hashing a Go binary's sections (tens of
+	// MiB) is most of the cost of a first sight on a build machine, where
+	// every test binary is new.
+	SkipGoSections bool
 }
 
 // Section is one hashed section.
@@ -162,6 +167,9 @@ func read(r io.ReaderAt, size int64, o Options, chunk int) (id Identity, err err
 
 	id.GoModule, partial = goModule(f, r, size, hdrs.n)
 	id.Partial = id.Partial || partial
+	if o.SkipGoSections && id.GoModule != "" {
+		return id, nil
+	}
 
 	s := scanner{
 		r:     &boundedReader{r: r, size: size, limit: maxBytes},

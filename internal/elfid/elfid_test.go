@@ -247,6 +247,17 @@ func TestGoModule(t *testing.T) {
 		t.Errorf("Go binary without code hashes: %+v", id)
 	}
 
+	// SkipGoSections: the module, nothing hashed, bounded to the headers
+	// and the build info
+	counted := &countingReaderAt{r: bytes.NewReader(mustRead(t, bin))}
+	quick, err := Read(counted, int64(len(mustRead(t, bin))), Options{SkipGoSections: true})
+	if err != nil || quick.GoModule != module || len(quick.Code) != 0 {
+		t.Errorf("SkipGoSections: %+v, %v; want the module and no sections", quick, err)
+	}
+	if counted.n > 4<<20 {
+		t.Errorf("SkipGoSections read %d bytes", counted.n)
+	}
+
 	appended := filepath.Join(dir, "appended")
 	copyFile(t, bin, appended, []byte("trailing bytes after the last section"))
 	got := readPath(t, appended, Options{})
@@ -804,4 +815,24 @@ func TestStreamFindsWhatContainsFinds(t *testing.T) {
 			}
 		}
 	}
+}
+
+type countingReaderAt struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
