@@ -247,6 +247,9 @@ func hookName(flavor string) string {
 // refuse lsm/ programs (no bpf in lsm=, or, as on the machine this was
 // written on, EPERM for any of them); the exec hook's SIGKILL remains.
 func attachDeny(spec *ebpf.CollectionSpec, maps *mitmexecMaps) (link.Link, error) {
+	if err := bpfLSMActive(readFile); err != nil {
+		return nil, err
+	}
 	one := spec.Copy()
 	for name := range one.Programs {
 		if name != "bprm_check_deny" {
