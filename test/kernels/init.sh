@@ -1,0 +1,64 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# /init of the initramfs test/kernels/run.sh builds for each kernel: busybox,
+# the 9p/virtio modules of that kernel, and this script. It mounts the
+# host's root read-only over virtio-9p (as virtme-ng does), then runs the
+# suite (test/kernels/guest.sh) either chrooted into the host's root (amd64:
+# the host's tools and test binaries run as they are) or from the initramfs
+# (MX_ROOT=initramfs, arm64: the host's userland is amd64, only the
+# statically linked arm64 binaries under $MX_BIN run). Then it powers off.
+# MX_* come from the kernel command line.
+export PATH=/bin
+/bin/busybox --install -s /bin
+if [ -n "$MX_SMOKE" ]; then # run.sh checking that a KVM guest boots at all
+  echo "MX-EXIT 0"
+  reboot -f
+fi
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r m; do
+  insmod "/modules/$m" || echo "init: insmod $m failed"
+done < /modules.order
+mkdir -p /host
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host; then
+  echo "init: cannot mount the host's root over 9p"
+  echo "MX-EXIT 99"
+  reboot -f
+fi
+ip link set lo up 2>/dev/null
+if [ "$MX_ROOT" = initramfs ]; then
+  mkdir -p /tmp /sys/kernel/tracing /sys/fs/bpf
+  mount -t tmpfs tmpfs /tmp
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+  mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+  mount -t bpf bpf /sys/fs/bpf
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+  cp "/host$MX_GUEST" /tmp/mx-guest.sh # immune to edits of the tree meanwhile
+  HOME=/tmp TMPDIR=/tmp MX_BIN="/host$MX_BIN" MX_SRC="/host$MX_SRC" /bin/sh /tmp/mx-guest.sh
+  rc=$?
+else
+  mount -t proc proc /host/proc
+  mount -t sysfs sysfs /host/sys
+  mount -t devtmpfs devtmpfs /host/dev
+  mkdir -p /host/dev/shm /host/dev/pts
+  mount -t tmpfs tmpfs /host/dev/shm
+  mount -t devpts devpts /host/dev/pts
+  mount -t tmpfs tmpfs /host/tmp
+  mount -t tmpfs tmpfs /host/run
+  cp "/host$MX_GUEST" /host/tmp/mx-guest.sh # immune to edits of the tree meanwhile
+  mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
+  mount -t securityfs securityfs /host/sys/kernel/security 2>/dev/null
+  mount -t bpf bpf /host/sys/fs/bpf
+  mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
+  # go: TestPrivilegedEvasions builds its fileless-exec helper, from the
+  # host's module cache (read-only) into a cache on /tmp, offline
+  HOME=/tmp TMPDIR=/tmp PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    GOCACHE=/tmp/go-build GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
+    chroot /host /bin/sh /tmp/mx-guest.sh
+  rc=$?
+fi
+echo "MX-EXIT $rc"
+sync
+reboot -f
