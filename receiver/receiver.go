@@ -419,6 +419,7 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 		return
 	}
 	rec.Action, rec.ActionDelay = r.act(&rec)
+	r.readCI(&rec)
 	rec.Context = r.enricher.Enrich(&rec.Exec, rec.SHA256)
 	r.out.offer(rec)
 }

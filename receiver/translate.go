@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/mitmexec/mitmexec/internal/cicd"
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
@@ -109,6 +110,7 @@ type detectionRecord struct {
 	// ceiling held back since the previous record went out.
 	SummarizedCount int
 	ActionDelay     time.Duration // for killed_late: from the exec to the kill
+	CI              cicd.Context  // the CI job the process ran in (cicd.go)
 }
 
 // resourceInfo describes the host the records come from.
@@ -227,6 +229,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 		}
 	}
 	putStrIf(a, attrContainerID, r.Context.ContainerID)
+	putCI(a, r.CI)
 	if e.PidNS != 0 {
 		a.PutInt(attrNamespacePID, int64(e.PidNS))
 	}
