@@ -36,12 +36,16 @@ function cell(s, code) {
   return code ? '<code>' + t + '</code>' : t;
 }
 
-function stop(state) {
+// stop ends the collector; false when it had stopped on its own. A post
+// step already run (GitLab's check, then after_script) did stop it.
+function stop(dir, state) {
+  if (state.stoppedByPost) return true;
   if (!lib.alive(state.collectorPid)) return false;
   if (state.asRoot) childProcess.spawnSync('sudo', ['-n', 'kill', '-TERM', String(state.collectorPid)]);
   else process.kill(state.collectorPid, 'SIGTERM');
   const until = Date.now() + stopTimeoutMs;
   while (lib.alive(state.collectorPid) && Date.now() < until) lib.sleep(100);
+  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ ...state, stoppedByPost: true }), { mode: 0o600 });
   return true;
 }
 
@@ -79,7 +83,7 @@ function main() {
     lib.setOutput('result', 'fail');
     process.exit(1);
   }
-  const wasRunning = stop(state);
+  const wasRunning = stop(dir, state);
   if (lib.alive(state.sinkPid)) process.kill(state.sinkPid, 'SIGTERM');
 
   const all = lib.readDetections(state.detections);

@@ -38,7 +38,7 @@ type Source string
 const (
 	SourceProcess  Source = "process"  // the detected process itself
 	SourceAncestor Source = "ancestor" // the nearest living ancestor (the step's shell)
-	SourceNone     Source = "none"     // no process of the chain was readable
+	SourceNone     Source = "none"     // no living process of the chain names a CI job
 )
 
 // Result is what Lookup found.
@@ -52,23 +52,29 @@ type Result struct {
 
 // Lookup reads the CI context of the process that started at
 // startBootNs with pid, or, when that process is gone (a short-lived tool,
-// or one the receiver killed), of the nearest ancestor still alive. Every
+// or one the receiver killed) or names no CI job (started with a cleared
+// environment), of the nearest ancestor still alive that names one. Every
 // process of a CI step inherits the job's variables from the step's shell,
-// which lives for the whole step, so an ancestor's environment names the
-// same job. Each read checks the start time on both sides, so a pid reused
-// by another process (another job's) never lends its environment.
-// An ancestor that had exited before the exec (Exited) is skipped: its pid
+// which lives for the whole step, and the processes above a step (the
+// runner) name no job, so the first job found up the chain is the tool's.
+// Each read checks the start time on both sides, so a pid reused by
+// another process (another job's) never lends its environment. An
+// ancestor that had exited before the exec (Exited) is skipped: its pid
 // names nothing any more.
 func Lookup(procRoot string, pid uint32, startBootNs uint64, ancestors []event.Ancestor) Result {
 	if env, err := Environ(procRoot, pid, startBootNs, MaxEnviron); err == nil {
-		return Result{Context: FromEnv(env), Source: SourceProcess}
+		if c := FromEnv(env); !c.Empty() {
+			return Result{Context: c, Source: SourceProcess}
+		}
 	}
 	for i, a := range ancestors {
 		if a.Exited || a.PID <= 1 {
 			continue // pid 1 is init or a container's entrypoint: not a step
 		}
 		if env, err := Environ(procRoot, a.PID, a.StartBootTime, MaxEnviron); err == nil {
-			return Result{Context: FromEnv(env), Source: SourceAncestor, Depth: i}
+			if c := FromEnv(env); !c.Empty() {
+				return Result{Context: c, Source: SourceAncestor, Depth: i}
+			}
 		}
 	}
 	return Result{Source: SourceNone}
