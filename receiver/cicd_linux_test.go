@@ -80,7 +80,7 @@ func TestPrivilegedCIContextSources(t *testing.T) {
 		t.Fatalf("step: %v\n%s", err, out)
 	}
 	own, shell, none := sourceCounts(t, l, markers)
-	t.Logf("tool mid-step, %d runs: own environ %d, an ancestor%ss %d, none %d", n, own, "'", shell, none)
+	t.Logf("tool mid-step, %d runs: own environ %d, an ancestor's %d, none %d", n, own, shell, none)
 	if none != 0 {
 		t.Errorf("a tool mid-step lost its CI context %d times of %d: the living step shell should serve", none, n)
 	}
@@ -100,5 +100,5 @@ func TestPrivilegedCIContextSources(t *testing.T) {
 		_ = cmd.Run() // arpspoof -h exits 1
 	}
 	own, shell, none = sourceCounts(t, l, markers)
-	t.Logf("tool as the step's last command, %d runs: own environ %d, an ancestor%ss %d, none %d", n, own, "'", shell, none)
+	t.Logf("tool as the step's last command, %d runs: own environ %d, an ancestor's %d, none %d", n, own, shell, none)
 }
