@@ -45,6 +45,12 @@ function stop(dir, state) {
   else process.kill(state.collectorPid, 'SIGTERM');
   const until = Date.now() + stopTimeoutMs;
   while (lib.alive(state.collectorPid) && Date.now() < until) lib.sleep(100);
+  if (lib.alive(state.collectorPid)) {
+    // A collector that does not stop must not outlive the job: what it
+    // had not exported in 30 s is lost.
+    if (state.asRoot) childProcess.spawnSync('sudo', ['-n', 'kill', '-KILL', String(state.collectorPid)]);
+    else process.kill(state.collectorPid, 'SIGKILL');
+  }
   fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ ...state, stoppedByPost: true }), { mode: 0o600 });
   return true;
 }

@@ -102,3 +102,35 @@ func TestPrivilegedCIContextSources(t *testing.T) {
 	own, shell, none = sourceCounts(t, l, markers)
 	t.Logf("tool as the step's last command, %d runs: own environ %d, an ancestor's %d, none %d", n, own, shell, none)
 }
+
+// TestPrivilegedCIContextBlockMode: a tool killed at its exec is mostly
+// gone when the receiver reads (its environ is still readable while the
+// kernel tears it down), so its step's shell must serve the rest.
+func TestPrivilegedCIContextBlockMode(t *testing.T) {
+	l := startLive(t, func(c *Config) { c.Action = "kill" })
+	arpspoof := lookPath(t, "arpspoof")
+	const n = 30
+	dir := t.TempDir()
+	var script strings.Builder
+	var markers []string
+	for i := 0; i < n; i++ {
+		m := newMarker(fmt.Sprintf("ci-kill-%d", i))
+		markers = append(markers, m)
+		fmt.Fprintf(&script, "bash -c 'GITHUB_JOB=tool-own %s -h %s || true'\n", arpspoof, m)
+	}
+	script.WriteString("sleep 1\n")
+	p := filepath.Join(dir, "kill.sh")
+	if err := os.WriteFile(p, []byte(script.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-e", p)
+	cmd.Env = ciStepEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("step: %v\n%s", err, out)
+	}
+	own, shell, none := sourceCounts(t, l, markers)
+	t.Logf("tool killed at exec (block mode), %d runs: own environ %d, an ancestor's %d, none %d", n, own, shell, none)
+	if none != 0 {
+		t.Errorf("a killed tool lost its CI context %d times of %d: the living step shell should serve", none, n)
+	}
+}

@@ -281,6 +281,12 @@ func TestLookupPaths(t *testing.T) {
 	if r.Source != SourceAncestor || r.Depth != 1 || r.Context.TaskName != "build" {
 		t.Errorf("gone: %+v", r)
 	}
+	// The tool runs with a cleared environment (env -i): its step shell names the job.
+	fakeProc(t, root, 500, 800, []byte("PATH=/bin\x00"))
+	r = Lookup(root, 500, 800*1e7, []event.Ancestor{{PID: 200, StartBootTime: 400 * 1e7}})
+	if r.Source != SourceAncestor || r.Context.TaskName != "build" {
+		t.Errorf("cleared environment: %+v", r)
+	}
 	// Exited ancestors are skipped, an empty environ (a zombie) does not serve.
 	fakeProc(t, root, 400, 600, []byte{})
 	r = Lookup(root, 100, 1, []event.Ancestor{{PID: 400, StartBootTime: 600 * 1e7}, {PID: 200, StartBootTime: 400 * 1e7, Exited: true}})
