@@ -50,9 +50,14 @@ func setup(t *testing.T) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fixture{root: root, collector: filepath.Join(root, "_build", "otelcol-custom")}
+	// The collector make test built ($MITMEXEC_OTELCOL, as test/e2e), else
+	// this tree's build.
+	f := fixture{root: root, collector: os.Getenv("MITMEXEC_OTELCOL")}
+	if f.collector == "" {
+		f.collector = filepath.Join(root, "_build", "otelcol-custom")
+	}
 	if _, err := os.Stat(f.collector); err != nil {
-		testenv.SkipOrFail(t, "the collector is not built (make otelcol): %v", err)
+		testenv.SkipOrFail(t, "the collector is not built (make otelcol, or set MITMEXEC_OTELCOL): %v", err)
 	}
 	if f.node, err = exec.LookPath("node"); err != nil {
 		testenv.SkipOrFail(t, "node is not installed (test/setup.sh installs nodejs): %v", err)
