@@ -6,13 +6,18 @@ package action
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +25,24 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
+
+// safeBuffer is a buffer the backend's handler writes and the test reads.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Write(p)
+}
+
+func (s *safeBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
 
 // tokens are what a job's environment holds that must never leave: the
 // test puts them in every step's environment and looks for them in
@@ -211,8 +234,26 @@ func TestActionGitHub(t *testing.T) {
 	f := setup(t)
 	runner := t.TempDir()
 	gh := githubEnv(runner, fmt.Sprint(time.Now().UnixNano()))
+	// The user's OTLP endpoint: a backend that keeps what it is sent
+	// (OTLP/HTTP protobuf; its strings appear as they are).
+	var received safeBuffer
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			body = zr
+		}
+		b, _ := io.ReadAll(body)
+		received.Write(b)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(backend.Close)
 	inputs := map[string]string{"INPUT_FAIL-ON-DETECTION": "true", "INPUT_COLLECTOR": f.collector,
-		"INPUT_OTLP-ENDPOINT": "", "INPUT_OTLP-HEADERS": ""}
+		"INPUT_OTLP-ENDPOINT": backend.URL, "INPUT_OTLP-HEADERS": "{x-tenant: ci}"}
 	for k, v := range inputs {
 		gh[k] = v
 	}
@@ -260,6 +301,10 @@ func TestActionGitHub(t *testing.T) {
 		}
 	}
 
+	if b := received.Bytes(); !bytes.Contains(b, []byte(marker)) || !bytes.Contains(b, []byte("cicd.pipeline.run.id")) {
+		t.Errorf("the user's OTLP endpoint did not get the detection with its CI context: %q", b)
+	}
+
 	d, _ := report(t, filepath.Join(dir, "mitmexec-report.json"), marker)
 	want := map[string]string{
 		"cicd.pipeline.name": "CI", "cicd.pipeline.run.id": gh["GITHUB_RUN_ID"],
@@ -277,7 +322,7 @@ func TestActionGitHub(t *testing.T) {
 			t.Errorf("%s = %v: GitHub names no job run, the contract leaves it out", k, d[k])
 		}
 	}
-	noTokens(t, []string{runner}, out, postOut)
+	noTokens(t, []string{runner}, out, postOut, string(received.Bytes()))
 
 	// A job where no tool ran passes.
 	runner2 := t.TempDir()
@@ -285,6 +330,7 @@ func TestActionGitHub(t *testing.T) {
 	for k, v := range inputs {
 		gh2[k] = v
 	}
+	gh2["INPUT_OTLP-ENDPOINT"], gh2["INPUT_OTLP-HEADERS"] = "", ""
 	env2 := baseEnv(gh2)
 	if out, code := run(t, env2, gh2["GITHUB_WORKSPACE"], f.node, filepath.Join(f.root, "action", "main.js")); code != 0 {
 		t.Fatalf("main (clean job): status %d\n%s", code, out)
