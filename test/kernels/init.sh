@@ -39,24 +39,34 @@ if [ "$MX_ROOT" = initramfs ]; then
   HOME=/tmp TMPDIR=/tmp MX_BIN="/host$MX_BIN" MX_SRC="/host$MX_SRC" /bin/sh /tmp/mx-guest.sh
   rc=$?
 else
-  mount -t proc proc /host/proc
-  mount -t sysfs sysfs /host/sys
-  mount -t devtmpfs devtmpfs /host/dev
-  mkdir -p /host/dev/shm /host/dev/pts
-  mount -t tmpfs tmpfs /host/dev/shm
-  mount -t devpts devpts /host/dev/pts
-  mount -t tmpfs tmpfs /host/tmp
-  mount -t tmpfs tmpfs /host/run
-  cp "/host$MX_GUEST" /host/tmp/mx-guest.sh # immune to edits of the tree meanwhile
-  mount -t tracefs tracefs /host/sys/kernel/tracing 2>/dev/null
-  mount -t securityfs securityfs /host/sys/kernel/security 2>/dev/null
-  mount -t bpf bpf /host/sys/fs/bpf
-  mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
+  # A writable root: the host's read-only root under a tmpfs overlay (as
+  # virtme-ng does), so /tmp is on the same file system as /usr/sbin (the
+  # evasion tests hard-link an installed tool into their temporary
+  # directory). Nothing reaches the host. Without overlayfs: / read-only,
+  # tmpfs on /tmp.
+  r=/host
+  mkdir -p /ovl /newroot
+  mount -t tmpfs tmpfs /ovl && mkdir -p /ovl/upper /ovl/work &&
+    mount -t overlay overlay -o lowerdir=/host,upperdir=/ovl/upper,workdir=/ovl/work /newroot && r=/newroot
+  echo "init: root $r"
+  mount -t proc proc $r/proc
+  mount -t sysfs sysfs $r/sys
+  mount -t devtmpfs devtmpfs $r/dev
+  mkdir -p $r/dev/shm $r/dev/pts
+  mount -t tmpfs tmpfs $r/dev/shm
+  mount -t devpts devpts $r/dev/pts
+  [ $r = /host ] && mount -t tmpfs tmpfs $r/tmp
+  mount -t tmpfs tmpfs $r/run
+  cp "/host$MX_GUEST" $r/run/mx-guest.sh # immune to edits of the tree meanwhile
+  mount -t tracefs tracefs $r/sys/kernel/tracing 2>/dev/null
+  mount -t securityfs securityfs $r/sys/kernel/security 2>/dev/null
+  mount -t bpf bpf $r/sys/fs/bpf
+  mount -t cgroup2 cgroup2 $r/sys/fs/cgroup 2>/dev/null
   # go: TestPrivilegedEvasions builds its fileless-exec helper, from the
   # host's module cache (read-only) into a cache on /tmp, offline
   HOME=/tmp TMPDIR=/tmp PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     GOCACHE=/tmp/go-build GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
-    chroot /host /bin/sh /tmp/mx-guest.sh
+    chroot $r /bin/sh /run/mx-guest.sh
   rc=$?
 fi
 echo "MX-EXIT $rc"

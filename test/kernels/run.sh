@@ -16,7 +16,7 @@
 #            arm64). full: probe, tracer and receiver tests with the real
 #            tools; load: probe and tracer tests only (arm64: no userland)
 #   KVM      auto (default: used if a guest boots with it) | no
-#   ICOUNT   QEMU -icount of TCG amd64 guests (default shift=1,sleep=off)
+#   ICOUNT   QEMU -icount of TCG amd64 guests (default shift=0,sleep=off)
 #   CACHE    /var/cache/mitmexec-kernels
 #   TIMEOUT  seconds per boot before it counts as failed (default 1800)
 set -uo pipefail
@@ -115,7 +115,7 @@ initrd() { # kerneldir release arch -> path
   [ -s "$mods/modules.dep" ] || depmod -b "$kdir" "$rel" || return 1
   # modules.dep lists each module's dependencies, the last to load first
   local order=() seen=" " m line deps d i
-  for m in virtio_pci 9pnet_virtio 9p; do
+  for m in virtio_pci 9pnet_virtio 9p overlay; do
     line=$(grep -E "(^|/)$m\.ko(\.xz|\.zst)?:" "$mods/modules.dep") || continue # built in
     deps=(${line#*:})
     for ((i=${#deps[@]}-1; i>=0; i--)); do d=${deps[$i]}; [[ $seen == *" $d "* ]] || { order+=("$d"); seen+="$d "; }; done
@@ -155,9 +155,10 @@ kvm_smoke() { # cpu
 }
 if [ "${KVM:-auto}" != no ] && [ -w /dev/kvm ] && [[ $MATRIX == *:amd64:* ]]; then
   for c in host host,-arch-capabilities; do
-    (timeout 3 qemu-system-x86_64 -accel kvm -machine q35 -cpu "$c" -S -display none -nodefaults \
-      -no-user-config -monitor none -serial none </dev/null >/dev/null 2>&1) 2>/dev/null
-    if [ $? = 124 ]; then
+    bash -c 'timeout 3 qemu-system-x86_64 -accel kvm -machine q35 -cpu "$1" -S -display none -nodefaults \
+      -no-user-config -monitor none -serial none </dev/null >/dev/null 2>&1; echo $?' _ "$c" 2>/dev/null |
+      grep -qx 124 # still up: KVM initialised; QEMU aborts at once when it cannot
+    if [ "${PIPESTATUS[1]}" = 0 ]; then
       if kvm_smoke "$c"; then kvm_ok=yes kvm_cpu=$c; else echo "test-kernels: KVM (-cpu $c) starts but a guest did not boot in 30 s"; fi
       break
     fi
@@ -202,9 +203,9 @@ for entry in $MATRIX; do
   if [ "$arch" = amd64 ]; then
     # TCG runs the guest ~10-30x slower than the host, too slow for the
     # receiver tests' bounds (a record at most a minute old, timeouts): with
-    # -icount the guest's clock follows the instructions it ran (2 ns each),
-    # not the host's, so it sees itself as a ~500 MHz machine.
-    accel="-accel tcg -cpu max -icount ${ICOUNT:-shift=1,sleep=off}"; smp=1 # -icount runs one vCPU at a time anyway
+    # -icount the guest's clock follows the instructions it ran (1 ns each),
+    # not the host's, so it sees itself as a 1 GHz machine.
+    accel="-accel tcg -cpu max -icount ${ICOUNT:-shift=0,sleep=off}"; smp=1 # -icount runs one vCPU at a time anyway
     [ $kvm_ok = yes ] && accel="-accel kvm -cpu $kvm_cpu" smp=2
     qemu=(qemu-system-x86_64 -machine q35 $accel -m 2G -smp $smp -append "console=ttyS0 panic=-1 loglevel=4 lsm=$lsmarg $env")
   else
