@@ -16,7 +16,7 @@
 #            arm64). full: probe, tracer and receiver tests with the real
 #            tools; load: probe and tracer tests only (arm64: no userland)
 #   KVM      auto (default: used if a guest boots with it) | no
-#   ICOUNT   QEMU -icount of TCG amd64 guests (default shift=0,sleep=off)
+#   ICOUNT   QEMU -icount of TCG amd64 guests (default shift=0,sleep=on)
 #   CACHE    /var/cache/mitmexec-kernels
 #   TIMEOUT  seconds per boot before it counts as failed (default 1800)
 set -uo pipefail
@@ -203,9 +203,9 @@ for entry in $MATRIX; do
   if [ "$arch" = amd64 ]; then
     # TCG runs the guest ~10-30x slower than the host, too slow for the
     # receiver tests' bounds (a record at most a minute old, timeouts): with
-    # -icount the guest's clock follows the instructions it ran (1 ns each),
-    # not the host's, so it sees itself as a 1 GHz machine.
-    accel="-accel tcg -cpu max -icount ${ICOUNT:-shift=0,sleep=off}"; smp=1 # -icount runs one vCPU at a time anyway
+    # -icount the guest's clock follows the instructions it runs (1 ns each)
+    # and the host's while it waits (sleep=on), so it sees a 1 GHz machine.
+    accel="-accel tcg -cpu max -icount ${ICOUNT:-shift=0,sleep=on}"; smp=1 # -icount runs one vCPU at a time anyway
     [ $kvm_ok = yes ] && accel="-accel kvm -cpu $kvm_cpu" smp=2
     qemu=(qemu-system-x86_64 -machine q35 $accel -m 2G -smp $smp -append "console=ttyS0 panic=-1 loglevel=4 lsm=$lsmarg $env")
   else
