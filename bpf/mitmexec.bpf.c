@@ -221,18 +221,17 @@ struct exec_decision {
 	__u8 action;
 };
 
-/* The cached verdict for the file's identity, or NULL when there is none or
- * none can be trusted. A FUSE server chooses its files' inode numbers and
- * times and may serve other bytes to the next reader: a benign verdict
- * cached for one of its files proves nothing about the next exec of it. */
+/* The cached verdict for the file's identity, or NULL when there is none.
+ * A FUSE server chooses its files' inode numbers and times and may serve
+ * other bytes to the next reader: a verdict on one of its files proves
+ * nothing about the next exec of it. Such a first sight is flagged, and
+ * user space never caches a verdict for it, so every exec of a FUSE file
+ * comes up here without one; the benign path, most execs, reads nothing
+ * more than the lookup. */
 static __always_inline struct verdict *cached_verdict(struct inode *inode, struct file_key *key, int *untrusted)
 {
 	struct verdict *v = bpf_map_lookup_elem(&verdicts, key);
-	*untrusted = 0;
-	if (!v || v->kind == VERDICT_BENIGN)
-		*untrusted = BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
-	if (*untrusted)
-		return NULL;
+	*untrusted = !v && BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
 	return v;
 }
 

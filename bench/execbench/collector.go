@@ -21,11 +21,21 @@ import (
 // not batch (exporterhelper's queue batching is off by default at v0.165.0),
 // so each detection is sent as soon as a queue consumer picks it up.
 func (b *bench) startCollector() (*tracerProc, error) {
+	return b.startCollectorWith(b.o.receiverCfg)
+}
+
+// latencyReceiverConfig switches folding and the records-per-second ceiling
+// off for the latency measurement: its 50 runs of one tool from one parent
+// are a flood by the receiver's rules, and folded repeats leave at the end
+// of their window by design; the latency asked is the receiver's per record.
+const latencyReceiverConfig = "{fold: {enabled: false}, max_records_per_second: 0}"
+
+func (b *bench) startCollectorWith(receiverCfg string) (*tracerProc, error) {
 	dir, err := b.tracerDir("collector")
 	if err != nil {
 		return nil, err
 	}
-	cfgPath, err := harness.WriteConfig(dir, harness.ExportConfig(b.o.receiverCfg, b.sinkURL, true))
+	cfgPath, err := harness.WriteConfig(dir, harness.ExportConfig(receiverCfg, b.sinkURL, true))
 	if err != nil {
 		return nil, err
 	}

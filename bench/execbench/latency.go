@@ -34,9 +34,16 @@ type latencyResult struct {
 
 // latency runs a fresh collector idle for a while, then execs the tool
 // -latency-execs times and times each detection to its arrival at the sink.
+// idleSettle lets the judging of the warm-up finish before idle is measured.
+const idleSettle = 3 * time.Second
+
 func (b *bench) latency() (*latencyResult, error) {
 	fmt.Fprintln(os.Stderr, "  detection latency ...")
-	tp, err := b.startCollector()
+	cfg := latencyReceiverConfig
+	if b.o.receiverCfg != "" {
+		cfg = b.o.receiverCfg
+	}
+	tp, err := b.startCollectorWith(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +54,9 @@ func (b *bench) latency() (*latencyResult, error) {
 		}
 	}
 	res := &latencyResult{sent: b.o.latencyN, idleWin: 10 * time.Second}
-	// The collector's own cost with nothing to do (its poll loop).
+	// The collector's own cost with nothing to do, in its steady state:
+	// after the warm-up's first sights have been judged.
+	time.Sleep(idleSettle)
 	f0 := forkCount()
 	c0, _ := tp.cpuTime()
 	time.Sleep(res.idleWin)
