@@ -16,10 +16,12 @@ import (
 // written, renamed or changed its attributes: a package upgrade, a tool
 // dropped into /usr/local/bin. The receiver then scans again.
 type Watcher struct {
-	fd      int
+	// The inotify descriptor is non-blocking and served by Go's poller:
+	// the reader sleeps until the kernel has an event, and Close wakes it.
+	// (A poll loop with a timeout woke the idle collector 5 times a second.)
+	f       *os.File
 	changes chan struct{}
 	once    sync.Once
-	done    chan struct{}
 	wg      sync.WaitGroup
 }
 
@@ -39,7 +41,7 @@ func Watch(dirs []string) (*Watcher, error) {
 		unix.Close(fd)
 		return nil, errors.New("no directory to watch")
 	}
-	w := &Watcher{fd: fd, changes: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Watcher{f: os.NewFile(uintptr(fd), "inotify"), changes: make(chan struct{}, 1)}
 	w.wg.Add(1)
 	go w.run()
 	return w, nil
@@ -51,22 +53,9 @@ func (w *Watcher) Changes() <-chan struct{} { return w.changes }
 func (w *Watcher) run() {
 	defer w.wg.Done()
 	buf := make([]byte, 64<<10)
-	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
 	for {
-		select {
-		case <-w.done:
-			return
-		default:
-		}
-		n, err := unix.Poll(fds, 200)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return
-		}
-		if n <= 0 {
-			continue
-		}
-		if _, err := unix.Read(w.fd, buf); err != nil && !errors.Is(err, unix.EAGAIN) {
-			return
+		if _, err := w.f.Read(buf); err != nil {
+			return // closed
 		}
 		select {
 		case w.changes <- struct{}{}:
@@ -79,9 +68,8 @@ func (w *Watcher) run() {
 func (w *Watcher) Close() error {
 	var err error
 	w.once.Do(func() {
-		close(w.done)
-		w.wg.Wait() // the reader polls with a timeout: the fd is not in use once it returned
-		err = os.NewFile(uintptr(w.fd), "inotify").Close()
+		err = w.f.Close() // wakes the reader
+		w.wg.Wait()
 	})
 	return err
 }
