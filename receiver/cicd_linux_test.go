@@ -62,23 +62,7 @@ func TestPrivilegedCIContextSources(t *testing.T) {
 	// run has its own parent (a bash that exits right after the tool, as
 	// make or a test runner would be): runs from one parent would be folded
 	// into one record.
-	var script strings.Builder
-	var markers []string
-	for i := 0; i < n; i++ {
-		m := newMarker(fmt.Sprintf("ci-mid-%d", i))
-		markers = append(markers, m)
-		fmt.Fprintf(&script, "bash -c 'GITHUB_JOB=tool-own %s -h %s || true'\n", arpspoof, m)
-	}
-	script.WriteString("sleep 1\n")
-	p := filepath.Join(dir, "mid.sh")
-	if err := os.WriteFile(p, []byte(script.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", "-e", p)
-	cmd.Env = ciStepEnv()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("step: %v\n%s", err, out)
-	}
+	markers := runMidStep(t, filepath.Join(dir, "mid.sh"), "ci-mid", arpspoof, n)
 	own, shell, none := sourceCounts(t, l, markers)
 	t.Logf("tool mid-step, %d runs: own environ %d, an ancestor's %d, none %d", n, own, shell, none)
 	if none != 0 {
@@ -111,26 +95,34 @@ func TestPrivilegedCIContextBlockMode(t *testing.T) {
 	arpspoof := lookPath(t, "arpspoof")
 	const n = 30
 	dir := t.TempDir()
-	var script strings.Builder
-	var markers []string
-	for i := 0; i < n; i++ {
-		m := newMarker(fmt.Sprintf("ci-kill-%d", i))
-		markers = append(markers, m)
-		fmt.Fprintf(&script, "bash -c 'GITHUB_JOB=tool-own %s -h %s || true'\n", arpspoof, m)
-	}
-	script.WriteString("sleep 1\n")
-	p := filepath.Join(dir, "kill.sh")
-	if err := os.WriteFile(p, []byte(script.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", "-e", p)
-	cmd.Env = ciStepEnv()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("step: %v\n%s", err, out)
-	}
+	markers := runMidStep(t, filepath.Join(dir, "kill.sh"), "ci-kill", arpspoof, n)
 	own, shell, none := sourceCounts(t, l, markers)
 	t.Logf("tool killed at exec (block mode), %d runs: own environ %d, an ancestor's %d, none %d", n, own, shell, none)
 	if none != 0 {
 		t.Errorf("a killed tool lost its CI context %d times of %d: the living step shell should serve", none, n)
 	}
+}
+
+// runMidStep runs one CI step (a bash script with the job's environment)
+// that runs tool -h n times, each from a bash of its own, then goes on for
+// a second, and returns the runs' markers.
+func runMidStep(t *testing.T, path, prefix, tool string, n int) []string {
+	t.Helper()
+	var script strings.Builder
+	var markers []string
+	for i := 0; i < n; i++ {
+		m := newMarker(fmt.Sprintf("%s-%d", prefix, i))
+		markers = append(markers, m)
+		fmt.Fprintf(&script, "bash -c 'GITHUB_JOB=tool-own %s -h %s || true'\n", tool, m)
+	}
+	script.WriteString("sleep 1\n")
+	if err := os.WriteFile(path, []byte(script.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-e", path)
+	cmd.Env = ciStepEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("step: %v\n%s", err, out)
+	}
+	return markers
 }
