@@ -44,7 +44,8 @@ static __always_inline int shell_runs_nothing_new(struct task_struct *task)
 
 /* ldd runs `ld.so PROGRAM` with LD_TRACE_LOADED_OBJECTS=1 in the
  * environment: the loader then lists PROGRAM's libraries and exits without
- * running it. Those execs stay in the kernel; any other loader exec goes up,
+ * running it. Those execs of a known loader stay in the kernel, a first
+ * sight goes up flagged (loader_decides); any other loader exec goes up,
  * where its argv names the program it runs. The first 4 KiB of the
  * environment are searched with bpf_loop (Linux >= 5.17), which the verifier
  * checks once instead of once per byte; loader_only_lists_bounded below

@@ -69,6 +69,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FLAG_DENIED (1 << 8) /* refused by the LSM hook: the exec never happened */
 #define FLAG_ARGS_ELIDED (1 << 9) /* args holds argv's first ARGS_HEAD bytes, then its last ones */
 #define FLAG_UNTRUSTED_FS (1 << 10) /* the file is on FUSE: its identity says nothing about its bytes */
+#define FLAG_LOADER_LISTS (1 << 11) /* LD_TRACE_LOADED_OBJECTS is set: a loader would only list libraries */
 
 /* counters (per-CPU array index), keep in sync with event.Counter* */
 #define COUNTER_EXECS 0
@@ -236,9 +237,8 @@ static __always_inline struct verdict *cached_verdict(struct inode *inode, struc
 }
 
 /* Applies a cached verdict. Returns 1 when the exec is decided in the
- * kernel and nothing goes up: a shell or a loader that runs nothing new. */
-static __always_inline int judge_cached(struct verdict *v, struct task_struct *task, struct exec_decision *d,
-					const int use_loop)
+ * kernel and nothing goes up: a shell that runs nothing new. */
+static __always_inline int judge_cached(struct verdict *v, struct task_struct *task, struct exec_decision *d)
 {
 	if (v->kind == VERDICT_TOOL) {
 		d->reasons |= REASON_VERDICT_TOOL;
@@ -251,10 +251,34 @@ static __always_inline int judge_cached(struct verdict *v, struct task_struct *t
 			return 1;
 		d->reasons |= REASON_INTERPRETER;
 	} else if (v->kind == VERDICT_LOADER) {
-		if (loader_only_lists(task, use_loop))
-			return 1;
 		d->reasons |= REASON_INTERPRETER;
 	}
+	return 0;
+}
+
+/* ldd runs the loader with LD_TRACE_LOADED_OBJECTS set: it lists a
+ * program's libraries and runs none of it. A cached loader decides that
+ * here. A first sight of an ELF file may be the loader too (the first ldd
+ * after start, before user space has judged the loader, or a renamed copy
+ * of it): the record goes up saying so. First sights are rare, so the scan
+ * costs the benign path nothing. Returns 1 when the exec is decided here. */
+static __always_inline int loader_decides(struct verdict *v, struct linux_binprm *bprm, struct task_struct *task,
+					  struct exec_decision *d, const int use_loop)
+{
+	if (v) {
+		if (v->kind != VERDICT_LOADER)
+			return 0;
+	} else {
+		char magic[4];
+		if (bpf_probe_read_kernel(magic, sizeof(magic), &bprm->buf) < 0 || magic[0] != 0x7f || magic[1] != 'E' ||
+		    magic[2] != 'L' || magic[3] != 'F')
+			return 0;
+	}
+	if (!loader_only_lists(task, use_loop))
+		return 0;
+	if (v)
+		return 1;
+	d->flags |= FLAG_LOADER_LISTS;
 	return 0;
 }
 
@@ -361,11 +385,13 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	int untrusted;
 	struct verdict *v = cached_verdict(inode, &key, &untrusted);
 	if (v) {
-		if (judge_cached(v, task, &d, use_loop))
+		if (judge_cached(v, task, &d))
 			return 0;
 	} else {
 		judge_first_sight(file, bprm, &d);
 	}
+	if (loader_decides(v, bprm, task, &d, use_loop))
+		return 0;
 
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (cfg && cfg->submit_all)
@@ -373,7 +399,8 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 	if (v && v->kind == VERDICT_BENIGN && !(d.reasons & REASON_SUBMIT_ALL))
 		return 0;
 
-	d.flags = untrusted ? FLAG_UNTRUSTED_FS : 0;
+	if (untrusted)
+		d.flags |= FLAG_UNTRUSTED_FS;
 	kill_if_told(&d, cfg);
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -41,7 +41,7 @@ func parseInterpreterArgs(kind InterpreterKind, argv []string) invocation {
 		return parseShell(args)
 	case Perl, Ruby:
 		return parsePerlRuby(args)
-	case Loader:
+	case Loader, MuslLoader:
 		return parseLoader(args)
 	}
 	return invocation{}
@@ -142,7 +142,8 @@ func parsePerlRuby(args []string) invocation {
 }
 
 // parseLoader reads ld.so's own options (glibc's rtld: --library-path DIR,
-// --preload LIST, --audit LIST, --argv0 NAME take a value).
+// --preload LIST, --audit LIST, --argv0 NAME take a value; musl's take the
+// first three of those and --list).
 func parseLoader(args []string) invocation {
 	for i := 0; i < len(args); i++ {
 		a := args[i]

@@ -353,6 +353,9 @@ const (
 	// Loader is the dynamic linker run as a program: ld.so /usr/bin/ettercap
 	// execs ld.so, and ettercap never passes through execve.
 	Loader
+	// MuslLoader is musl's: it ignores LD_TRACE_LOADED_OBJECTS (its ldd is
+	// `ld.so --list`), so only its argv says whether it runs the program.
+	MuslLoader
 )
 
 func defaultInterpreters() map[string]InterpreterKind {
@@ -361,7 +364,7 @@ func defaultInterpreters() map[string]InterpreterKind {
 		"sh": Shell, "bash": Shell, "dash": Shell, "zsh": Shell, "ksh": Shell, "mksh": Shell, "busybox": Shell, "ash": Shell,
 		"perl": Perl, "ruby": Ruby,
 		"ld-linux-x86-64.so.2": Loader, "ld-linux-aarch64.so.1": Loader, "ld-linux.so.2": Loader,
-		"ld-linux-armhf.so.3": Loader, "ld.so": Loader, "ld-musl-x86_64.so.1": Loader, "ld-musl-aarch64.so.1": Loader,
+		"ld-linux-armhf.so.3": Loader, "ld.so": Loader, "ld-musl-x86_64.so.1": MuslLoader, "ld-musl-aarch64.so.1": MuslLoader,
 	}
 }
 

@@ -154,6 +154,8 @@ func KernelVerdict(k InterpreterKind) uint8 {
 	case Loader:
 		return event.VerdictLoader
 	}
+	// MuslLoader too: the kernel's LD_TRACE_LOADED_OBJECTS shortcut is
+	// glibc's behaviour, so every exec of musl's loader goes up.
 	return event.VerdictInterpreter
 }
 
@@ -296,7 +298,9 @@ func (r *Rule) interpreter(e *event.Exec, kind InterpreterKind) (Detection, bool
 		}
 	case inv.stdin && kind == Python:
 		return r.stdin(e)
-	case inv.script != "" && inv.script != elided && kind == Loader:
+	case inv.script != "" && inv.script != elided && kind == Loader && e.Has(event.FlagLoaderLists):
+		return Detection{}, false // ldd: glibc's loader lists the libraries and runs nothing
+	case inv.script != "" && inv.script != elided && (kind == Loader || kind == MuslLoader):
 		return r.loaded(e, inv.script)
 	case inv.script != "" && inv.script != elided:
 		return r.script(e, inv.script, kind)

@@ -110,6 +110,11 @@ func withPID(e event.Exec, pid uint32) event.Exec {
 	return e
 }
 
+func withFlags(e event.Exec, f event.Flag) event.Exec {
+	e.Flags |= f
+	return e
+}
+
 func TestRule(t *testing.T) {
 	files := &fakeFiles{
 		execSums: map[event.FileID]string{
@@ -210,6 +215,11 @@ func TestRule(t *testing.T) {
 		{"dynamic loader on a copy", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/tmp/proxyhelper"), "mitmdump", MatchContentHash},
 		{"ldd --verify", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "/lib64/ld-linux-x86-64.so.2", "--verify", "/usr/bin/ettercap"), "", ""},
 		{"dynamic loader benign", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/bin/ls"), "", ""},
+		// ldd of a tool before the loader's verdict reached the kernel
+		{"glibc loader listing (ldd)", withFlags(elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "", ""},
+		// musl's loader ignores LD_TRACE_LOADED_OBJECTS: it runs the tool
+		{"musl loader with LD_TRACE_LOADED_OBJECTS", withFlags(elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 57}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "ettercap", MatchInterpreterArgs},
+		{"musl loader --list", elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 57}, "ld.so", "--list", "/usr/bin/ettercap"), "", ""},
 		{"renamed interpreter copy", elf("svc-helper", "/tmp/svc-helper", event.FileID{Dev: 1, Ino: 902, CtimeNs: 5}, "svc-helper", "/usr/bin/mitmdump"), "mitmdump", MatchScript},
 		{"invoked by a tool's name", elf("busybox-like", "/opt/bin/ettercap", event.FileID{Dev: 1, Ino: 55}), "ettercap", MatchInvokedName},
 
@@ -315,6 +325,7 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 		{"benign", elf("ls", "/bin/ls", event.FileID{Dev: 1, Ino: 70}), event.VerdictBenign},
 		{"shell", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
 		{"loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 72}), event.VerdictLoader},
+		{"musl loader", elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 73}), event.VerdictInterpreter},
 		// a script's verdict belongs to the script, never to its interpreter
 		{"shebang tool script", func() event.Exec {
 			e := elf("python3.11", "/usr/bin/mitmdump", event.FileID{Dev: 1, Ino: 51})

@@ -130,6 +130,11 @@ const (
 	// numbers and times and may serve other bytes to another reader: no
 	// verdict on its identity is cached.
 	FlagUntrustedFS Flag = 1 << 10
+	// FlagLoaderLists: LD_TRACE_LOADED_OBJECTS is set in the new
+	// program's environment, so a glibc loader lists the libraries of the
+	// program it names and runs none of it (ldd). Set on first sights; a
+	// cached loader verdict decides this in the kernel.
+	FlagLoaderLists Flag = 1 << 11
 )
 
 // Indexes of the kernel's per-CPU counters.

@@ -198,7 +198,7 @@ func TestLoaderScans(t *testing.T) {
 			for i := 0; i < 40; i++ {
 				env = append(env, fmt.Sprintf("FILLER_%02d=%s", i, strings.Repeat("x", i)))
 			}
-			run := func(value string) int {
+			run := func(ldso, value string) int {
 				cmd := exec.Command(ldso, "/bin/true")
 				cmd.Env = append(append([]string{}, env...), "LD_TRACE_LOADED_OBJECTS="+value, "LAST=1")
 				cmd.Stdout, cmd.Stderr = nil, nil
@@ -216,7 +216,7 @@ func TestLoaderScans(t *testing.T) {
 				t.Fatal(err)
 			}
 			// WHEN ldd's listing runs, then a loader run with the variable off
-			listing, running := run("1"), run("0")
+			listing, running := run(ldso, "1"), run(ldso, "0")
 			// THEN only the second goes up
 			seen := map[int]bool{}
 			deadline := time.After(2 * time.Second)
@@ -240,8 +240,35 @@ func TestLoaderScans(t *testing.T) {
 			if seen[listing] {
 				t.Errorf("the listing loader exec (pid %d) went up", listing)
 			}
+
+			// GIVEN a copy of the loader the kernel has never seen (no verdict)
+			unseen := copyExecutable(t, ldso)
+			// WHEN ldd's listing runs it, then a run with the variable off
+			listing, running = run(unseen, "1"), run(unseen, "0")
+			// THEN both go up as first sights, and only the listing says so
+			if e := recordOf(t, tr, listing); e.Flags&event.FlagLoaderLists == 0 || e.Reasons&event.ReasonUnknown == 0 {
+				t.Errorf("first-sight listing: flags %#x reasons %#x, want FlagLoaderLists on a first sight", e.Flags, e.Reasons)
+			}
+			if e := recordOf(t, tr, running); e.Flags&event.FlagLoaderLists != 0 {
+				t.Errorf("first-sight run: flags %#x, want no FlagLoaderLists", e.Flags)
+			}
 		})
 	}
+}
+
+// copyExecutable copies path into the test's temporary directory: a new
+// file identity with the same bytes.
+func copyExecutable(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // recordOf waits for the record of pid's exec.

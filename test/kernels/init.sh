@@ -52,6 +52,12 @@ else
   mount -t proc proc $r/proc
   mount -t sysfs sysfs $r/sys
   mount -t devtmpfs devtmpfs $r/dev
+  # udev makes these links on a real system; devtmpfs does not, and the
+  # evasion tests run a script as /dev/fd/3
+  ln -s /proc/self/fd $r/dev/fd
+  ln -s /proc/self/fd/0 $r/dev/stdin
+  ln -s /proc/self/fd/1 $r/dev/stdout
+  ln -s /proc/self/fd/2 $r/dev/stderr
   mkdir -p $r/dev/shm $r/dev/pts
   mount -t tmpfs tmpfs $r/dev/shm
   mount -t devpts devpts $r/dev/pts
