@@ -86,18 +86,29 @@ static long env_scan_step(__u32 i, void *ctx)
 	return 0;
 }
 
-static __always_inline int loader_only_lists_loop(struct task_struct *task)
+/* The scratch buffer both scans use, and the new program's environment:
+ * its start and how much of it, at most ENV_SCAN_LEN bytes, is searched.
+ * NULL when there is nothing to search. */
+static __always_inline struct env_buf *env_window(struct task_struct *task, __u64 *start, __u32 *n)
 {
 	__u32 zero = 0;
 	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
 	if (!env)
-		return 0;
-	__u64 start = BPF_CORE_READ(task, mm, env_start);
+		return NULL;
+	*start = BPF_CORE_READ(task, mm, env_start);
 	__u64 end = BPF_CORE_READ(task, mm, env_end);
-	if (end <= start)
-		return 0;
-	__u32 n = end - start > ENV_SCAN_LEN ? ENV_SCAN_LEN : end - start;
-	if (bpf_probe_read_user(env->b, n, (void *)start) < 0)
+	if (end <= *start)
+		return NULL;
+	*n = end - *start > ENV_SCAN_LEN ? ENV_SCAN_LEN : end - *start;
+	return env;
+}
+
+static __always_inline int loader_only_lists_loop(struct task_struct *task)
+{
+	__u64 start;
+	__u32 n;
+	struct env_buf *env = env_window(task, &start, &n);
+	if (!env || bpf_probe_read_user(env->b, n, (void *)start) < 0)
 		return 0;
 	struct env_scan st = {.n = n, .at_start = 1};
 	bpf_loop(ENV_SCAN_LEN, env_scan_step, &st, 0);
@@ -126,15 +137,11 @@ static __always_inline __u64 word_of(const char *s)
 
 static __always_inline int loader_only_lists_bounded(struct task_struct *task)
 {
-	__u32 zero = 0;
-	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
+	__u64 start;
+	__u32 n;
+	struct env_buf *env = env_window(task, &start, &n);
 	if (!env)
 		return 0;
-	__u64 start = BPF_CORE_READ(task, mm, env_start);
-	__u64 end = BPF_CORE_READ(task, mm, env_end);
-	if (end <= start)
-		return 0;
-	__u64 n = end - start > ENV_SCAN_LEN ? ENV_SCAN_LEN : end - start;
 	/* map values are 8-byte aligned: the words load in one instruction */
 	__u64 *w = (__u64 *)env->b;
 	__u64 off = 0;
