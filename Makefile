@@ -41,6 +41,10 @@ test: test-setup vet check-generated otelcol
 	@git status --porcelain --untracked-files=all | diff $(TREE_BEFORE) - \
 		|| { echo "tests wrote into the work tree (above): they must use t.TempDir()"; rm -f $(TREE_BEFORE); exit 1; }
 	@rm -f $(TREE_BEFORE)
+	# the kernel matrix (about 15 minutes, most of it emulation): root, like
+	# the privileged tests, and under CI=true a missing privilege fails
+	@if [ "$$(id -u)" = 0 ] || [ "$(CI)" = true ]; then $(MAKE) test-kernels; \
+	else echo "make test: skipping the kernel matrix (test-kernels needs root)"; fi
 
 # Installs what the tests need when it is missing (packages, mounts,
 # VictoriaLogs): see test/setup.sh.
@@ -111,8 +115,8 @@ clean:
 # Boots Debian 12's 6.1 and 6.12 (amd64) and 6.1 (arm64, emulated) kernels in
 # QEMU with this machine's root read-only over 9p and runs the kernel suite in
 # each (every program loads, real tools detected, block mode with and without
-# the BPF LSM): see test/kernels/run.sh and docs/kernels.md. Root; not part
-# of `make test`.
+# the BPF LSM): see test/kernels/run.sh and docs/kernels.md. Root; the last
+# step of `make test`.
 .PHONY: test-kernels
 test-kernels:
 	test/kernels/run.sh

@@ -52,7 +52,8 @@ type Tracer struct {
 	wg        sync.WaitGroup
 }
 
-// Hook names the attach point in use.
+// Hook names the attach point in use and the loader-environment scan
+// the exec program was built with.
 func (t *Tracer) Hook() string { return t.hook }
 
 // New loads the BPF objects, attaches the exec hook and starts reading. The
@@ -119,7 +120,7 @@ func New(opts Options) (*Tracer, error) {
 			}
 			continue
 		}
-		t.maps, t.progs, t.links, t.hook = objs.mitmexecMaps, []*ebpf.Program{objs.Exec, objs.Fork}, links, hookName(flavor)
+		t.maps, t.progs, t.links, t.hook = objs.mitmexecMaps, []*ebpf.Program{objs.Exec, objs.Fork}, links, hookName(flavor)+" ("+envScan+" environment scan)"
 		break
 	}
 	if t.links == nil {

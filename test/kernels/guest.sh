@@ -31,10 +31,13 @@ case "$MX_ARCH:$MX_LSM:$out" in
 esac
 
 # Every program of the object verifies (the raw-tracepoint fallbacks too) and
-# the record layout matches the C struct.
-step "tracer: TestEveryProgramVerifies TestLayoutMatchesC"
+# the record layout matches the C struct; where a glibc loader exists (full),
+# both environment scans tell ldd's listing from a run.
+tests='TestEveryProgramVerifies|TestLayoutMatchesC'
+[ "$MX_SUITE" = full ] && tests="$tests|TestLoaderScans"
+step "tracer: $tests"
 (cd "$MX_SRC/internal/tracer" && CI=true "$MX_BIN/tracer.test" -test.v -test.count=1 \
-  -test.run '^(TestEveryProgramVerifies|TestLayoutMatchesC)$') || bad "tracer tests"
+  -test.run "^($tests)\$") || bad "tracer tests"
 
 if [ "$MX_SUITE" = full ]; then
   # Real tools of each recognition class (name, renamed copy by identity and
