@@ -53,24 +53,14 @@ static __always_inline int shell_runs_nothing_new(struct task_struct *task)
 #define TRACE_VAR "LD_TRACE_LOADED_OBJECTS="
 #define TRACE_VAR_LEN (sizeof(TRACE_VAR) - 1)
 
-struct env_scan {
-	__u32 n;
-	__u32 matched; /* bytes of the name matched at the start of this string */
-	int at_start;
-	int found;
-};
-
 static long env_scan_step(__u32 i, void *ctx)
 {
 	static const char want[] = TRACE_VAR;
-	struct env_scan *st = ctx;
 	__u32 zero = 0;
-	if (i >= st->n)
+	struct env_buf *st = bpf_map_lookup_elem(&env_scratch, &zero);
+	if (!st || i >= st->n)
 		return 1;
-	struct env_buf *env = bpf_map_lookup_elem(&env_scratch, &zero);
-	if (!env)
-		return 1;
-	char c = env->b[i & (ENV_SCAN_LEN - 1)];
+	char c = st->b[i & (ENV_SCAN_LEN - 1)];
 	if (st->matched == sizeof(want) - 1) {
 		/* the value: anything but empty or "0" traces */
 		st->found = c != 0 && c != '0';
@@ -110,9 +100,12 @@ static __always_inline int loader_only_lists_loop(struct task_struct *task)
 	struct env_buf *env = env_window(task, &start, &n);
 	if (!env || bpf_probe_read_user(env->b, n, (void *)start) < 0)
 		return 0;
-	struct env_scan st = {.n = n, .at_start = 1};
-	bpf_loop(ENV_SCAN_LEN, env_scan_step, &st, 0);
-	return st.found;
+	env->n = n;
+	env->matched = 0;
+	env->at_start = 1;
+	env->found = 0;
+	bpf_loop(ENV_SCAN_LEN, env_scan_step, NULL, 0);
+	return env->found;
 }
 
 /* Without bpf_loop a byte-wise scan would be verified once per byte and

@@ -96,6 +96,16 @@ struct {
 #define ENV_SCAN_LEN 4096
 struct env_buf {
 	char b[ENV_SCAN_LEN];
+	/* The bpf_loop scan's state lives here, not on the stack: verifiers
+	 * before Linux 6.7 walk a bpf_loop callback once, from the state of
+	 * the first call, and remove the branches that call cannot take.
+	 * A scan state on the stack starts as constants (nothing matched yet),
+	 * so Debian's 6.1 dropped the match branches and never found the
+	 * variable. A map value's contents are unknown to every verifier. */
+	__u32 n;
+	__u32 matched; /* bytes of the name matched at the start of this string */
+	__s32 at_start;
+	__s32 found;
 };
 
 /* Scratch for the loader's environment, read only for loader execs. */

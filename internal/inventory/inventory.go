@@ -121,15 +121,6 @@ func ScanBounded(cat *detect.Catalog, dirs []string, maxBytes int64, perFile tim
 	return res
 }
 
-// Identity returns the kernel's file identity of a path, following symlinks.
-func Identity(p string) (event.FileID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
-		return event.FileID{}, &os.PathError{Op: "stat", Path: p, Err: err}
-	}
-	return identity(&st), nil
-}
-
 // readFile takes an installed file's identity, hash and fingerprint. A
 // name in a tool directory may be anything a package or a user put there:
 // only a regular file is opened for reading, and the reading is bounded.
@@ -143,7 +134,7 @@ func readFile(p string, maxBytes int64, perFile time.Duration) (File, error) {
 	if err != nil {
 		real = p
 	}
-	f := File{Path: real, ID: identity(&st)}
+	f := File{Path: real, ID: identity(fh, &st)}
 	if st.Size > maxBytes {
 		return f, fmt.Errorf("%q is %d bytes, the hashing bound is %d", p, st.Size, maxBytes)
 	}

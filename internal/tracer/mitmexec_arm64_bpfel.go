@@ -28,8 +28,12 @@ type mitmexecConfig struct {
 }
 
 type mitmexecEnvBuf struct {
-	_ structs.HostLayout
-	B [4096]int8
+	_       structs.HostLayout
+	B       [4096]int8
+	N       uint32
+	Matched uint32
+	AtStart int32
+	Found   int32
 }
 
 type mitmexecExecEvent struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/inventory"
@@ -296,33 +297,81 @@ func recordOf(t *testing.T, tr *Tracer, pid int) event.Exec {
 // records.
 func TestIdentityMatchesStat(t *testing.T) {
 	testenv.RequireRoot(t)
-	// GIVEN a fresh executable (a copy of true: a script would load its
-	// interpreter) that has been stat'ed
 	b, err := os.ReadFile("/bin/true")
 	if err != nil {
 		t.Skip(err)
-	}
-	bin := filepath.Join(t.TempDir(), "identity-probe")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	want, err := inventory.Identity(bin)
-	if err != nil {
-		t.Fatal(err)
 	}
 	tr, err := New(Options{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	// WHEN it is exec'd (first sight: its record goes up)
-	cmd := exec.Command(bin)
-	if err := cmd.Run(); err != nil {
+	for _, fs := range []string{"plain", "overlay"} {
+		t.Run(fs, func(t *testing.T) {
+			// GIVEN a fresh executable (a copy of true: a script would load
+			// its interpreter) that has been stat'ed; on overlayfs with its
+			// upper layer on another file system (a tmpfs over the disk),
+			// whose stat(2) reports a device per layer
+			dir := t.TempDir()
+			if fs == "overlay" {
+				dir = overlayDir(t)
+			}
+			bin := filepath.Join(dir, "identity-probe")
+			if fs == "overlay" {
+				bin = filepath.Join(dir, "lower-probe") // in the lower layer
+			} else if err := os.WriteFile(bin, b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			want, err := inventory.Identity(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// WHEN it is exec'd (first sight: its record goes up)
+			cmd := exec.Command(bin)
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			// THEN the record's identity is the one the collector computes
+			e := recordOf(t, tr, cmd.Process.Pid)
+			if e.File != want {
+				t.Errorf("kernel identity %+v, the collector's %+v", e.File, want)
+			}
+		})
+	}
+}
+
+// overlayDir mounts an overlay whose lower layer is a directory of the
+// test's (with a copy of /bin/true, lower-probe) and whose upper layer is
+// on a tmpfs of its own, and returns the merged directory.
+func overlayDir(t *testing.T) string {
+	t.Helper()
+	base := t.TempDir()
+	lower, upperFS, merged := filepath.Join(base, "lower"), filepath.Join(base, "upperfs"), filepath.Join(base, "merged")
+	for _, d := range []string{lower, upperFS, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("/bin/true")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// THEN the record's identity is stat's
-	e := recordOf(t, tr, cmd.Process.Pid)
-	if e.File != want {
-		t.Errorf("kernel identity %+v, stat's %+v", e.File, want)
+	if err := os.WriteFile(filepath.Join(lower, "lower-probe"), b, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	if err := unix.Mount("tmpfs", upperFS, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(upperFS, unix.MNT_DETACH) })
+	for _, d := range []string{"upper", "work"} {
+		if err := os.Mkdir(filepath.Join(upperFS, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + filepath.Join(upperFS, "upper") + ",workdir=" + filepath.Join(upperFS, "work")
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(merged, unix.MNT_DETACH) })
+	return merged
 }
