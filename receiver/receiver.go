@@ -26,6 +26,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/internal/tracer"
@@ -438,7 +439,7 @@ func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject 
 	e := &rec.Exec
 	var paths []string
 	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" {
-		if id, err := inventory.Identity(e.ExePath); err == nil && id.Dev == e.File.Dev && id.Ino == e.File.Ino {
+		if id, err := fileid.Path(e.ExePath); err == nil && id.Dev == e.File.Dev && id.Ino == e.File.Ino {
 			paths = append(paths, e.ExePath)
 		}
 	}

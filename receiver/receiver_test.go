@@ -24,7 +24,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
@@ -385,7 +385,7 @@ func TestReceiverAllowListBySHA256(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("a sanctioned build"))
-	id, err := inventory.Identity(sanctioned)
+	id, err := fileid.Path(sanctioned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +543,7 @@ func TestReceiverRescansWhenFilesChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "bettercap"), build, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	installed, err := inventory.Identity(filepath.Join(bin, "bettercap"))
+	installed, err := fileid.Path(filepath.Join(bin, "bettercap"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestReceiverRescansWhenFilesChange(t *testing.T) {
 	if err := os.WriteFile(copyPath, build, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	id, err := inventory.Identity(copyPath)
+	id, err := fileid.Path(copyPath)
 	if err != nil {
 		t.Fatal(err)
 	}

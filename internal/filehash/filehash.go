@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/procstat"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
@@ -194,10 +195,10 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 	type candidate struct {
 		path string
 		open func(string) (*os.File, unix.Stat_t, error)
-		// overlayfs and some FUSE file systems report another device to
-		// stat(2) than the kernel's own super block; the inode still
-		// decides. /proc/PID/exe is the file the process runs whatever
-		// device stat reports.
+		// some FUSE file systems report another device to stat(2) than
+		// the kernel's own super block (fileid corrects overlayfs and
+		// btrfs); the inode still decides. /proc/PID/exe is the file the
+		// process runs whatever device stat reports.
 		anyDev bool
 	}
 	cands := []candidate{{filepath.Join(h.pidDir(e.PID), "exe"), safeopen.OpenRegular, true}}
@@ -215,7 +216,7 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 			lastErr = err
 			continue
 		}
-		if st.Ino != e.File.Ino || (!c.anyDev && e.File.Dev != 0 && event.KernelDev(uint64(st.Dev)) != e.File.Dev) {
+		if st.Ino != e.File.Ino || (!c.anyDev && e.File.Dev != 0 && fileid.Of(f, &st).Dev != e.File.Dev) {
 			f.Close()
 			lastErr = fmt.Errorf("%q is inode %d, the exec loaded %d: %w", c.path, st.Ino, e.File.Ino, ErrGone)
 			continue
@@ -366,7 +367,9 @@ func (h *Hasher) readScript(f *os.File, st *unix.Stat_t, name string) (string, [
 	// The key is what the kernel controls: device, inode and change time,
 	// which every write, truncate, chmod and utimes (touch -d included)
 	// moves to the current time and no user can set.
-	id := fileID(st)
+	// (stat's device: only this cache compares these keys, so it need not
+	// be the kernel's, and stat(2) costs no mountinfo read)
+	id := event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: uint64(st.Ino), CtimeNs: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec)}
 	cacheable := h.cacheable(f, st)
 	if cacheable {
 		h.mu.Lock()
@@ -430,11 +433,6 @@ func (h *Hasher) cacheable(f *os.File, st *unix.Stat_t) bool {
 		return false
 	}
 	return kernelKeepsCtime(f)
-}
-
-// fileID is the script cache's key.
-func fileID(st *unix.Stat_t) event.FileID {
-	return event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: uint64(st.Ino), CtimeNs: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec)}
 }
 
 // unchanged reports whether f still has the size and change time it had

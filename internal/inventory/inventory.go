@@ -19,6 +19,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
@@ -134,7 +135,7 @@ func readFile(p string, maxBytes int64, perFile time.Duration) (File, error) {
 	if err != nil {
 		real = p
 	}
-	f := File{Path: real, ID: identity(fh, &st)}
+	f := File{Path: real, ID: fileid.Of(fh, &st)}
 	if st.Size > maxBytes {
 		return f, fmt.Errorf("%q is %d bytes, the hashing bound is %d", p, st.Size, maxBytes)
 	}

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
@@ -209,7 +209,7 @@ func TestLoaderScans(t *testing.T) {
 				return cmd.Process.Pid
 			}
 			// GIVEN the loader's identity judged a loader
-			id, err := inventory.Identity(ldso)
+			id, err := fileid.Path(ldso)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,7 +322,7 @@ func TestIdentityMatchesStat(t *testing.T) {
 			} else if err := os.WriteFile(bin, b, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			want, err := inventory.Identity(bin)
+			want, err := fileid.Path(bin)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,7 @@
 
 //go:build !linux
 
-package inventory
+package fileid
 
 import (
 	"os"
@@ -12,17 +12,17 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
-// Identity returns the stat(2) identity of a path off Linux.
-func Identity(p string) (event.FileID, error) {
+// Path returns the stat(2) identity of a path off Linux.
+func Path(p string) (event.FileID, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(p, &st); err != nil {
 		return event.FileID{}, &os.PathError{Op: "stat", Path: p, Err: err}
 	}
-	return identity(nil, &st), nil
+	return Of(nil, &st), nil
 }
 
-// identity only serves the build off Linux: no kernel reads these keys.
-func identity(_ *os.File, st *unix.Stat_t) event.FileID {
+// Of only serves the build off Linux: no kernel reads these keys.
+func Of(_ *os.File, st *unix.Stat_t) event.FileID {
 	return event.FileID{
 		Dev:     event.KernelDev(uint64(st.Dev)),
 		Ino:     uint64(st.Ino),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package inventory
+package fileid
 
 import (
 	"bufio"
@@ -14,9 +14,9 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
-// Identity returns the kernel's file identity of a path, following symlinks.
+// Path returns the kernel's file identity of a path, following symlinks.
 // Only an O_PATH descriptor is taken: a device or a FIFO is never opened.
-func Identity(p string) (event.FileID, error) {
+func Path(p string) (event.FileID, error) {
 	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return event.FileID{}, &os.PathError{Op: "open", Path: p, Err: err}
@@ -27,10 +27,10 @@ func Identity(p string) (event.FileID, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return event.FileID{}, &os.PathError{Op: "stat", Path: p, Err: err}
 	}
-	return identity(f, &st), nil
+	return Of(f, &st), nil
 }
 
-// identity is the key the exec hook reads from the inode: the device of
+// Of is the key the exec hook reads from the inode: the device of
 // the file's super block, the inode number and the change time in
 // nanoseconds.
 //
@@ -42,7 +42,7 @@ func Identity(p string) (event.FileID, error) {
 // installed tools' identities never matched. The mount's entry in
 // mountinfo carries the super block's device, found by the mount ID statx
 // reports (Linux >= 5.8, the tracer's minimum).
-func identity(f *os.File, st *unix.Stat_t) event.FileID {
+func Of(f *os.File, st *unix.Stat_t) event.FileID {
 	id := event.FileID{
 		Dev:     event.KernelDev(uint64(st.Dev)),
 		Ino:     uint64(st.Ino),
