@@ -15,10 +15,20 @@ TREE_BEFORE := $(shell mktemp -u /tmp/mitmexec-tree.XXXXXX)
 all: otelcol
 
 # The collector distribution with this receiver (builder-config.yaml).
-# Not a file target: ocb decides itself what to rebuild.
+# Not a file target: ocb decides itself what to rebuild. TARGETARCH
+# (amd64, arm64; the Dockerfile passes the image's) cross-builds: ocb
+# writes the sources, built for this machine, then go build compiles them
+# for the target (ocb's own build would inherit GOARCH and so would `go
+# run` of ocb itself).
+TARGETARCH ?=
 .PHONY: otelcol
 otelcol:
+ifeq ($(TARGETARCH),)
 	$(OCB) --config builder-config.yaml
+else
+	$(OCB) --config builder-config.yaml --skip-compilation
+	cd _build && CGO_ENABLED=0 GOOS=linux GOARCH=$(TARGETARCH) $(GO) build -trimpath -ldflags='-s -w' -o otelcol-custom .
+endif
 
 # Build the collector and print every detection to the console.
 .PHONY: run

@@ -1044,7 +1044,8 @@ func TestDockerfile(t *testing.T) {
 	name := str(dig(dist, "dist", "name"))
 	out := path.Clean(str(dig(dist, "dist", "output_path")))
 	for _, want := range []string{
-		"make otelcol",
+		"make otelcol TARGETARCH=${TARGETARCH}", // the image's platform, cross-built
+		"FROM --platform=$BUILDPLATFORM",
 		"/" + path.Join(out, name) + " /" + name,
 		`ENTRYPOINT ["/` + name + `"]`,
 	} {
