@@ -37,6 +37,8 @@ newest() { # pattern arch
 }
 
 if [ -z "${MATRIX:-}" ]; then
+  # a fresh machine may have no package lists yet
+  [ -n "$(newest '6\.1\.0-[0-9]+-amd64')" ] || apt-get update -q >/dev/null || die "apt-get update failed"
   k61=$(newest '6\.1\.0-[0-9]+-amd64')
   k612=$(newest '6\.12\.[0-9]+\+deb12-amd64')
   [ -n "$k61" ] && [ -n "$k612" ] || die "no 6.1/6.12 amd64 kernel in the apt lists (apt-get update?)"
