@@ -243,7 +243,7 @@ func TestLoaderScans(t *testing.T) {
 			}
 
 			// GIVEN a copy of the loader the kernel has never seen (no verdict)
-			unseen := copyExecutable(t, ldso)
+			unseen := copyExecutable(t, ldso, t.TempDir())
 			// WHEN ldd's listing runs it, then a run with the variable off
 			listing, running = run(unseen, "1"), run(unseen, "0")
 			// THEN both go up as first sights, and only the listing says so
@@ -257,15 +257,15 @@ func TestLoaderScans(t *testing.T) {
 	}
 }
 
-// copyExecutable copies path into the test's temporary directory: a new
-// file identity with the same bytes.
-func copyExecutable(t *testing.T, path string) string {
+// copyExecutable copies path into dir: a new file identity with the same
+// bytes.
+func copyExecutable(t *testing.T, path, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(t.TempDir(), filepath.Base(path))
+	dst := filepath.Join(dir, filepath.Base(path))
 	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +297,6 @@ func recordOf(t *testing.T, tr *Tracer, pid int) event.Exec {
 // records.
 func TestIdentityMatchesStat(t *testing.T) {
 	testenv.RequireRoot(t)
-	b, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Skip(err)
-	}
 	tr, err := New(Options{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -312,15 +308,11 @@ func TestIdentityMatchesStat(t *testing.T) {
 			// its interpreter) that has been stat'ed; on overlayfs with its
 			// upper layer on another file system (a tmpfs over the disk),
 			// whose stat(2) reports a device per layer
-			dir := t.TempDir()
+			var bin string
 			if fs == "overlay" {
-				dir = overlayDir(t)
-			}
-			bin := filepath.Join(dir, "identity-probe")
-			if fs == "overlay" {
-				bin = filepath.Join(dir, "lower-probe") // in the lower layer
-			} else if err := os.WriteFile(bin, b, 0o755); err != nil {
-				t.Fatal(err)
+				bin = filepath.Join(overlayDir(t, "/bin/true"), "true") // in the lower layer
+			} else {
+				bin = copyExecutable(t, "/bin/true", t.TempDir())
 			}
 			want, err := fileid.Path(bin)
 			if err != nil {
@@ -341,9 +333,9 @@ func TestIdentityMatchesStat(t *testing.T) {
 }
 
 // overlayDir mounts an overlay whose lower layer is a directory of the
-// test's (with a copy of /bin/true, lower-probe) and whose upper layer is
-// on a tmpfs of its own, and returns the merged directory.
-func overlayDir(t *testing.T) string {
+// test's (holding copies of executables) and whose upper layer is on a
+// tmpfs of its own, and returns the merged directory.
+func overlayDir(t *testing.T, executables ...string) string {
 	t.Helper()
 	base := t.TempDir()
 	lower, upperFS, merged := filepath.Join(base, "lower"), filepath.Join(base, "upperfs"), filepath.Join(base, "merged")
@@ -352,12 +344,8 @@ func overlayDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	b, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(lower, "lower-probe"), b, 0o755); err != nil {
-		t.Fatal(err)
+	for _, e := range executables {
+		copyExecutable(t, e, lower)
 	}
 	if err := unix.Mount("tmpfs", upperFS, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
