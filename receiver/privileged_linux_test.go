@@ -552,24 +552,30 @@ func TestPrivilegedBlockMode(t *testing.T) {
 	l.waitFor(t, []string{first})
 	kernelStop("kill_copy_1", lsmErr == nil, filepath.Join(dir, "sysmon"), "--version")
 
+	// user space reads a script to know it, so it stops it late, before
+	// the tool printed anything
+	killedLate := func(name string, argv ...string) {
+		m := newMarker(name)
+		out, killed := runKilled(t, append(argv, m)...)
+		if !killed || strings.Contains(out, "Mitmproxy") {
+			t.Errorf("%s: killed %v, output %q; want SIGKILL before it printed its version", name, killed, out)
+		}
+		wants = append(wants, want{m, "killed_late"})
+	}
 	// a Python tool's script: the LSM hook sees the script's own name
 	// first (binfmt_script asks the LSM about the script, then about its
-	// interpreter); the exec hook sees only the interpreter, so without the
-	// LSM only user space, reading the script, can stop it: late.
+	// interpreter) and refuses it; the exec hook sees only the interpreter.
 	if lsmErr == nil {
 		kernelStop("kill_mitmdump", true, mitmdump, "--version")
+	} else {
+		killedLate("kill_mitmdump", mitmdump, "--version")
 	}
-	// run by the interpreter, the script is an argument: only user space
-	// reads it, so it kills late, with or without the LSM
-	m := newMarker("kill_python_mitmdump")
-	out, killed := runKilled(t, "/usr/bin/python3", mitmdump, "--version", m)
-	if !killed || strings.Contains(out, "Mitmproxy") {
-		t.Errorf("python3 mitmdump: killed %v, output %q; want SIGKILL before it printed its version", killed, out)
-	}
-	wants = append(wants, want{m, "killed_late"})
+	// run by the interpreter, the script is an argument: user space alone
+	// knows it, with or without the LSM
+	killedLate("kill_python_mitmdump", "/usr/bin/python3", mitmdump, "--version")
 
 	// a benign program is untouched
-	out, killed = runKilled(t, "/bin/echo", "still-here")
+	out, killed := runKilled(t, "/bin/echo", "still-here")
 	if killed || strings.TrimSpace(out) != "still-here" {
 		t.Errorf("echo: killed %v, output %q", killed, out)
 	}
