@@ -123,14 +123,12 @@ func (s *claimsSeen) has(k claimKey) bool {
 
 // wireClaim is what a behaviour record says beyond the exec's context.
 type wireClaim struct {
-	Claim         wire.Claim
-	SenderPID     uint32 // the process that sent, when it forked from the record's without exec'ing
-	Interface     string
-	IfIndex       int32
-	NetNS         uint32
-	TechniqueID   string
-	TechniqueName string
-	Behaviour     string
+	Claim     wire.Claim
+	SenderPID uint32 // the process that sent, when it forked from the record's without exec'ing
+	Interface string
+	IfIndex   int32
+	NetNS     uint32
+	Behaviour string
 }
 
 // startFrames starts judging frames where the kernel sends them up.
@@ -218,12 +216,18 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		return
 	}
 	r.frameCounts.add(frameLie)
-	e := r.senderExec(&f)
+	var e event.Exec
+	var tool *detect.Tool
+	if x, ok := r.execTools.get(f.ExecPID, f.ExecStartBootTimeNs); ok {
+		e, tool = x.exec, x.tool // reported at its exec: the kernel's account of it
+		e.BootTimeNs = f.BootTimeNs
+	} else {
+		e = r.senderExec(&f)
+	}
 	var sender uint32
 	if f.PID != f.ExecPID {
 		sender = f.PID
 	}
-	tool := r.toolOfProcess(e.PID, e.StartBootTimeNs)
 	if tool == nil {
 		tool = &detect.Tool{Name: v.Behaviour, Technique: v.TechniqueID, Action: r.cfg.NetworkBehaviour.Action}
 	} else {
@@ -236,7 +240,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		Exec:      e,
 		Detection: detect.Detection{Tool: tool, Match: detect.MatchNetworkBehaviour, Detail: v.Detail},
 		Wire: &wireClaim{Claim: c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender,
-			TechniqueID: v.TechniqueID, TechniqueName: v.TechniqueName, Behaviour: v.Behaviour},
+			Behaviour: v.Behaviour},
 	}, false)
 }
 
@@ -266,6 +270,7 @@ func (r *mitmexecReceiver) senderExec(f *wire.Frame) event.Exec {
 	} else {
 		r.procContext(&e)
 	}
+	e.Filename = e.ExePath
 	e.File = f.Exe
 	if f.ExecPID == f.PID {
 		e.Comm = f.Comm
@@ -318,22 +323,29 @@ func nsInode(dir, kind string) uint32 {
 // tool that later lies on the wire is named as itself.
 type execTools struct {
 	mu    sync.Mutex
-	tools map[processKey]*detect.Tool
+	tools map[processKey]reportedExec
 }
 
-func (t *execTools) put(pid uint32, start uint64, tool *detect.Tool) {
+// reportedExec is a reported exec: the kernel's account of it and the tool.
+type reportedExec struct {
+	exec event.Exec
+	tool *detect.Tool
+}
+
+func (t *execTools) put(e *event.Exec, tool *detect.Tool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.tools) >= maxReported {
 		clear(t.tools)
 	}
-	t.tools[processKey{pid, start / 1e7}] = tool
+	t.tools[processKey{e.PID, e.StartBootTimeNs / 1e7}] = reportedExec{exec: *e, tool: tool}
 }
 
-func (r *mitmexecReceiver) toolOfProcess(pid uint32, start uint64) *detect.Tool {
-	r.execTools.mu.Lock()
-	defer r.execTools.mu.Unlock()
-	return r.execTools.tools[processKey{pid, start / 1e7}]
+func (t *execTools) get(pid uint32, start uint64) (reportedExec, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	x, ok := t.tools[processKey{pid, start / 1e7}]
+	return x, ok
 }
 
 // interfaceTTL is how long a read of an interface's addresses serves
@@ -351,28 +363,7 @@ const (
 	attrClaimTarget      = "mitmexec.network.target_address"
 	attrNamespaceNet     = "mitmexec.namespace.net"
 	attrSenderPID        = "mitmexec.network.sender.pid"
-	attrSubtechniqueID   = "threat.technique.subtechnique.id"
-	attrSubtechniqueName = "threat.technique.subtechnique.name"
-	// ATT&CK files adversary-in-the-middle under Credential Access.
-	aitmTacticName    = "Credential Access"
-	aitmTacticID      = "TA0006"
-	aitmTechniqueName = "Adversary-in-the-Middle"
-	aitmTechniqueID   = "T1557"
 )
-
-// putWireThreat files a lie under ATT&CK's adversary-in-the-middle, with
-// the sub-technique where ATT&CK has one (ARP cache poisoning, DHCP
-// spoofing).
-func putWireThreat(a pcommon.Map, w *wireClaim) {
-	a.PutStr(attrTacticName, aitmTacticName)
-	a.PutStr(attrTacticID, aitmTacticID)
-	a.PutStr(attrTechniqueName, aitmTechniqueName)
-	a.PutStr(attrTechniqueID, aitmTechniqueID)
-	if w.TechniqueID != aitmTechniqueID {
-		a.PutStr(attrSubtechniqueID, w.TechniqueID)
-		a.PutStr(attrSubtechniqueName, w.TechniqueName)
-	}
-}
 
 func putWire(a pcommon.Map, w *wireClaim) {
 	if w == nil {

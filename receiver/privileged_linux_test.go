@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/netaddr"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
@@ -54,6 +55,7 @@ func startLive(t *testing.T, mutate func(*Config)) *liveReceiver {
 		t.Fatal(err)
 	}
 	rcv.openModules = modwatch.New
+	rcv.interfaces = netaddr.New(interfaceTTL)
 	if err := rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatalf("start: %v", err)
 	}

@@ -168,7 +168,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.source = src
 	r.frameCounts, r.claims = newFrameCounts(), &claimsSeen{seen: map[claimKey]struct{}{}}
-	r.execTools = &execTools{tools: map[processKey]*detect.Tool{}}
+	r.execTools = &execTools{tools: map[processKey]reportedExec{}}
 	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
 	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
@@ -441,7 +441,7 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 		return
 	}
 	if rec.Wire == nil && r.execTools != nil {
-		r.execTools.put(rec.Exec.PID, rec.Exec.StartBootTimeNs, rec.Detection.Tool)
+		r.execTools.put(&rec.Exec, rec.Detection.Tool)
 	}
 	rec.Action, rec.ActionDelay = r.act(&rec)
 	r.readCI(&rec)

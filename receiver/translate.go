@@ -170,14 +170,10 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	a.PutStr(attrRuleDescription, ruleDescription)
 	a.PutStr(attrRulesetName, rulesetName)
 	a.PutStr(attrThreatFramework, threatFramework)
-	if r.Wire != nil {
-		putWireThreat(a, r.Wire)
-	} else {
-		a.PutStr(attrTacticName, tacticName)
-		a.PutStr(attrTacticID, tacticID)
-		a.PutStr(attrTechniqueName, techniqueName)
-		a.PutStr(attrTechniqueID, techniqueID)
-	}
+	a.PutStr(attrTacticName, tacticName)
+	a.PutStr(attrTacticID, tacticID)
+	a.PutStr(attrTechniqueName, techniqueName)
+	a.PutStr(attrTechniqueID, techniqueID)
 
 	putStrIf(a, attrToolName, toolName)
 	putStrIf(a, attrToolTechniqueID, toolTechnique)
@@ -330,11 +326,12 @@ func recordBody(r *detectionRecord, toolName string) string {
 	if exe == "" {
 		exe = e.Filename
 	}
-	if r.Wire != nil {
-		return fmt.Sprintf("MitM behaviour: %s (%s) pid %d uid %d: %s", toolName, exe, e.PID, e.EUID, r.Detection.Detail)
-	}
-	return fmt.Sprintf("MitM tool executed: %s (%s) pid %d uid %d parent %s (%d)",
+	body := fmt.Sprintf("MitM tool executed: %s (%s) pid %d uid %d parent %s (%d)",
 		toolName, exe, e.PID, e.EUID, parentName(r), e.PPID)
+	if r.Wire != nil {
+		body += "; on the wire: " + r.Detection.Detail
+	}
+	return body
 }
 
 // parentName is the parent's comm as the kernel saw it at the exec, else the

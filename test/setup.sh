@@ -12,9 +12,12 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # clang/llvm/libbpf-dev: the drift check recompiles the BPF C; gcc and
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
-# post steps; the real tools the privileged tests exec.
+# post steps; the real tools the privileged tests exec; iproute2, scapy,
+# arping, ping and tcpdump: the behaviour tests' LAN in network namespaces,
+# its spoofers and its truthful senders.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs
-  ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6)
+  ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
+  iproute2 python3-scapy iputils-arping iputils-ping tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
