@@ -78,6 +78,17 @@ function alive(pid) {
   }
 }
 
+// procState is the one-letter state of /proc/PID/stat ('T' stopped, 'Z'
+// zombie), '' when there is no such process.
+function procState(pid) {
+  try {
+    const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch (e) {
+    return '';
+  }
+}
+
 function sleep(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -214,5 +225,5 @@ function attribute(d, job) {
 
 module.exports = {
   platform, input, boolInput, workDir, saveState, loadState, setOutput, alive, sleep, readDetections,
-  startTime, cgroupOf, jobKey, ciContext, attribute,
+  procState, startTime, cgroupOf, jobKey, ciContext, attribute,
 };

@@ -53,6 +53,32 @@ function stopSink(state) {
   while (lib.alive(state.sinkPid) && Date.now() < until) lib.sleep(100);
 }
 
+// awaitHeartbeat waits (at most the silence allowed) for a heartbeat newer
+// than the post step's start: a collector alive now sends one within an
+// interval, and the gap check below then covers the job to its very end.
+// A collector gone or stopped is not waited for.
+function awaitHeartbeat(state) {
+  const t0 = Date.now();
+  const file = path.join(state.evidence, 'status.json');
+  while (Date.now() - t0 < maxSilence(state)) {
+    const st = lib.procState(state.collectorPid);
+    if (st === '' || st === 'T' || st === 't' || st === 'Z') return;
+    try {
+      const hb = JSON.parse(fs.readFileSync(file, 'utf8')).heartbeats;
+      if (hb.length && hb[hb.length - 1] >= t0) return;
+    } catch (e) {
+      return;
+    }
+    lib.sleep(200);
+  }
+}
+
+// maxSilence is the longest the collector may go without a heartbeat:
+// three intervals and a margin for a loaded machine.
+function maxSilence(state) {
+  return 3 * state.heartbeatMs + 2000;
+}
+
 // readOwned reads a file of the evidence, which must be root's (the sink's
 // uid), a regular file and writable by nobody else; otherwise it says why
 // in problems.
@@ -119,10 +145,13 @@ function checkEvidence(state, job) {
   // Heartbeats: the collector's metrics every heartbeatMs from its start to
   // its shutdown (the last push). A longer silence is a collector that did
   // not run: stopped, starved, or frozen.
+  // The last push, at the collector's shutdown, comes after the post step
+  // asked it to stop: the job ends there.
+  // Heartbeats are due from the collector's readiness on.
   const end = status.stopping || Date.now();
-  const hb = [...status.heartbeats.filter((t) => t <= end), end];
-  const maxGap = 3 * state.heartbeatMs + 2000;
-  if (hb.length === 1) {
+  const hb = [status.ready || status.started, ...status.heartbeats.filter((t) => t <= end), end];
+  const maxGap = maxSilence(state);
+  if (status.heartbeats.length === 0) {
     problems.push('the collector never sent a heartbeat (its own metrics): it did not run');
   } else {
     let worst = { gap: 0, from: 0 };
@@ -235,6 +264,7 @@ function main() {
     lib.setOutput('result', 'fail');
     process.exit(1);
   }
+  if (lib.alive(state.sinkPid)) awaitHeartbeat(state);
   stopSink(state);
   const checked = checkEvidence(state, { key: lib.jobKey() });
   // The job's identity is the one main wrote before any step ran, as the

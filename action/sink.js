@@ -16,8 +16,8 @@
 // Only the collector's uid may post: a connection from a socket of another
 // uid (a job step faking heartbeats or detections) is refused and counted.
 // The sink is the collector's parent: it sees the collector exit (killed,
-// crashed) and, once a second, whether it is stopped (SIGSTOP, state T),
-// and writes both down.
+// crashed) and, four times a second, whether it is stopped (SIGSTOP, state
+// T), and writes both down, with when it said it was ready.
 //
 // Usage: node sink.js <job.json> <out-file> <collector> <config>
 // job.json (written by main before any step of the job ran) names the job:
@@ -54,6 +54,7 @@ const status = {
   collectorPid: 0,
   collectorExit: null, // {time, code, signal} when it exited
   stoppedSeen: [], // [{from, to}] times the collector was seen stopped (state T)
+  ready: 0, // when the collector's log said it was ready: heartbeats are due from then on
   seq: 0, // requests appended to detections.jsonl
   records: 0, // log records in them
   heartbeats: [], // arrival times (ms) of every metrics push
@@ -249,6 +250,14 @@ function procState(pid) {
 let col = null;
 function watch() {
   if (!col || status.collectorExit) return;
+  if (!status.ready) {
+    try {
+      if (fs.readFileSync(logFile, 'utf8').includes('Everything is ready')) {
+        status.ready = Date.now();
+        writeStatus();
+      }
+    } catch (e) { /* not yet */ }
+  }
   const st = procState(col.pid);
   const now = Date.now();
   const open = status.stoppedSeen.length && !status.stoppedSeen[status.stoppedSeen.length - 1].to;
@@ -276,7 +285,7 @@ server.listen(0, '127.0.0.1', () => {
     writeStatus();
   });
   writeStatus();
-  setInterval(watch, 1000).unref();
+  setInterval(watch, 250).unref();
   fs.writeFileSync(outFile, JSON.stringify({ port, dir, pid: process.pid, collectorPid: col.pid }), { mode: 0o644, flag: 'wx' });
 });
 
