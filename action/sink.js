@@ -31,6 +31,7 @@ const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const path = require('path');
+const { procState } = require('./lib');
 
 const [jobFile, outFile, collector, config] = process.argv.slice(2);
 const job = JSON.parse(fs.readFileSync(jobFile, 'utf8'));
@@ -236,16 +237,6 @@ const server = http.createServer((req, res) => {
     else res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
   });
 });
-
-// procState is the one-letter state of /proc/PID/stat ('T' stopped).
-function procState(pid) {
-  try {
-    const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch (e) {
-    return '';
-  }
-}
 
 let col = null;
 function watch() {
