@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -462,6 +463,7 @@ func TestActionGitHub(t *testing.T) {
 	// The user's OTLP endpoint: a backend that keeps what it is sent
 	// (OTLP/HTTP protobuf; its strings appear as they are).
 	var received safeBuffer
+	var metricsPushes atomic.Int64
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body io.Reader = r.Body
 		if r.Header.Get("Content-Encoding") == "gzip" {
@@ -473,7 +475,11 @@ func TestActionGitHub(t *testing.T) {
 			body = zr
 		}
 		b, _ := io.ReadAll(body)
-		received.Write(b)
+		if r.URL.Path == "/v1/metrics" {
+			metricsPushes.Add(1)
+		} else {
+			received.Write(b)
+		}
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(backend.Close)
@@ -496,6 +502,14 @@ func TestActionGitHub(t *testing.T) {
 		t.Errorf("the user's OTLP endpoint did not get the detection with its CI context before the job ended: %q", b)
 	}
 
+	// The collector's heartbeat reaches the endpoint too, while the job
+	// runs.
+	for metricsPushes.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if metricsPushes.Load() == 0 {
+		t.Errorf("the user's OTLP endpoint got no heartbeat (the collector's metrics on /v1/metrics)")
+	}
 	postOut, code := g.post()
 	if code != 1 {
 		t.Errorf("post: status %d, want 1 (fail-on-detection)\n%s", code, postOut)

@@ -48,12 +48,18 @@ function yamlString(s) {
 // config is the collector's: detections to the evidence sink (its port
 // comes from the sink, which starts the collector, as MITMEXEC_SINK_PORT)
 // and to the user's endpoint; the collector's own metrics to the sink every
-// heartbeat interval.
+// heartbeat interval and, with an endpoint, there too: through the
+// collector's own OTLP receiver (MITMEXEC_SELF_PORT, loopback) and a
+// metrics pipeline to the same exporter, so the endpoint sees the
+// collector's heartbeat stop when it is stopped or killed.
 function config(heartbeatMs) {
   const endpoint = lib.input('otlp-endpoint');
   const headers = lib.input('otlp-headers');
   const exporters = ['otlphttp/job'];
   let user = '';
+  let self = '';
+  let selfReader = '';
+  let selfPipeline = '';
   if (endpoint) {
     exporters.push('otlphttp/user');
     user = [
@@ -61,6 +67,22 @@ function config(heartbeatMs) {
       '    endpoint: ' + yamlString(endpoint),
       headers ? '    headers: ' + headers : '',
     ].filter(Boolean).join('\n') + '\n';
+    self = `  otlp/self:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:\${env:MITMEXEC_SELF_PORT}
+`;
+    selfReader = `        - periodic:
+            interval: ${heartbeatMs}
+            exporter:
+              otlp:
+                protocol: http/protobuf
+                endpoint: http://127.0.0.1:\${env:MITMEXEC_SELF_PORT}/v1/metrics
+`;
+    selfPipeline = `    metrics/heartbeat:
+      receivers: [otlp/self]
+      exporters: [otlphttp/user]
+`;
   }
   // The job's copy goes to the sink without a queue: the export returns
   // only once the sink has the record on disk, so the collector's shutdown
@@ -70,7 +92,7 @@ function config(heartbeatMs) {
   // backend never holds the job's copy back.
   return `receivers:
   mitmexec:
-exporters:
+${self}exporters:
   otlphttp/job:
     endpoint: http://127.0.0.1:\${env:MITMEXEC_SINK_PORT}
     encoding: json
@@ -88,11 +110,11 @@ ${user}service:
               otlp:
                 protocol: http/protobuf
                 endpoint: http://127.0.0.1:\${env:MITMEXEC_SINK_PORT}/v1/metrics
-  pipelines:
+${selfReader}  pipelines:
     logs:
       receivers: [mitmexec]
       exporters: [${exporters.join(', ')}]
-`;
+${selfPipeline}`;
 }
 
 function waitFor(what, ms, check) {

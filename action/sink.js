@@ -29,6 +29,7 @@
 const childProcess = require('child_process');
 const fs = require('fs');
 const http = require('http');
+const net = require('net');
 const os = require('os');
 const path = require('path');
 const { procState } = require('./lib');
@@ -263,11 +264,22 @@ function watch() {
 
 fs.writeFileSync(out, '', { mode: 0o644 });
 writeStatus();
-server.listen(0, '127.0.0.1', () => {
+// freePort asks the kernel for a loopback port nobody listens on, for the
+// collector's own OTLP receiver (its heartbeat to the user's endpoint).
+function freePort(cb) {
+  const probe = net.createServer();
+  probe.listen(0, '127.0.0.1', () => {
+    const port = probe.address().port;
+    probe.close(() => cb(port));
+  });
+}
+
+server.listen(0, '127.0.0.1', () => freePort((selfPort) => {
   const port = server.address().port;
   const log = fs.openSync(logFile, 'w', 0o644);
   col = childProcess.spawn(collector, ['--config', 'file:' + config], {
-    stdio: ['ignore', log, log], env: { ...process.env, MITMEXEC_SINK_PORT: String(port) },
+    stdio: ['ignore', log, log],
+    env: { ...process.env, MITMEXEC_SINK_PORT: String(port), MITMEXEC_SELF_PORT: String(selfPort) },
   });
   fs.closeSync(log);
   status.collectorPid = col.pid;
@@ -278,7 +290,7 @@ server.listen(0, '127.0.0.1', () => {
   writeStatus();
   setInterval(watch, 250).unref();
   fs.writeFileSync(outFile, JSON.stringify({ port, dir, pid: process.pid, collectorPid: col.pid }), { mode: 0o644, flag: 'wx' });
-});
+}));
 
 // SIGTERM (the post step, through sudo): stop the collector, which drains
 // the receiver through the exporter and pushes its last metrics here, then
