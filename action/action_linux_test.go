@@ -606,7 +606,8 @@ func TestActionGitHubTricks(t *testing.T) {
 		name: "emptying the detections file as the runner's user",
 		script: f.arpspoof + " -h MARKER || true\n" +
 			"for i in $(seq 100); do grep -q MARKER \"$EVIDENCE/detections.jsonl\" && break; sleep 0.2; done\n" +
-			": > \"$EVIDENCE/detections.jsonl\" || { rm -rf \"$EVIDENCE\" || mv \"$EVIDENCE\" \"$EVIDENCE.x\" || exit 1; }\n",
+			": > \"$EVIDENCE/detections.jsonl\" || { rm -rf \"$EVIDENCE\" || mv \"$EVIDENCE\" \"$EVIDENCE.x\" ||\n" +
+			"  kill -STOP $COLLECTOR || kill -KILL $COLLECTOR || exit 1; }\n",
 		stepStatus: 1,
 		why:        []string{"1 MitM tool execution(s) during this job"},
 		detected:   true,

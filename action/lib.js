@@ -2,8 +2,9 @@
 
 // What main.js and post.js share: where the job's files live on GitHub
 // Actions and on GitLab CI, inputs, state between the two steps, and the
-// reading of the detections the local sink wrote. Plain Node, no npm
-// dependencies: nothing to install and nothing to trust beyond this tree.
+// reading of the detections the evidence sink wrote, and which of them are
+// this job's. Plain Node, no npm dependencies: nothing to install and
+// nothing to trust beyond this tree.
 'use strict';
 const fs = require('fs');
 const os = require('os');
