@@ -596,8 +596,8 @@ func TestActionGitHubTricks(t *testing.T) {
 		// before the exec); -d runs below a chain of shells deeper than
 		// the ancestry a record carries: the cgroup still holds both.
 		script: f.arpspoof + " -h MARKER-a || true\n" +
-			"env GITHUB_JOB=other sh -c '" + f.arpspoof + " -h MARKER-b; sleep 1'\n" +
-			"setsid -f env GITHUB_JOB=other GITHUB_RUN_ID=1 sh -c 'sleep 0.5; " + f.arpspoof + " -h MARKER-c; sleep 1'\n" +
+			"env GITHUB_JOB=other sh -c '" + f.arpspoof + " -h MARKER-b; sleep 3'\n" +
+			"setsid -f env GITHUB_JOB=other GITHUB_RUN_ID=1 sh -c 'sleep 0.5; " + f.arpspoof + " -h MARKER-c; sleep 3'\n" +
 			"cat > deep.sh <<'EOF'\nif [ $1 -gt 0 ]; then sh deep.sh $(($1 - 1)); true; else " + f.arpspoof + " -h MARKER-d; sleep 1; fi\nEOF\n" +
 			"sh deep.sh 10\nsleep 2\n",
 		why:      []string{"4 MitM tool execution(s) during this job", "2 of them with a CI context that disagrees with the job's process tree"},
@@ -836,7 +836,12 @@ func TestGitLabTemplate(t *testing.T) {
 	g.start()
 	marker := fmt.Sprintf("mitmexec-gitlab-%d", os.Getpid())
 	g.step(nil, "bash", "-e", "-c", f.arpspoof+" -h "+marker+" || true; sleep 1")
+	// and one under another job's id, which the tree or cgroup ties to
+	// this job
+	forged := fmt.Sprintf("mitmexec-forged-gitlab-%d", os.Getpid())
+	g.step(nil, "bash", "-e", "-c", "env CI_JOB_ID=1 CI_JOB_NAME=other sh -c '"+f.arpspoof+" -h "+forged+"; sleep 3'")
 	waitForFile(t, filepath.Join(g.sink.Dir, "detections.jsonl"), marker)
+	waitForFile(t, filepath.Join(g.sink.Dir, "detections.jsonl"), forged)
 
 	checkOut, code := g.sh(tpl.Check.Script)
 	if code != 1 {
@@ -852,7 +857,8 @@ func TestGitLabTemplate(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(g.project, "mitmexec-report.md"))
-	for _, want := range []string{"| arpspoof |", marker, "The gate failed", "1 MitM tool execution(s) during this job"} {
+	for _, want := range []string{"| arpspoof |", marker, "The gate failed", "2 MitM tool execution(s) during this job",
+		"1 of them with a CI context that disagrees with the job's process tree (other)", "CI context NOT this job's"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -869,6 +875,12 @@ func TestGitLabTemplate(t *testing.T) {
 		if d[k] != want[k] {
 			t.Errorf("%s = %v, want %s", k, d[k], want[k])
 		}
+	}
+	if d["mitmexec.cicd.mismatch"] != nil {
+		t.Errorf("mitmexec.cicd.mismatch = %v on the job's own detection", d["mitmexec.cicd.mismatch"])
+	}
+	if fd, _ := report(t, filepath.Join(g.project, "mitmexec-report.json"), forged); fd["mitmexec.cicd.mismatch"] != true || fd["mitmexec.job.match"] != "cgroup" && fd["mitmexec.job.match"] != "process_tree" {
+		t.Errorf("the detection under another job's id: mismatch %v, tied by %v; want true, by cgroup or process tree", fd["mitmexec.cicd.mismatch"], fd["mitmexec.job.match"])
 	}
 	noTokens(t, []string{g.project, g.builds, g.sink.Dir}, g.beforeSc, checkOut, afterOut)
 

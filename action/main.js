@@ -128,11 +128,12 @@ function waitFor(what, ms, check) {
 }
 
 // jobIdentity is what the job cannot forge about itself, read before any
-// of its steps ran: the process that runs its steps (the runner's worker on
+// of its steps ran (the sink, root, keeps it): the process that runs its steps (the runner's worker on
 // GitHub, the job's shell on GitLab: this step's parent) with its start
 // time, against pid reuse, and the cgroup the job runs in.
-function jobIdentity() {
+function jobIdentity(heartbeatMs) {
   return {
+    heartbeatMs, // the collector's, for the post step's silence check
     pid: process.ppid,
     pidStart: lib.startTime(process.ppid),
     cgroup: lib.cgroupOf('self'),
@@ -149,7 +150,7 @@ function main() {
   if (!(heartbeatSeconds >= 1 && heartbeatSeconds <= 60)) fail('input heartbeat-seconds: ' + lib.input('heartbeat-seconds') + ' is not a number of seconds from 1 to 60');
 
   const jobFile = path.join(dir, 'job.json');
-  fs.writeFileSync(jobFile, JSON.stringify(jobIdentity()), { mode: 0o644 });
+  fs.writeFileSync(jobFile, JSON.stringify(jobIdentity(heartbeatSeconds * 1000)), { mode: 0o644 });
   const cfg = path.join(dir, 'config.yaml');
   fs.writeFileSync(cfg, config(heartbeatSeconds * 1000), { mode: 0o600 }); // may hold the user's headers
   const sinkFile = path.join(dir, 'sink.json');
@@ -166,7 +167,7 @@ function main() {
   });
   if (!info) fail('the evidence sink did not start within 20s');
   const logFile = path.join(info.dir, 'collector.log');
-  lib.saveState(dir, { evidence: info.dir, sinkPid: info.pid, collectorPid: info.collectorPid, logFile, asRoot: process.getuid() !== 0, heartbeatMs: heartbeatSeconds * 1000 });
+  lib.saveState(dir, { evidence: info.dir, logFile });
 
   const ready = waitFor('collector', readyTimeoutMs, () => {
     let text = '';

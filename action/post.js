@@ -45,23 +45,23 @@ function iso(ms) {
 // stopSink asks the sink (root) to stop the collector and itself, and waits
 // for it. A sink already gone is not an error here: the status it left says
 // whether the post step stopped it (a first run) or something else did.
-function stopSink(state) {
-  if (!lib.alive(state.sinkPid)) return;
-  if (state.asRoot) childProcess.spawnSync('sudo', ['-n', 'kill', '-TERM', String(state.sinkPid)]);
-  else process.kill(state.sinkPid, 'SIGTERM');
+function stopSink(ev) {
+  if (!lib.alive(ev.sinkPid)) return;
+  if (process.getuid() !== 0) childProcess.spawnSync('sudo', ['-n', 'kill', '-TERM', String(ev.sinkPid)]);
+  else process.kill(ev.sinkPid, 'SIGTERM');
   const until = Date.now() + stopTimeoutMs;
-  while (lib.alive(state.sinkPid) && Date.now() < until) lib.sleep(100);
+  while (lib.alive(ev.sinkPid) && Date.now() < until) lib.sleep(100);
 }
 
 // awaitHeartbeat waits (at most the silence allowed) for a heartbeat newer
 // than the post step's start: a collector alive now sends one within an
 // interval, and the gap check below then covers the job to its very end.
 // A collector gone or stopped is not waited for.
-function awaitHeartbeat(state) {
+function awaitHeartbeat(ev) {
   const t0 = Date.now();
-  const file = path.join(state.evidence, 'status.json');
-  while (Date.now() - t0 < maxSilence(state)) {
-    const st = lib.procState(state.collectorPid);
+  const file = path.join(ev.dir, 'status.json');
+  while (Date.now() - t0 < maxSilence(ev.heartbeatMs)) {
+    const st = lib.procState(ev.collectorPid);
     if (st === '' || st === 'T' || st === 't' || st === 'Z') return;
     try {
       const hb = JSON.parse(fs.readFileSync(file, 'utf8')).heartbeats;
@@ -75,8 +75,8 @@ function awaitHeartbeat(state) {
 
 // maxSilence is the longest the collector may go without a heartbeat:
 // three intervals and a margin for a loaded machine.
-function maxSilence(state) {
-  return 3 * state.heartbeatMs + 2000;
+function maxSilence(heartbeatMs) {
+  return 3 * heartbeatMs + 2000;
 }
 
 // readOwned reads a file of the evidence, which must be root's (the sink's
@@ -97,29 +97,36 @@ function readOwned(file, uid, problems) {
   return fs.readFileSync(file, 'utf8');
 }
 
-// checkEvidence verifies what the sink kept and returns the problems (each
-// fails the gate, whatever fail-on-detection says: the job was not
-// watched, or its evidence was touched), the status and the detections.
-function checkEvidence(state, job) {
-  const problems = [];
-  const dir = state.evidence;
+// readStatus reads the sink's status.json from the evidence directory,
+// both root's and writable by root alone, or says in problems why not.
+function readStatus(dir, problems) {
   let st;
   try {
     st = fs.lstatSync(dir);
   } catch (e) {
-    return { problems: [`the evidence directory ${dir} is gone (${e.code})`], status: null, detections: [] };
+    problems.push(`the evidence directory ${dir} is gone (${e.code})`);
+    return null;
   }
-  const rootUid = 0;
-  if (!st.isDirectory() || st.uid !== rootUid || (st.mode & 0o022) !== 0) {
-    return { problems: [`the evidence directory ${dir} is not root's (uid ${st.uid}): it was replaced`], status: null, detections: [] };
+  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
+    problems.push(`the evidence directory ${dir} is not root's (uid ${st.uid}): it was replaced`);
+    return null;
   }
-  const statusText = readOwned(path.join(dir, 'status.json'), rootUid, problems);
-  let status = null;
+  const text = readOwned(path.join(dir, 'status.json'), 0, problems);
+  if (text === null) return null;
   try {
-    status = statusText && JSON.parse(statusText);
+    return JSON.parse(text);
   } catch (e) {
     problems.push('the sink status is not JSON: ' + e.message);
+    return null;
   }
+}
+
+// checkEvidence verifies what the sink kept and returns the problems (each
+// fails the gate, whatever fail-on-detection says: the job was not
+// watched, or its evidence was touched), the status and the detections.
+function checkEvidence(dir, job) {
+  const problems = [];
+  const status = readStatus(dir, problems);
   if (!status) return { problems, status: null, detections: [] };
   if (status.job.key !== job.key) problems.push(`the evidence is of job ${status.job.key}, not this one (${job.key})`);
 
@@ -150,7 +157,7 @@ function checkEvidence(state, job) {
   // Heartbeats are due from the collector's readiness on.
   const end = status.stopping || Date.now();
   const hb = [status.ready || status.started, ...status.heartbeats.filter((t) => t <= end), end];
-  const maxGap = maxSilence(state);
+  const maxGap = maxSilence(status.job.heartbeatMs);
   if (status.heartbeats.length === 0) {
     problems.push('the collector never sent a heartbeat (its own metrics): it did not run');
   } else {
@@ -161,7 +168,7 @@ function checkEvidence(state, job) {
     }
   }
 
-  const text = readOwned(path.join(dir, 'detections.jsonl'), rootUid, problems);
+  const text = readOwned(path.join(dir, 'detections.jsonl'), 0, problems);
   let read = { detections: [], seqs: [], bad: 0 };
   if (text !== null) read = lib.readDetections(path.join(dir, 'detections.jsonl'));
   const expect = Array.from({ length: status.seq }, (_, i) => i + 1);
@@ -264,11 +271,19 @@ function main() {
     lib.setOutput('result', 'fail');
     process.exit(1);
   }
-  if (lib.alive(state.sinkPid)) awaitHeartbeat(state);
-  stopSink(state);
-  const checked = checkEvidence(state, { key: lib.jobKey() });
+  // Which sink and collector to stop, and the heartbeat interval, come
+  // from the evidence (root's), not state.json, which the job can rewrite.
+  // Another job's sink (state.json pointed elsewhere) is left alone, and a
+  // pid is only the sink while it has the sink's start time.
+  const status = readStatus(state.evidence, []);
+  if (status && status.job.key === lib.jobKey() && lib.startTime(status.pid) === status.pidStart) {
+    const ev = { dir: state.evidence, sinkPid: status.pid, collectorPid: status.collectorPid, heartbeatMs: status.job.heartbeatMs };
+    if (lib.alive(ev.sinkPid)) awaitHeartbeat(ev);
+    stopSink(ev);
+  }
+  const checked = checkEvidence(state.evidence, { key: lib.jobKey() });
   // The job's identity is the one main wrote before any step ran, as the
-  // sink (root) keeps it, not state.json, which the job can rewrite.
+  // sink (root) keeps it.
   const job = checked.status ? checked.status.job : { pid: -1, cgroup: '', key: lib.jobKey() };
   const v = verdict(checked, job, lib.boolInput('fail-on-detection'));
   const reportDir = process.env.MITMEXEC_REPORT_DIR || (lib.platform() === 'gitlab' ? process.env.CI_PROJECT_DIR : '') || dir;

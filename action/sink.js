@@ -32,7 +32,7 @@ const http = require('http');
 const net = require('net');
 const os = require('os');
 const path = require('path');
-const { procState } = require('./lib');
+const { procState, startTime } = require('./lib');
 
 const [jobFile, outFile, collector, config] = process.argv.slice(2);
 const job = JSON.parse(fs.readFileSync(jobFile, 'utf8'));
@@ -50,6 +50,7 @@ const maxForeign = 20;
 
 const status = {
   pid: process.pid,
+  pidStart: startTime(process.pid), // with pid, names this sink and no later process
   uid: process.getuid(),
   started: Date.now(),
   job, // the job's process, cgroup and key, as main saw them
