@@ -182,6 +182,19 @@ function checkEvidence(dir, job) {
   const failed = status.metrics['otelcol_exporter_send_failed_log_records{otlphttp/job}'] || 0;
   if (sent !== status.records) problems.push(`the collector reports ${sent} detection(s) sent to the sink, the sink received ${status.records}`);
   if (failed > 0) problems.push(`the collector failed to send ${failed} detection(s) to the sink`);
+  // What the collector itself lost: exec records the kernel could not
+  // queue (a full ring buffer, an undrained one after a stop), records it
+  // could not decode, detections its pipeline refused. Any of it means a
+  // tool may have run unseen.
+  const lost = [
+    ['otelcol_receiver_mitmexec_ring_reserve_failures', 'exec record(s) the kernel could not queue (ring buffer full)'],
+    ['otelcol_receiver_mitmexec_queue_dropped', 'exec record(s) dropped from the kernel queue'],
+    ['otelcol_receiver_mitmexec_decode_errors', 'exec record(s) that could not be decoded'],
+    ['otelcol_receiver_mitmexec_dropped', 'detection(s) the pipeline refused'],
+  ];
+  for (const [name, what] of lost) {
+    if (status.metrics[name] > 0) problems.push(`the collector lost ${status.metrics[name]} ${what}`);
+  }
   return { problems, status, detections: read.detections };
 }
 
@@ -240,10 +253,13 @@ function verdict(checked, job, failOnDetection) {
   return { mine, others, reasons, result, exit, problems: checked.problems };
 }
 
-// reporters get this job's detections once the verdict is in: the summary,
-// annotations and report files below, and whatever else reads them (the
-// origin of each tool, SARIF, a pull-request comment). Each is
-// (verdict, ctx) => void; ctx has reportDir and the Markdown so far.
+// reporters get this job's detections once the verdict is in, in order:
+// the summary, annotations and report files below, and whatever else
+// reads them (the origin of each tool, SARIF, a pull-request comment).
+// Each is (verdict, ctx) => void: verdict.mine is the list of this job's
+// detections (flat attribute objects), verdict.reasons why the gate failed;
+// ctx has reportDir, the state and the Markdown, which a reporter placed
+// before summary may extend.
 const reporters = [
   function summary(v, ctx) {
     if (process.env.GITHUB_STEP_SUMMARY) fs.appendFileSync(process.env.GITHUB_STEP_SUMMARY, ctx.markdown);
