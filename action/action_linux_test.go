@@ -624,7 +624,7 @@ func TestActionGitHubTricks(t *testing.T) {
 			"for i in $(seq 100); do grep -q MARKER \"$EVIDENCE/detections.jsonl\" && break; sleep 0.2; done\n" +
 			"sudo -n truncate -s 0 \"$EVIDENCE/detections.jsonl\"\n",
 		// (other tests' detections may arrive later: counts vary)
-		why:      []string{"the detections file holds requests", ": it was changed", "detection(s), the sink received"},
+		why:      []string{"the detections file holds", "(request 1 is not where it belongs): it was changed", "detection(s), the sink received"},
 		detected: false,
 	}, {
 		name:     "stopping the collector (SIGSTOP)",

@@ -139,18 +139,12 @@ function jobKey() {
   return 'local';
 }
 
-// readDetections returns each log record of the sink's JSONL file as a
+// parseDetections returns each log record of the sink's JSONL text as a
 // flat {attribute: value} object, with the resource's under resource, and
 // the sequence numbers of the file's lines in order (the integrity check
 // wants them 1, 2, 3, ...). A line that is not the sink's is counted in
 // bad.
-function readDetections(file) {
-  let text = '';
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    return { detections: [], seqs: [], bad: 0, error: e.message };
-  }
+function parseDetections(text) {
   const out = [];
   const seqs = [];
   let bad = 0;
@@ -225,6 +219,6 @@ function attribute(d, job) {
 }
 
 module.exports = {
-  platform, input, boolInput, workDir, saveState, loadState, setOutput, alive, sleep, readDetections,
+  platform, input, boolInput, workDir, saveState, loadState, setOutput, alive, sleep, parseDetections,
   procState, startTime, cgroupOf, jobKey, ciContext, attribute,
 };

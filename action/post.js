@@ -144,17 +144,16 @@ function checkEvidence(dir, job) {
     problems.push(`the collector was stopped (SIGSTOP) from ${iso(s.from)} to ${s.to ? iso(s.to) : 'the end of the job'}: tools run meanwhile may be lost`);
   }
   if (status.instances.length > 1) problems.push(`the collector was restarted during the job (${status.instances.length} instances reported)`);
+  if (status.badRequests > 0) problems.push(`${status.badRequests} request(s) from the collector to the sink could not be read: what they held is lost`);
   if (status.foreignCount > 0) {
     const uids = [...new Set(status.foreign.map((f) => f.uid))].join(', ');
     problems.push(`${status.foreignCount} request(s) to the evidence sink from uid ${uids}, not the collector's, were refused: something in the job tried to feed it`);
   }
 
-  // Heartbeats: the collector's metrics every heartbeatMs from its start to
-  // its shutdown (the last push). A longer silence is a collector that did
-  // not run: stopped, starved, or frozen.
-  // The last push, at the collector's shutdown, comes after the post step
-  // asked it to stop: the job ends there.
-  // Heartbeats are due from the collector's readiness on.
+  // Heartbeats: the collector's metrics every heartbeatMs, due from its
+  // readiness to the post step's request to stop (its last push, at its
+  // shutdown, comes after). A longer silence is a collector that did not
+  // run: stopped, starved, or frozen.
   const end = status.stopping || Date.now();
   const hb = [status.ready || status.started, ...status.heartbeats.filter((t) => t <= end), end];
   const maxGap = maxSilence(status.job.heartbeatMs);
@@ -169,11 +168,11 @@ function checkEvidence(dir, job) {
   }
 
   const text = readOwned(path.join(dir, 'detections.jsonl'), 0, problems);
-  let read = { detections: [], seqs: [], bad: 0 };
-  if (text !== null) read = lib.readDetections(path.join(dir, 'detections.jsonl'));
-  const expect = Array.from({ length: status.seq }, (_, i) => i + 1);
-  if (read.bad > 0 || read.seqs.join(',') !== expect.join(',')) {
-    problems.push(`the detections file holds requests ${read.seqs.length ? read.seqs.join(',') : 'none'} (and ${read.bad} unreadable line(s)), the sink appended ${status.seq}: it was changed`);
+  const read = lib.parseDetections(text || '');
+  const wrong = read.seqs.findIndex((seq, i) => seq !== i + 1);
+  if (read.bad > 0 || wrong >= 0 || read.seqs.length !== status.seq) {
+    const at = wrong >= 0 ? wrong + 1 : read.seqs.length + 1;
+    problems.push(`the detections file holds ${read.seqs.length} request(s) and ${read.bad} unreadable line(s), the sink appended ${status.seq} (request ${at} is not where it belongs): it was changed`);
   }
   if (read.detections.length !== status.records) {
     problems.push(`the detections file holds ${read.detections.length} detection(s), the sink received ${status.records}: it was changed`);

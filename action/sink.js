@@ -2,16 +2,16 @@
 
 // The evidence sink: a separate detached process, run as root (sudo), that
 // starts the collector as its own child and keeps what the collector sends
-// during the job where the runner's user cannot change it. The collector's otlphttp exporter
-// (encoding json) posts every detection to /v1/logs: each request is
-// appended to detections.jsonl with a sequence number. The collector's own
-// metrics arrive every few seconds on /v1/metrics (its telemetry's periodic
-// OTLP reader, http/protobuf: the only HTTP encoding it has): each push is a
-// heartbeat, and carries the
-// collector's counts of what it sent, which the post step compares with
-// the file. status.json says all of it, rewritten on every request.
-// Both files are root's, 0644, in a root-owned directory: the runner's user
-// reads them and can neither truncate nor replace them.
+// during the job where the runner's user cannot change it. The collector's
+// otlphttp exporter (encoding json) posts every detection to /v1/logs: each
+// request is appended to detections.jsonl with a sequence number. The
+// collector's own metrics arrive every few seconds on /v1/metrics (its
+// telemetry's periodic OTLP reader, http/protobuf: the only HTTP encoding
+// it has): each push is a heartbeat, and carries the collector's counts of
+// what it sent, which the post step compares with the file. status.json
+// says all of it, rewritten on every request. Both files are root's, 0644,
+// in a root-owned directory: the runner's user reads them and can neither
+// truncate nor replace them.
 //
 // Only the collector's uid may post: a connection from a socket of another
 // uid (a job step faking heartbeats or detections) is refused and counted.
