@@ -154,12 +154,13 @@ function attrs(kvs) {
 // {attributes 1}, scope_metrics 2 {metrics 2 {name 1, gauge 5, sum 7
 // {data_points 1 {attributes 7, as_double 4, as_int 6}}}}}.
 function heartbeat(body) {
-  status.heartbeats.push(Date.now());
+  const metrics = {};
+  const instances = [];
   for (const rm of sub(fields(body), 1)) {
     const rmf = fields(rm);
     const res = sub(rmf, 1)[0];
     const id = res && attrs(sub(fields(res), 1))['service.instance.id'];
-    if (id && !status.instances.includes(id)) status.instances.push(id);
+    if (id) instances.push(id);
     for (const sm of sub(rmf, 2)) {
       for (const m of sub(fields(sm), 2)) {
         const mf = fields(m);
@@ -173,12 +174,16 @@ function heartbeat(body) {
               if (n === 6 && wt === 1) v = Number(val.readBigInt64LE(0));
               if (n === 4 && wt === 1) v = val.readDoubleLE(0);
             }
-            if (v !== undefined) status.metrics[name + (exporter ? '{' + exporter + '}' : '')] = v;
+            if (v !== undefined) metrics[name + (exporter ? '{' + exporter + '}' : '')] = v;
           }
         }
       }
     }
   }
+  // Only a push read to its end is a heartbeat.
+  status.heartbeats.push(Date.now());
+  for (const id of instances) if (!status.instances.includes(id)) status.instances.push(id);
+  Object.assign(status.metrics, metrics);
 }
 
 function countRecords(req) {
