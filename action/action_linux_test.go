@@ -636,6 +636,16 @@ func TestActionGitHubTricks(t *testing.T) {
 		script:   "sudo -n kill -KILL $COLLECTOR\nsleep 1\n" + f.arpspoof + " -h MARKER || true\nsleep 1\n",
 		why:      []string{"the collector exited during the job", "killed by SIGKILL"},
 		detected: false,
+	}, {
+		name: "restarting the collector",
+		// a fresh collector (an empty ring buffer, no memory of the stop)
+		// with the job's own configuration, posting to the same sink
+		script: "sudo -n kill -KILL $COLLECTOR\n" +
+			`port=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).port)' "$STATE_DIR/sink.json")` + "\n" +
+			"sudo -n env MITMEXEC_SINK_PORT=$port " + f.collector + " --config file:$STATE_DIR/config.yaml >/dev/null 2>&1 &\n" +
+			"sleep 8\n",
+		why:      []string{"the collector exited during the job", "the collector was restarted during the job", "reached the sink after the collector it started had exited"},
+		detected: false,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startGitHubJob(t, f, nil)

@@ -144,6 +144,7 @@ function checkEvidence(dir, job) {
     problems.push(`the collector was stopped (SIGSTOP) from ${iso(s.from)} to ${s.to ? iso(s.to) : 'the end of the job'}: tools run meanwhile may be lost`);
   }
   if (status.instances.length > 1) problems.push(`the collector was restarted during the job (${status.instances.length} instances reported)`);
+  if (status.afterExit > 0) problems.push(`the collector was restarted during the job: ${status.afterExit} request(s) reached the sink after the collector it started had exited`);
   if (status.badRequests > 0) problems.push(`${status.badRequests} request(s) from the collector to the sink could not be read: what they held is lost`);
   if (status.foreignCount > 0) {
     const uids = [...new Set(status.foreign.map((f) => f.uid))].join(', ');

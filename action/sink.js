@@ -66,6 +66,7 @@ const status = {
   foreign: [], // refused posts: {uid, path, time}
   foreignCount: 0,
   badRequests: 0,
+  afterExit: 0, // requests from root's uid after the collector exited
   stopping: 0, // when the post step asked the sink to stop
   stopped: 0,
 };
@@ -208,6 +209,9 @@ const server = http.createServer((req, res) => {
     req.destroy();
     return;
   }
+  // The collector this sink started is its child; a request after it
+  // exited comes from another one: a restart.
+  if (status.collectorExit) status.afterExit++;
   const chunks = [];
   let size = 0;
   req.on('data', (c) => {
