@@ -938,4 +938,7 @@ func TestGitLabTemplateTricks(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "MITMEXEC_REF must be a full commit sha") {
 		t.Errorf("before_script with MITMEXEC_REF=main: status %d\n%s", code, out)
 	}
+	if out, _ := bad.sh(tpl.Mitmexec.AfterScript); !strings.Contains(out, "holds no pinned checkout: before_script did not run to its end") {
+		t.Errorf("after_script after before_script failed:\n%s", out)
+	}
 }
