@@ -214,7 +214,9 @@ function markdown(v) {
     for (const r of v.reasons) lines.push('> - ' + cell(r));
     lines.push('');
   }
-  if (v.mine.length === 0) {
+  if (v.mine.length === 0 && v.problems.length > 0) {
+    lines.push('no MitM tool was seen during this job, but the watch was not whole (above): one may have run unseen.');
+  } else if (v.mine.length === 0) {
     lines.push('no MitM tool ran during this job.');
   } else {
     lines.push(`**${v.mine.length} MitM tool execution${v.mine.length === 1 ? '' : 's'}** during this job:`, '',
