@@ -188,7 +188,7 @@ function ciContext(d, key) {
     return d['cicd.pipeline.run.id'] === k[0] && d['cicd.pipeline.task.name'] === k[2] ? 'this' : 'other';
   }
   if (plat === 'gitlab') return d['cicd.pipeline.task.run.id'] === k[0] ? 'this' : 'other';
-  return 'this';
+  return 'none'; // outside GitHub and GitLab there is no job name to compare
 }
 
 // attribute tells this job's detections from other processes' on the host
