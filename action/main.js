@@ -162,9 +162,12 @@ function main() {
     try {
       return JSON.parse(fs.readFileSync(sinkFile, 'utf8'));
     } catch (e) {
-      return null;
+      return lib.alive(sink.pid) ? null : 'exited';
     }
   });
+  if (info === 'exited') {
+    fail('the evidence sink exited at once' + (process.getuid() !== 0 ? ': the runner\'s user needs password-less sudo (sudo -n) to run it and the collector as root' : ''));
+  }
   if (!info) fail('the evidence sink did not start within 20s');
   const logFile = path.join(info.dir, 'collector.log');
   lib.saveState(dir, { evidence: info.dir, logFile });
