@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// The action's main step (and the GitLab template's before_script): start
-// the mitmexec collector for the rest of the job, detached, and return once
-// it reports ready, so every later step is watched.
+// The action's main step (and the GitLab template's before_script): start,
+// as root, the evidence sink (sink.js), which starts the mitmexec collector
+// for the rest of the job, and return once the collector reports ready, so
+// every later step is watched.
 'use strict';
 const childProcess = require('child_process');
 const fs = require('fs');
@@ -128,14 +129,13 @@ function waitFor(what, ms, check) {
 }
 
 // jobIdentity is what the job cannot forge about itself, read before any
-// of its steps ran (the sink, root, keeps it): the process that runs its steps (the runner's worker on
-// GitHub, the job's shell on GitLab: this step's parent) with its start
-// time, against pid reuse, and the cgroup the job runs in.
+// of its steps ran (the sink, root, keeps it): the process that runs its
+// steps (the runner's worker on GitHub, the job's shell on GitLab: this
+// step's parent, alive for the whole job) and the cgroup the job runs in.
 function jobIdentity(heartbeatMs) {
   return {
     heartbeatMs, // the collector's, for the post step's silence check
     pid: process.ppid,
-    pidStart: lib.startTime(process.ppid),
     cgroup: lib.cgroupOf('self'),
     key: lib.jobKey(),
     started: Date.now(),
