@@ -2,8 +2,9 @@
 
 // What main.js and post.js share: where the job's files live on GitHub
 // Actions and on GitLab CI, inputs, state between the two steps, and the
-// reading of the detections the local sink wrote. Plain Node, no npm
-// dependencies: nothing to install and nothing to trust beyond this tree.
+// reading of the detections the evidence sink wrote, and which of them are
+// this job's. Plain Node, no npm dependencies: nothing to install and
+// nothing to trust beyond this tree.
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -78,6 +79,17 @@ function alive(pid) {
   }
 }
 
+// procState is the one-letter state of /proc/PID/stat ('T' stopped, 'Z'
+// zombie), '' when there is no such process.
+function procState(pid) {
+  try {
+    const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch (e) {
+    return '';
+  }
+}
+
 function sleep(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -93,25 +105,64 @@ function attrValue(v) {
   return undefined;
 }
 
-// readDetections returns each log record of the sink's JSONL file as a
-// flat {attribute: value} object, with the resource's under resource.
-function readDetections(file) {
-  let text = '';
+// startTime is the start time of pid (field 22 of /proc/PID/stat, clock
+// ticks since boot): with the pid it names one process, never a later one
+// that reused the pid.
+function startTime(pid) {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] || '';
   } catch (e) {
-    return [];
+    return '';
   }
+}
+
+// cgroupOf is the cgroup v2 path of pid ('self' for this process), as the
+// receiver reports it in process.linux.cgroup.
+function cgroupOf(pid) {
+  try {
+    const line = fs.readFileSync('/proc/' + pid + '/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    return line ? line.slice(3) : '';
+  } catch (e) {
+    return '';
+  }
+}
+
+// jobKey names this job the way the runner does. The post step compares
+// the key the sink recorded with its own, so evidence of another job (an
+// old directory) is never read as this one's.
+function jobKey() {
+  if (platform() === 'github') {
+    return ['github', process.env.GITHUB_RUN_ID || '', process.env.GITHUB_RUN_ATTEMPT || '', process.env.GITHUB_JOB || ''].join('/');
+  }
+  if (platform() === 'gitlab') return ['gitlab', process.env.CI_JOB_ID || ''].join('/');
+  return 'local';
+}
+
+// parseDetections returns each log record of the sink's JSONL text as a
+// flat {attribute: value} object, with the resource's under resource, and
+// the sequence numbers of the file's lines in order (the integrity check
+// wants them 1, 2, 3, ...). A line that is not the sink's is counted in
+// bad.
+function parseDetections(text) {
   const out = [];
+  const seqs = [];
+  let bad = 0;
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    let req;
+    let entry;
     try {
-      req = JSON.parse(line);
+      entry = JSON.parse(line);
     } catch (e) {
+      bad++;
       continue;
     }
-    for (const rl of req.resourceLogs || []) {
+    if (!entry || typeof entry.seq !== 'number' || !entry.request) {
+      bad++;
+      continue;
+    }
+    seqs.push(entry.seq);
+    for (const rl of entry.request.resourceLogs || []) {
       const resource = {};
       for (const kv of (rl.resource && rl.resource.attributes) || []) resource[kv.key] = attrValue(kv.value);
       for (const sl of rl.scopeLogs || []) {
@@ -123,20 +174,51 @@ function readDetections(file) {
       }
     }
   }
-  return out;
+  return { detections: out, seqs, bad };
 }
 
-// ofThisJob tells a detection of this job from one of another job on the
-// same self-hosted runner (the tracer sees the whole host). A detection
-// with no CI context at all (its process and every ancestor gone before
-// they were read) is counted: it may be this job's.
-function ofThisJob(d) {
-  if (d['cicd.pipeline.run.id'] === undefined && d['cicd.pipeline.task.name'] === undefined) return true;
-  if (platform() === 'github') {
-    return d['cicd.pipeline.run.id'] === process.env.GITHUB_RUN_ID && d['cicd.pipeline.task.name'] === process.env.GITHUB_JOB;
+// ciContext says what a detection's own CI context (read from the tool's
+// environment, which the job chooses) claims: 'this' job, an 'other' job,
+// or 'none'.
+function ciContext(d, key) {
+  const [plat, ...k] = key.split('/');
+  if (d['cicd.pipeline.run.id'] === undefined && d['cicd.pipeline.task.name'] === undefined &&
+    d['cicd.pipeline.task.run.id'] === undefined) return 'none';
+  if (plat === 'github') {
+    return d['cicd.pipeline.run.id'] === k[0] && d['cicd.pipeline.task.name'] === k[2] ? 'this' : 'other';
   }
-  if (platform() === 'gitlab') return d['cicd.pipeline.task.run.id'] === process.env.CI_JOB_ID;
-  return true;
+  if (plat === 'gitlab') return d['cicd.pipeline.task.run.id'] === k[0] ? 'this' : 'other';
+  return 'none'; // outside GitHub and GitLab there is no job name to compare
 }
 
-module.exports = { platform, input, boolInput, workDir, saveState, loadState, setOutput, alive, sleep, readDetections, ofThisJob };
+// attribute tells this job's detections from other processes' on the host
+// (the tracer sees the whole host) by what the job cannot forge: the
+// kernel's ancestry of the process (the job's process among its
+// ancestors) and its cgroup (the job's, or one below it). An unprivileged
+// process can leave the tree (setsid, a double fork) but not its cgroup.
+// The CI context from the tool's environment is never a reason to leave a
+// detection out: when it disagrees with the tree the detection is this
+// job's and flagged (mitmexec.cicd.mismatch); one that claims this job
+// from outside its tree and cgroup is counted and flagged too.
+// Where the job has no cgroup of its own (the root cgroup), the tree is
+// the only proof, and a detection outside it is counted unless its CI
+// context names another job.
+// Returns {mine, match, mismatch}; match is how it was tied to the job.
+function attribute(d, job) {
+  const ctx = ciContext(d, job.key);
+  let match = '';
+  const pids = [d['process.parent_pid'], ...(d['mitmexec.ancestors'] || []).map((a) => Number(String(a).split(':')[0]))];
+  if (pids.includes(job.pid)) match = 'process_tree';
+  const isolated = job.cgroup !== '' && job.cgroup !== '/';
+  const cg = d['process.linux.cgroup'];
+  if (!match && isolated && typeof cg === 'string' && (cg === job.cgroup || cg.startsWith(job.cgroup + '/'))) match = 'cgroup';
+  if (match) return { mine: true, match, mismatch: ctx === 'other' };
+  if (ctx === 'this') return { mine: true, match: 'ci_context', mismatch: true };
+  if (!isolated && ctx === 'none') return { mine: true, match: 'none', mismatch: false };
+  return { mine: false, match: '', mismatch: false };
+}
+
+module.exports = {
+  platform, input, boolInput, workDir, saveState, loadState, setOutput, alive, sleep, parseDetections,
+  procState, startTime, cgroupOf, jobKey, ciContext, attribute,
+};

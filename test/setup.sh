@@ -12,10 +12,12 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # clang/llvm/libbpf-dev: the drift check recompiles the BPF C; gcc and
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
-# post steps; the real tools the privileged tests exec; iproute2, scapy,
-# arping, ping and tcpdump: the behaviour tests' LAN in network namespaces,
-# its spoofers and its truthful senders.
-packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs
+# post steps; sudo: those steps run as an unprivileged runner user that, as
+# on GitHub's hosted runners, has password-less sudo; the real tools the
+# privileged tests exec; iproute2, scapy, arping, ping and tcpdump: the
+# behaviour tests' LAN in network namespaces, its spoofers and its truthful
+# senders.
+packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
   iproute2 python3-scapy iputils-arping iputils-ping tcpdump)
 missing=()
@@ -30,6 +32,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
+fi
+
+# The CI runner's user for the Action and GitLab template tests: no login,
+# password-less sudo (what GitHub's hosted runners give theirs), so the
+# tests run the steps and a job's tricks as a user that owns nothing of
+# the collector's.
+if [ "$(id -u)" = 0 ]; then
+  id mitmexec-runner >/dev/null 2>&1 || useradd --system --user-group --shell /bin/bash --home-dir /nonexistent mitmexec-runner
+  [ -f /etc/sudoers.d/mitmexec-runner ] || {
+    echo 'mitmexec-runner ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/mitmexec-runner.tmp
+    chmod 0440 /etc/sudoers.d/mitmexec-runner.tmp
+    mv /etc/sudoers.d/mitmexec-runner.tmp /etc/sudoers.d/mitmexec-runner
+  }
 fi
 
 if [ "$(id -u)" = 0 ]; then
