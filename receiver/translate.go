@@ -16,6 +16,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/origin"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -111,6 +112,7 @@ type detectionRecord struct {
 	SummarizedCount int
 	ActionDelay     time.Duration // for killed_late: from the exec to the kill
 	CI              cicd.Context  // the CI job the process ran in (cicd.go)
+	Origin          origin.Origin // the code that started it (origin.go)
 }
 
 // resourceInfo describes the host the records come from.
@@ -230,6 +232,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	}
 	putStrIf(a, attrContainerID, r.Context.ContainerID)
 	putCI(a, r.CI)
+	putOrigin(a, r.Origin)
 	if e.PidNS != 0 {
 		a.PutInt(attrNamespacePID, int64(e.PidNS))
 	}
