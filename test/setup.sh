@@ -12,9 +12,16 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # clang/llvm/libbpf-dev: the drift check recompiles the BPF C; gcc and
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
-# post steps; the real tools the privileged tests exec.
+# post steps; python3-pip, -setuptools, -wheel, -pytest and npm: the origin
+# tests' real package managers and test runner (receiver/origin_linux_test.go);
+# python3-jsonschema validates the Action's SARIF against its schema; the
+# real tools the privileged tests exec.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs
+  python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6)
+# Debian's nodejs comes without npm; NodeSource's carries its own and
+# conflicts with Debian's npm package.
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -156,8 +156,19 @@ func commandOrigin(r Reader, e *entry) (Origin, bool) {
 	if build, manager := pythonBuild(e.args); build != "" {
 		o := newOrigin(KindPythonBuild, e)
 		o.Manager = manager
-		o.File = clean(build)
-		o.PackageName, o.PackageVersion = distribution(r, e)
+		var manifest string
+		o.PackageName, o.PackageVersion, manifest = distribution(r, e)
+		// The file a reviewer reads: the source tree's manifest, else the
+		// setup.py the build runs; a hook runner's path says nothing.
+		if manifest == "" && path.Base(build) == "setup.py" {
+			manifest = build
+		}
+		if manifest != "" && !path.IsAbs(manifest) {
+			if cwd, err := r.Cwd(e.pid, e.start); err == nil {
+				manifest = path.Join(cwd, manifest)
+			}
+		}
+		o.File = clean(manifest)
 		return o, true
 	}
 	if isPytest(e.args) {

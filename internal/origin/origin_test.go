@@ -220,12 +220,13 @@ func TestPythonBuilds(t *testing.T) {
 		name, version string
 	}{
 		{[]string{"/usr/bin/python3", "/usr/lib/python3/dist-packages/pip/_vendor/pyproject_hooks/_in_process/_in_process.py", "build_wheel", "/tmp/x"},
-			files, "/usr/lib/python3/dist-packages/pip/_vendor/pyproject_hooks/_in_process/_in_process.py", "pip", "netutil", "2.0.1"},
+			files, "/src/pyproject.toml", "pip", "netutil", "2.0.1"},
 		{[]string{"python3", "-u", "-c", "import sys, setuptools, tokenize; sys.argv[0] = '/tmp/pip-install-x/evil_1/setup.py'; __file__='/tmp/pip-install-x/evil_1/setup.py';exec(...)", "bdist_wheel"},
-			map[string]string{"PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 0.0.1\n\nName: not-this\n"}, "/tmp/pip-install-x/evil_1/setup.py", "pip", "evil", "0.0.1"},
+			map[string]string{"PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 0.0.1\n\nName: not-this\n"}, "/src/PKG-INFO", "pip", "evil", "0.0.1"},
 		{[]string{"python3", "setup.py", "install"},
-			map[string]string{"setup.cfg": "[metadata]\nname = legacy\nversion = attr: legacy.__version__\n"}, "setup.py", "", "legacy", ""},
-		{[]string{"python3", "setup.py", "build"}, nil, "setup.py", "", "", ""},
+			map[string]string{"setup.cfg": "[metadata]\nname = legacy\nversion = attr: legacy.__version__\n"}, "/src/setup.cfg", "", "legacy", ""},
+		{[]string{"python3", "setup.py", "build"}, nil, "/src/setup.py", "", "", ""},
+		{[]string{"python3", "/abs/setup.py", "build"}, map[string]string{"pyproject.toml": "[tool.black]\n"}, "/src/pyproject.toml", "", "", ""},
 	} {
 		r, anc := chain(
 			fakeProc{args: []string{"arpspoof"}},

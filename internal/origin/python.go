@@ -14,21 +14,27 @@ import (
 // pyproject.toml's [project] table, setup.cfg's [metadata]. A name set
 // only in setup.py's code is not read: running or parsing it is out of
 // the question, so the record names the file and no package.
-func distribution(r Reader, e *entry) (name, version string) {
-	if b, err := r.ReadFile(e.pid, e.start, "PKG-INFO"); err == nil {
-		name, version = pkgInfo(b)
-	}
-	if name == "" {
-		if b, err := r.ReadFile(e.pid, e.start, "pyproject.toml"); err == nil {
-			name, version = iniTable(b, "[project]")
+func distribution(r Reader, e *entry) (name, version, manifest string) {
+	for _, m := range []struct {
+		file  string
+		parse func([]byte) (string, string)
+	}{
+		{"PKG-INFO", pkgInfo},
+		{"pyproject.toml", func(b []byte) (string, string) { return iniTable(b, "[project]") }},
+		{"setup.cfg", func(b []byte) (string, string) { return iniTable(b, "[metadata]") }},
+	} {
+		b, err := r.ReadFile(e.pid, e.start, m.file)
+		if err != nil {
+			continue
+		}
+		if name, version = m.parse(b); name != "" {
+			return clean(name), clean(version), m.file
+		}
+		if manifest == "" {
+			manifest = m.file
 		}
 	}
-	if name == "" {
-		if b, err := r.ReadFile(e.pid, e.start, "setup.cfg"); err == nil {
-			name, version = iniTable(b, "[metadata]")
-		}
-	}
-	return clean(name), clean(version)
+	return "", "", manifest
 }
 
 // pkgInfo reads Name and Version of the core metadata's header.
