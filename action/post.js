@@ -11,6 +11,7 @@ const childProcess = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const lib = require('./lib');
+const origin = require('./origin');
 
 const stopTimeoutMs = 30 * 1000;
 
@@ -70,10 +71,11 @@ function markdown(mine, others, wasRunning) {
     lines.push('no MitM tool ran during this job.');
   } else {
     lines.push(`**${mine.length} MitM tool execution${mine.length === 1 ? '' : 's'}** during this job:`, '',
-      '| tool | step context | command line | ancestry | action |', '|---|---|---|---|---|');
+      '| tool | step context | command line | ancestry | started by | action |', '|---|---|---|---|---|---|');
     for (const d of mine) {
       const ancestry = (d['mitmexec.ancestors'] || []).join(' ← ');
-      lines.push(`| ${cell(d['mitmexec.tool.name'])} | ${cell(stepContext(d))} | ${cell(d['process.command_line'] || d['process.executable.path'], true)} | ${cell(ancestry, true)} | ${cell(d['mitmexec.action'])} |`);
+      const by = origin.describe(d, (s) => cell(s, true)).replace(/^started by /, '') || '-';
+      lines.push(`| ${cell(d['mitmexec.tool.name'])} | ${cell(stepContext(d))} | ${cell(d['process.command_line'] || d['process.executable.path'], true)} | ${cell(ancestry, true)} | ${by} | ${cell(d['mitmexec.action'])} |`);
     }
   }
   if (others > 0) lines.push('', `(${others} detection${others === 1 ? '' : 's'} of other jobs on this runner not counted.)`);
@@ -101,10 +103,15 @@ function main() {
   fs.writeFileSync(path.join(reportDir, 'mitmexec-report.md'), md);
   fs.writeFileSync(path.join(reportDir, 'mitmexec-report.json'), JSON.stringify({ detections: mine, otherJobs: others, collectorStoppedEarly: !wasRunning }, null, 2) + '\n');
   if (lib.platform() !== 'github') process.stdout.write(md);
+  if (lib.input('sarif')) require('./sarif').write(lib.input('sarif'), mine, process.env);
+  if (lib.boolInput('comment')) {
+    const said = require('./comment').post(md, mine, process.env, lib.input('github-token'));
+    console.log((/failed/.test(said) && lib.platform() === 'github' ? '::warning::' : 'mitmexec: ') + escapeData(said));
+  }
 
   for (const d of mine) {
     annotate('MitM tool executed: ' + (d['mitmexec.tool.name'] || 'unknown'),
-      (d['process.command_line'] || d['process.executable.path'] || '') + ' (' + stepContext(d) + ')');
+      [origin.describe(d), (d['process.command_line'] || d['process.executable.path'] || '') + ' (' + stepContext(d) + ')'].filter(Boolean).join(': '));
   }
   if (!wasRunning) {
     annotate('mitmexec', 'the collector had stopped before the end of the job; its log: ' + state.logFile);

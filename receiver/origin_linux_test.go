@@ -168,7 +168,5 @@ func writeIn(t *testing.T, p, content string) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, p, content)
 }
