@@ -5,6 +5,9 @@
 package action
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,7 +32,7 @@ type fakeGitHub struct {
 	comments map[int]string // id -> body
 	next     int
 	requests []string // "METHOD path"
-	bodies   []string
+	sarifs   [][]byte // uploads to code scanning, decoded
 }
 
 func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,14 +40,30 @@ func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.mu.Unlock()
 	b, _ := io.ReadAll(r.Body)
 	g.requests = append(g.requests, r.Method+" "+r.URL.Path)
-	g.bodies = append(g.bodies, string(b))
 	if r.Header.Get("Authorization") != "Bearer "+g.token {
 		http.Error(w, `{"message":"Resource not accessible by integration"}`, http.StatusForbidden)
 		return
 	}
-	var in struct{ Body string }
+	var in struct {
+		Body, Sarif, Ref string
+		CommitSHA        string `json:"commit_sha"`
+	}
 	_ = json.Unmarshal(b, &in)
 	switch {
+	case r.Method == "POST" && r.URL.Path == "/repos/octo/app/code-scanning/sarifs":
+		var sarif []byte
+		if z, err := base64.StdEncoding.DecodeString(in.Sarif); err == nil {
+			if zr, err := gzip.NewReader(bytes.NewReader(z)); err == nil {
+				sarif, _ = io.ReadAll(zr)
+			}
+		}
+		if len(sarif) == 0 || in.CommitSHA == "" || in.Ref != "refs/pull/42/merge" {
+			http.Error(w, `{"message":"bad upload"}`, http.StatusBadRequest)
+			return
+		}
+		g.sarifs = append(g.sarifs, sarif)
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": "47177e22"})
 	case r.Method == "GET" && r.URL.Path == "/repos/octo/app/issues/42/comments":
 		list := []map[string]any{{"id": 1, "body": "an unrelated comment"}}
 		for id, body := range g.comments {
@@ -70,14 +89,14 @@ func (g *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *fakeGitHub) seen() ([]string, map[int]string) {
+func (g *fakeGitHub) seen() ([]string, map[int]string, [][]byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c := map[int]string{}
 	for k, v := range g.comments {
 		c[k] = v
 	}
-	return append([]string(nil), g.requests...), c
+	return append([]string(nil), g.requests...), c, append([][]byte(nil), g.sarifs...)
 }
 
 // validateSARIF validates file against the SARIF 2.1.0 schema in testdata
@@ -127,7 +146,7 @@ func TestActionOrigin(t *testing.T) {
 	writePR("octo/app")
 	sarif := filepath.Join(work, "results", "mitmexec.sarif")
 	for k, v := range map[string]string{"INPUT_COLLECTOR": f.collector, "INPUT_FAIL-ON-DETECTION": "false",
-		"INPUT_COMMENT": "true", "INPUT_GITHUB-TOKEN": tokens["GITHUB_TOKEN"], "INPUT_SARIF": sarif,
+		"INPUT_COMMENT": "true", "INPUT_SARIF-UPLOAD": "true", "INPUT_GITHUB-TOKEN": tokens["GITHUB_TOKEN"], "INPUT_SARIF": sarif,
 		"GITHUB_API_URL": srv.URL, "GITHUB_EVENT_PATH": event,
 		"GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/ci.yml@refs/pull/42/merge"} {
 		gh[k] = v
@@ -181,7 +200,7 @@ func TestActionOrigin(t *testing.T) {
 	}
 
 	// The comment: created once, with the summary and the job's marker.
-	reqs, comments := api.seen()
+	reqs, comments, uploads := api.seen()
 	if len(comments) != 1 || !strings.HasPrefix(comments[1], "<!-- mitmexec:CI/build -->") || !strings.Contains(comments[1], inTable) {
 		t.Fatalf("comments %v after requests %v", comments, reqs)
 	}
@@ -189,7 +208,7 @@ func TestActionOrigin(t *testing.T) {
 		t.Errorf("post does not say it created the comment:\n%s", postOut)
 	}
 
-	// SARIF: valid, located at the project's package.json in the checkout.
+	// SARIF: uploaded as written; valid, located at the project's package.json in the checkout.
 	if err := validateSARIF(t, sarif); err != nil {
 		t.Errorf("SARIF does not validate: %v", err)
 	}
@@ -208,6 +227,9 @@ func TestActionOrigin(t *testing.T) {
 	b, err := os.ReadFile(sarif)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(uploads) != 1 || !bytes.Equal(uploads[0], b) || !strings.Contains(postOut, "uploaded the SARIF report to code scanning (47177e22)") {
+		t.Errorf("%d SARIF uploads, want 1 of %s\n%s", len(uploads), sarif, postOut)
 	}
 	if err := json.Unmarshal(b, &log); err != nil || len(log.Runs) != 1 {
 		t.Fatalf("SARIF: %v\n%s", err, b)
@@ -237,7 +259,7 @@ func TestActionOrigin(t *testing.T) {
 
 	// A second run of the post step (a re-run) updates the same comment.
 	postOut = post()
-	reqs, comments = api.seen()
+	reqs, comments, _ = api.seen()
 	if len(comments) != 1 || reqs[len(reqs)-1] != "PATCH /repos/octo/app/issues/comments/1" || !strings.Contains(postOut, "updated the pull-request comment 1") {
 		t.Errorf("second run: comments %v, requests %v\n%s", comments, reqs, postOut)
 	}
@@ -246,7 +268,8 @@ func TestActionOrigin(t *testing.T) {
 	writePR("mallory/app")
 	n := len(reqs)
 	postOut = post()
-	if reqs, _ = api.seen(); len(reqs) != n || !strings.Contains(postOut, "from the fork mallory/app") {
+	if reqs, _, _ = api.seen(); len(reqs) != n || !strings.Contains(postOut, "comment: a pull request from the fork mallory/app") ||
+		!strings.Contains(postOut, "SARIF not uploaded: a pull request from the fork mallory/app") {
 		t.Errorf("fork: %d requests sent (%v)\n%s", len(reqs)-n, reqs[n:], postOut)
 	}
 
@@ -255,7 +278,8 @@ func TestActionOrigin(t *testing.T) {
 	api.mu.Lock()
 	api.token = "another"
 	api.mu.Unlock()
-	if postOut = post(); !strings.Contains(postOut, "::warning::pull-request comment failed: GET /repos/octo/app/issues/42/comments: HTTP 403") {
+	if postOut = post(); !strings.Contains(postOut, "::warning::pull-request comment failed: GET /repos/octo/app/issues/42/comments: HTTP 403") ||
+		!strings.Contains(postOut, "::warning::SARIF upload failed: POST /repos/octo/app/code-scanning/sarifs: HTTP 403") {
 		t.Errorf("403: no warning\n%s", postOut)
 	}
 	noTokens(t, []string{runner}, out)

@@ -103,11 +103,10 @@ function main() {
   fs.writeFileSync(path.join(reportDir, 'mitmexec-report.md'), md);
   fs.writeFileSync(path.join(reportDir, 'mitmexec-report.json'), JSON.stringify({ detections: mine, otherJobs: others, collectorStoppedEarly: !wasRunning }, null, 2) + '\n');
   if (lib.platform() !== 'github') process.stdout.write(md);
+  const say = (s) => console.log((/failed/.test(s) && lib.platform() === 'github' ? '::warning::' : 'mitmexec: ') + escapeData(s));
   if (lib.input('sarif')) require('./sarif').write(lib.input('sarif'), mine, process.env);
-  if (lib.boolInput('comment')) {
-    const said = require('./comment').post(md, mine, process.env, lib.input('github-token'));
-    console.log((/failed/.test(said) && lib.platform() === 'github' ? '::warning::' : 'mitmexec: ') + escapeData(said));
-  }
+  if (lib.input('sarif') && lib.boolInput('sarif-upload')) say(require('./sarif').upload(lib.input('sarif'), process.env, lib.input('github-token')));
+  if (lib.boolInput('comment')) say(require('./comment').post(md, mine, process.env, lib.input('github-token')));
 
   for (const d of mine) {
     annotate('MitM tool executed: ' + (d['mitmexec.tool.name'] || 'unknown'),

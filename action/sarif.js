@@ -9,6 +9,8 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
+const zlib = require('zlib');
+const github = require('./github');
 const origin = require('./origin');
 
 const ruleId = 'net_mitm_tool_exec';
@@ -88,4 +90,33 @@ function write(file, detections, env) {
   }
 }
 
-module.exports = { log, write, workflowFile };
+// upload sends the file to code scanning (input `sarif-upload: true`, the
+// token with `security-events: write`), as github/codeql-action's
+// upload-sarif does: gzip, base64, for the job's commit and ref. The post
+// step runs after every step of the job, so no later step could upload
+// what it writes. Not for a pull request from a fork (its token is
+// read-only).
+function upload(file, env, token) {
+  const pr = github.pullRequest(env);
+  if (pr.skip && pr.skip.includes('fork')) return 'SARIF not uploaded: ' + pr.skip;
+  if (!token || !/^[\w.-]+\/[\w.-]+$/.test(env.GITHUB_REPOSITORY || '') || !env.GITHUB_SHA || !env.GITHUB_REF) {
+    return 'SARIF not uploaded: no token, repository, commit or ref';
+  }
+  let sarif;
+  try {
+    sarif = zlib.gzipSync(fs.readFileSync(file)).toString('base64');
+  } catch (e) {
+    return 'SARIF not uploaded: ' + e.message;
+  }
+  const job = { repo: env.GITHUB_REPOSITORY, body: { commit_sha: env.GITHUB_SHA, ref: env.GITHUB_REF, sarif, tool_name: 'mitmexec' } };
+  const said = github.callSync(__filename, 'send', job, env, token);
+  return said.startsWith('failed: ') ? 'SARIF upload ' + said : said;
+}
+
+// send runs in the child.
+async function send(job, call) {
+  const r = await call('POST', '/repos/' + job.repo + '/code-scanning/sarifs', job.body);
+  return 'uploaded the SARIF report to code scanning' + (r && r.id ? ' (' + r.id + ')' : '');
+}
+
+module.exports = { log, write, workflowFile, upload, send };
