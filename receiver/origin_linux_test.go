@@ -78,6 +78,29 @@ func TestPrivilegedOriginRealPackageManagers(t *testing.T) {
 		}
 	})
 
+	t.Run("pip install of a legacy sdist", func(t *testing.T) {
+		// An sdist as an index serves it: a tarball with PKG-INFO and a
+		// setup.py (no pyproject.toml), built here with tar, not by running
+		// setup.py, so the only run of the tool is pip's.
+		dir := t.TempDir()
+		m := newMarker("pip-sdist")
+		src := filepath.Join(dir, "legacy_probe-0.3")
+		writeIn(t, filepath.Join(src, "PKG-INFO"), "Metadata-Version: 2.1\nName: legacy-probe\nVersion: 0.3\n")
+		writeIn(t, filepath.Join(src, "setup.py"), fmt.Sprintf(
+			"import subprocess\nsubprocess.run(['sh', '-c', %q])\nfrom setuptools import setup\nsetup(name='legacy-probe', version='0.3')\n", tool(m)))
+		run(t, dir, os.Environ(), "tar", "czf", "legacy_probe-0.3.tar.gz", "legacy_probe-0.3")
+		run(t, dir, os.Environ(), "/usr/bin/python3", "-m", "pip", "install", "--no-index", "--no-build-isolation",
+			"--no-deps", "--no-cache-dir", "--target", filepath.Join(dir, "target"), filepath.Join(dir, "legacy_probe-0.3.tar.gz"))
+		l.waitFor(t, []string{m})
+		got := l.withMarker(m)
+		if len(got) == 0 {
+			t.Fatal("no detection of the build's tool")
+		}
+		for _, r := range got {
+			wantOrigin(t, r, map[string]any{"kind": "python_build", "package.name": "legacy-probe", "package.version": "0.3"})
+		}
+	})
+
 	t.Run("pytest test", func(t *testing.T) {
 		dir := t.TempDir()
 		m := newMarker("pytest")
@@ -159,7 +182,7 @@ func wantOrigin(t *testing.T, r record, want map[string]any) {
 			origin[k] = v
 		}
 	}
-	t.Logf("origin: %v", origin)
+	t.Logf("origin: %v; ancestors: %v", origin, r.attrs["mitmexec.ancestors"])
 }
 
 // writeIn writes p, making its directory first.

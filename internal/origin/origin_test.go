@@ -223,6 +223,8 @@ func TestPythonBuilds(t *testing.T) {
 			files, "/src/pyproject.toml", "pip", "netutil", "2.0.1"},
 		{[]string{"python3", "-u", "-c", "import sys, setuptools, tokenize; sys.argv[0] = '/tmp/pip-install-x/evil_1/setup.py'; __file__='/tmp/pip-install-x/evil_1/setup.py';exec(...)", "bdist_wheel"},
 			map[string]string{"PKG-INFO": "Metadata-Version: 2.1\nName: evil\nVersion: 0.0.1\n\nName: not-this\n"}, "/src/PKG-INFO", "pip", "evil", "0.0.1"},
+		{[]string{"/usr/bin/python3", "-u", "-c", "\nexec(compile('''\n# This is <pip-setuptools-caller>\n__file__ = %r\n''' % ('/tmp/pip-req-build-x/setup.py',), \"<pip-setuptools-caller>\", \"exec\"))", "egg_info"},
+			nil, "/tmp/pip-req-build-x/setup.py", "pip", "", ""},
 		{[]string{"python3", "setup.py", "install"},
 			map[string]string{"setup.cfg": "[metadata]\nname = legacy\nversion = attr: legacy.__version__\n"}, "/src/setup.cfg", "", "legacy", ""},
 		{[]string{"python3", "setup.py", "build"}, nil, "/src/setup.py", "", "", ""},
