@@ -366,3 +366,24 @@ func TestHostileEnvironmentThroughTheRealReader(t *testing.T) {
 		t.Fatalf("reused pid: gone %d, want 1", res.Gone)
 	}
 }
+
+// TestHostileCommandLines: a target cut by the command line's bound is no
+// target (never a shortened, false one); one with control characters or
+// 10 kB long is escaped and bounded.
+func TestHostileCommandLines(t *testing.T) {
+	root := t.TempDir()
+	writeProc(t, root, 100, 10, []byte("arpspoof\x00"), nil)
+	for _, c := range []struct {
+		cmdline, target string
+	}{
+		{"make\x00-f\x00ci.mk\x00" + strings.Repeat("t", 20<<10) + "\x00", ""},
+		{"make\x00check\x1b[2J\n\x00", `check\x1b[2J\x0a`},
+		{"make\x00" + strings.Repeat("t", 10<<10) + "\x00", strings.Repeat("t", maxField) + "…"},
+	} {
+		writeProc(t, root, 101, 9, []byte(c.cmdline), []byte("PATH=/bin\x00"))
+		o := Lookup(ProcReader{ProcRoot: root}, catalogScript(t), 100, 10*1e7, []event.Ancestor{{PID: 101, StartBootTime: 9 * 1e7}}).Origin
+		if o.Kind != KindMake || o.MakeTarget != c.target {
+			t.Errorf("%.40q: origin kind %q target %.60q, want make target %.60q", c.cmdline, o.Kind, o.MakeTarget, c.target)
+		}
+	}
+}
