@@ -222,7 +222,7 @@ func makeArgs(args []string) (target, file string) {
 
 // setupFile finds setup.py in pip's setuptools shim: older pips set
 // __file__='/src/setup.py' in the code, newer ones (21 on) format the
-// path in after the code: ''' ... ''' % ('/src/setup.py',).
+// path in after the code string with %, as % ('/src/setup.py',).
 var setupFile = regexp.MustCompile(`(?:__file__\s*=\s*|%\s*\(\s*)['"]([^'"]*setup\.py)['"]`)
 
 // pythonBuild tells whether argv is a Python build of a distribution: a
