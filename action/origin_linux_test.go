@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
@@ -293,5 +295,65 @@ func writeIn(t *testing.T, p, content string) {
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGitLabTemplateOrigin: in a GitLab job a tool started by a make
+// recipe is reported with its origin in the report artifact, and the
+// template's SARIF artifact validates and points at the makefile.
+func TestGitLabTemplateOrigin(t *testing.T) {
+	f := setup(t)
+	b, err := os.ReadFile(filepath.Join(f.root, "ci", "gitlab", "mitmexec.gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpl gitlabTemplate
+	if err := yaml.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	project, builds := t.TempDir(), t.TempDir()
+	jobID := fmt.Sprint(time.Now().UnixNano()%1e9 + 7)
+	gl := map[string]string{"CI": "true", "GITLAB_CI": "true", "CI_PROJECT_DIR": project, "CI_BUILDS_DIR": builds,
+		"CI_JOB_ID": jobID, "CI_JOB_NAME": "test", "CI_PROJECT_PATH": "group/app", "CI_PIPELINE_ID": "1002", "MITMEXEC_TMPDIR": builds}
+	for k, v := range tpl.Mitmexec.Variables {
+		gl[k] = os.Expand(v, func(n string) string { return gl[n] })
+	}
+	gl["MITMEXEC_HOME"], gl["MITMEXEC_COLLECTOR"] = f.root, f.collector
+	env := baseEnv(gl)
+	shell := func(lines []string) int {
+		for _, l := range lines {
+			if out, code := run(t, env, project, "bash", "-e", "-c", l); code != 0 {
+				t.Logf("%s: status %d\n%s", l, code, out)
+				return code
+			}
+		}
+		return 0
+	}
+	if code := shell(tpl.Mitmexec.BeforeScript); code != 0 {
+		t.Fatalf("before_script: status %d", code)
+	}
+	t.Cleanup(func() { shell(tpl.Mitmexec.AfterScript) })
+
+	marker := fmt.Sprintf("mitmexec-gitlab-origin-%d", os.Getpid())
+	writeIn(t, filepath.Join(project, "ci.mk"), "probe:\n\t"+f.arpspoof+" -h "+marker+" || true; sleep 1\n")
+	if out, code := run(t, env, project, "make", "-s", "-f", "ci.mk", "probe"); code != 0 {
+		t.Fatalf("make: %s", out)
+	}
+	waitForFile(t, filepath.Join(builds, "mitmexec-job-"+jobID, "detections.jsonl"), marker)
+	if code := shell(tpl.Check.Script); code != 1 {
+		t.Errorf("check: status %d, want 1", code)
+	}
+
+	md, _ := os.ReadFile(filepath.Join(project, "mitmexec-report.md"))
+	if !strings.Contains(string(md), "| make target <code>probe</code> |") {
+		t.Errorf("report lacks the origin:\n%s", md)
+	}
+	sarif := filepath.Join(project, gl["MITMEXEC_SARIF"])
+	if err := validateSARIF(t, sarif); err != nil {
+		t.Errorf("SARIF artifact does not validate: %v", err)
+	}
+	s, _ := os.ReadFile(sarif)
+	if !strings.Contains(string(s), `"uri": "ci.mk"`) || !strings.Contains(string(s), marker) {
+		t.Errorf("SARIF artifact does not point at ci.mk for %s:\n%s", marker, s)
 	}
 }

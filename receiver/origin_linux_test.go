@@ -139,7 +139,7 @@ func TestProbe(t *testing.T) {
 		m := newMarker("make")
 		writeIn(t, filepath.Join(dir, "ci.mk"), "probe:\n\t"+tool(m)+"\n")
 		run(t, dir, os.Environ(), lookPath(t, "make"), "-s", "-f", "ci.mk", "V=1", "probe")
-		wantOrigin(t, onlyOne(t, l, m), map[string]any{"kind": "make", "make.target": "probe", "file": "ci.mk"})
+		wantOrigin(t, onlyOne(t, l, m), map[string]any{"kind": "make", "make.target": "probe", "file": filepath.Join(dir, "ci.mk")})
 	})
 }
 

@@ -150,6 +150,13 @@ func commandOrigin(r Reader, e *entry) (Origin, bool) {
 	case b == "make" || b == "gmake":
 		o := newOrigin(KindMake, e)
 		target, file := makeArgs(e.args[1:])
+		if file != "" && !path.IsAbs(file) {
+			// -f names the makefile from make's working directory (a -C
+			// before it has moved there already).
+			if cwd, err := r.Cwd(e.pid, e.start); err == nil {
+				file = path.Join(cwd, file)
+			}
+		}
 		o.MakeTarget, o.File = clean(target), clean(file)
 		return o, true
 	}

@@ -261,13 +261,14 @@ func TestMakeTarget(t *testing.T) {
 		target, file string
 	}{
 		{[]string{"make", "-C", "sub", "-j", "4", "V=1", "check"}, "check", ""},
-		{[]string{"/usr/bin/make", "-f", "ci.mk", "--jobs=2", "lint", "test"}, "lint", "ci.mk"},
+		{[]string{"/usr/bin/make", "-f", "ci.mk", "--jobs=2", "lint", "test"}, "lint", "/src/ci.mk"},
+		{[]string{"make", "--file=/abs/ci.mk", "all"}, "all", "/abs/ci.mk"},
 		{[]string{"make"}, "", ""},
 	} {
 		r, anc := chain(
 			fakeProc{args: []string{"arpspoof"}},
 			fakeProc{args: []string{"/bin/sh", "-c", "arpspoof -i lo"}},
-			fakeProc{args: c.args},
+			fakeProc{args: c.args, cwd: "/src"},
 		)
 		o := lookup(t, r, anc).Origin
 		if o.Kind != KindMake || o.MakeTarget != c.target || o.File != c.file || o.Depth != 2 {
