@@ -111,6 +111,9 @@ type Reader interface {
 	// ReadFile reads a small file named relative to the process's working
 	// directory, as the process sees it.
 	ReadFile(pid uint32, startBootNs uint64, name string) ([]byte, error)
+	// Parents returns the process's ancestors from the process table, for
+	// a process the kernel sent no chain of.
+	Parents(pid uint32, startBootNs uint64) []event.Ancestor
 }
 
 // InterpreterFunc classifies an executable's base name (detect.Catalog's
@@ -138,8 +141,13 @@ type entry struct {
 
 // Lookup walks from the tool's process (pid, startBootNs) up its kernel
 // ancestry to the nearest origin. Ancestors that had exited before the
-// exec, and pid 1 (init or a container's entrypoint), are skipped.
+// exec, and pid 1 (init or a container's entrypoint), are skipped. With no
+// kernel chain (a process that started before the collector, seen opening
+// a tool's module) the process table serves.
 func Lookup(r Reader, interp InterpreterFunc, pid uint32, startBootNs uint64, ancestors []event.Ancestor) Result {
+	if len(ancestors) == 0 {
+		ancestors = r.Parents(pid, startBootNs)
+	}
 	chain, gone := readChain(r, pid, startBootNs, ancestors)
 	res := Result{Gone: gone}
 	for i := range chain {

@@ -17,6 +17,7 @@ import (
 // fakeProc is one process of a fake table.
 type fakeProc struct {
 	start uint64
+	ppid  uint32
 	args  []string
 	env   map[string]string
 	cwd   string
@@ -69,6 +70,15 @@ func (f fakeReader) ReadFile(pid uint32, start uint64, name string) ([]byte, err
 		return nil, os.ErrNotExist
 	}
 	return []byte(s), nil
+}
+
+func (f fakeReader) Parents(pid uint32, start uint64) []event.Ancestor {
+	var out []event.Ancestor
+	for p, err := f.get(pid, start); err == nil && p.ppid > 1; p, err = f.get(pid, f[pid].start) {
+		pid = p.ppid
+		out = append(out, event.Ancestor{PID: pid, StartBootTime: f[pid].start})
+	}
+	return out
 }
 
 func catalogScript(t *testing.T) InterpreterFunc {
@@ -386,5 +396,25 @@ func TestHostileCommandLines(t *testing.T) {
 		if o.Kind != KindMake || o.MakeTarget != c.target {
 			t.Errorf("%.40q: origin kind %q target %.60q, want make target %.60q", c.cmdline, o.Kind, o.MakeTarget, c.target)
 		}
+	}
+}
+
+// TestProcessTableWhenTheKernelGaveNoChain: a process that started before
+// the collector has no kernel chain; its parents come from the process
+// table.
+func TestProcessTableWhenTheKernelGaveNoChain(t *testing.T) {
+	r, _ := chain(
+		fakeProc{args: []string{"/usr/bin/python3", "/usr/bin/mitmdump"}, ppid: 101},
+		fakeProc{args: []string{"/tmp/go-build1/b001/netprobe.test", "-test.v=true"}, cwd: "/src/netprobe", ppid: 102},
+		fakeProc{args: []string{"go", "test"}, ppid: 1},
+	)
+	o := lookup(t, r, nil).Origin
+	if o.Kind != KindGoTest || o.Depth != 1 || o.PID != 101 {
+		t.Fatalf("origin %+v, want the go test binary, the parent in the process table", o)
+	}
+	root := t.TempDir()
+	writeProc(t, root, 100, 10, []byte("x\x00"), []byte("A=1\x00"))
+	if got := (ProcReader{ProcRoot: root}).Parents(100, 10*1e7); len(got) != 0 {
+		t.Errorf("parents of a process whose parent is pid 1: %v", got)
 	}
 }

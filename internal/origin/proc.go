@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mitmexec/mitmexec/internal/cicd"
+	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/procstat"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
@@ -86,4 +87,27 @@ func (p ProcReader) same(pid uint32, start uint64) error {
 		return fmt.Errorf("pid %d started at tick %d, not at %d ns: the pid was reused", pid, st.StartTicks, start)
 	}
 	return nil
+}
+
+// Parents follows the parent pids of the process table, at most as far as
+// the kernel's chain goes. A parent's start time is the one its stat shows
+// now: from then on every read of it is checked against that.
+func (p ProcReader) Parents(pid uint32, start uint64) []event.Ancestor {
+	if p.same(pid, start) != nil {
+		return nil
+	}
+	var out []event.Ancestor
+	for len(out) < event.MaxAncestors {
+		st, err := procstat.Read(p.ProcRoot, pid)
+		if err != nil || st.PPID <= 1 {
+			break
+		}
+		parent, err := procstat.Read(p.ProcRoot, st.PPID)
+		if err != nil {
+			break
+		}
+		out = append(out, event.Ancestor{PID: st.PPID, StartBootTime: parent.StartTicks * 1e7})
+		pid = st.PPID
+	}
+	return out
 }
