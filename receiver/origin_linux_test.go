@@ -52,6 +52,33 @@ func TestPrivilegedOriginRealPackageManagers(t *testing.T) {
 			"lifecycle_event": "probe", "file": filepath.Join(app, "package.json")})
 	})
 
+	// yarn 1 and pnpm: the dependency a tarball as a registry serves it,
+	// installed offline; pnpm runs a dependency's install scripts only for
+	// the packages the project allows (onlyBuiltDependencies).
+	for _, pm := range []struct{ name, allow string }{
+		{"yarn", ""},
+		{"pnpm", `, "pnpm": {"onlyBuiltDependencies": ["net-probe"]}`},
+	} {
+		t.Run(pm.name+" dependency postinstall", func(t *testing.T) {
+			bin := lookPath(t, pm.name)
+			dir := t.TempDir()
+			m := newMarker(pm.name + "-postinstall")
+			writeIn(t, filepath.Join(dir, "net-probe", "package.json"), fmt.Sprintf(
+				`{"name": "net-probe", "version": "2.1.0", "scripts": {"postinstall": %q}}`, tool(m)))
+			home := filepath.Join(dir, "home")
+			env := append(os.Environ(), "HOME="+home, "npm_config_cache="+filepath.Join(home, "cache"),
+				"XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_DATA_HOME="+filepath.Join(home, "data"),
+				"YARN_CACHE_FOLDER="+filepath.Join(home, "yarn"), "npm_config_store_dir="+filepath.Join(home, "store"))
+			run(t, filepath.Join(dir, "net-probe"), env, lookPath(t, "npm"), "pack", "--pack-destination", dir)
+			app := filepath.Join(dir, "app")
+			writeIn(t, filepath.Join(app, "package.json"), fmt.Sprintf(
+				`{"name": "app", "version": "0.1.0", "dependencies": {"net-probe": "file:../net-probe-2.1.0.tgz"}%s}`, pm.allow))
+			run(t, app, env, bin, "install", "--offline")
+			wantOrigin(t, onlyOne(t, l, m), map[string]any{"kind": "package_script", "package.manager": pm.name,
+				"package.name": "net-probe", "package.version": "2.1.0", "package.dependency": true, "lifecycle_event": "postinstall"})
+		})
+	}
+
 	t.Run("pip build of a local package", func(t *testing.T) {
 		dir := t.TempDir()
 		m := newMarker("pip-build")

@@ -42,5 +42,12 @@ if [ "$(id -u)" = 0 ]; then
 fi
 [ -e /sys/kernel/btf/vmlinux ] || echo "test/setup.sh: kernel BTF (/sys/kernel/btf/vmlinux) is missing: the eBPF tests cannot load" >&2
 
+# yarn 1 and pnpm for the origin tests (receiver/origin_linux_test.go), from
+# the npm registry, pinned; pnpm 9 is the newest that runs on Node 20 here.
+if [ "$(id -u)" = 0 ] && command -v npm >/dev/null; then
+  command -v yarn >/dev/null || npm install -g --no-audit --no-fund yarn@1.22.22
+  command -v pnpm >/dev/null || npm install -g --no-audit --no-fund pnpm@9.15.9
+fi
+
 gobin=$(go env GOBIN); gobin=${gobin:-$(go env GOPATH)/bin}
 [ -x "$gobin/victoria-logs" ] || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
