@@ -161,6 +161,23 @@ func TestProbe(t *testing.T) {
 		wantOrigin(t, onlyOne(t, l, m), map[string]any{"kind": "go_test", "package.manager": "go", "test": "netprobe", "file": pkg})
 	})
 
+	t.Run("cargo build script", func(t *testing.T) {
+		cargo := lookPath(t, "cargo")
+		dir := t.TempDir()
+		m := newMarker("cargo-build")
+		writeIn(t, filepath.Join(dir, "Cargo.toml"), "[package]\nname = \"netsys\"\nversion = \"0.3.0\"\nedition = \"2021\"\nbuild = \"build.rs\"\n")
+		writeIn(t, filepath.Join(dir, "src", "lib.rs"), "")
+		writeIn(t, filepath.Join(dir, "build.rs"), fmt.Sprintf(`fn main() {
+    let _ = std::process::Command::new(%q).args(["-h", %q]).status();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+}
+`, arpspoof, m))
+		run(t, dir, append(os.Environ(), "CARGO_HOME="+filepath.Join(dir, "cargo-home"), "CARGO_TARGET_DIR="+filepath.Join(dir, "target")),
+			cargo, "build", "--offline", "-q")
+		wantOrigin(t, onlyOne(t, l, m), map[string]any{"kind": "cargo_build_script", "package.manager": "cargo",
+			"package.name": "netsys", "package.version": "0.3.0", "file": filepath.Join(dir, "Cargo.toml")})
+	})
+
 	t.Run("make target", func(t *testing.T) {
 		dir := t.TempDir()
 		m := newMarker("make")

@@ -22,6 +22,8 @@ packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace 
 # Debian's nodejs comes without npm; NodeSource's carries its own and
 # conflicts with Debian's npm package.
 command -v npm >/dev/null || packages+=(npm)
+# cargo: the origin tests' Cargo build script (a rustup install serves too)
+command -v cargo >/dev/null || packages+=(cargo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
