@@ -138,6 +138,40 @@ func TestPrivilegedOriginRealPackageManagers(t *testing.T) {
 			"file": "tests/test_net.py"})
 	})
 
+	t.Run("pytest tests running a short-lived tool directly", func(t *testing.T) {
+		// pytest sets PYTEST_CURRENT_TEST in its own process's memory,
+		// which /proc/PID/environ does not show: only the tool's own
+		// environment names the test, and a tool that exits at once may
+		// be gone before the read. The pytest process is there either way.
+		// Each run is a pytest process of its own: runs of one tool from one
+		// parent would be folded into one record.
+		dir := t.TempDir()
+		const n = 10
+		var markers []string
+		for i := 0; i < n; i++ {
+			m := newMarker(fmt.Sprintf("pytest-direct-%d", i))
+			markers = append(markers, m)
+			writeIn(t, filepath.Join(dir, "tests", fmt.Sprintf("test_direct_%d.py", i)), fmt.Sprintf(
+				"import subprocess, time\n\ndef test_direct():\n    subprocess.run([%q, '-h', %q])\n    time.sleep(0.2)\n", arpspoof, m))
+			run(t, dir, os.Environ(), "/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", fmt.Sprintf("tests/test_direct_%d.py", i))
+		}
+		named := 0
+		for i, m := range markers {
+			r := onlyOne(t, l, m)
+			if k := r.attrs["mitmexec.origin.kind"]; k != "pytest" {
+				t.Errorf("%s: origin kind %v, want pytest", m, k)
+			}
+			switch r.attrs["mitmexec.origin.test"] {
+			case fmt.Sprintf("tests/test_direct_%d.py::test_direct", i):
+				named++
+			case nil:
+			default:
+				t.Errorf("%s: test %v", m, r.attrs["mitmexec.origin.test"])
+			}
+		}
+		t.Logf("a short-lived tool run directly by a test, %d runs: the test named %d times, pytest only %d times", n, named, n-named)
+	})
+
 	t.Run("go test", func(t *testing.T) {
 		goBin := lookPath(t, "go")
 		dir := t.TempDir()
@@ -220,13 +254,9 @@ func wantOrigin(t *testing.T, r record, want map[string]any) {
 			t.Errorf("mitmexec.origin.%s missing", k)
 		}
 	}
-	origin := map[string]any{}
-	for k, v := range r.attrs {
-		if strings.HasPrefix(k, "mitmexec.origin.") {
-			origin[k] = v
-		}
+	if t.Failed() {
+		t.Logf("record: %v", r.attrs)
 	}
-	t.Logf("origin: %v; ancestors: %v", origin, r.attrs["mitmexec.ancestors"])
 }
 
 // writeIn writes p, making its directory first.
