@@ -371,7 +371,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecOriginUnread, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_mitmexec_origin_unread",
-		metric.WithDescription("Detections with no origin on the record because processes of the ancestor chain had exited (or their pids were reused) before they could be read. [Development]"),
+		metric.WithDescription("Detections with no origin on the record while processes of the ancestor chain had exited (or their pids were reused) before they could be read, so the origin may have been among them. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
