@@ -13,6 +13,7 @@ const childProcess = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const lib = require('./lib');
+const origin = require('./origin');
 
 const stopTimeoutMs = 45 * 1000;
 
@@ -220,10 +221,11 @@ function markdown(v) {
     lines.push('no MitM tool ran during this job.');
   } else {
     lines.push(`**${v.mine.length} MitM tool execution${v.mine.length === 1 ? '' : 's'}** during this job:`, '',
-      '| tool | step context | command line | ancestry | action | tied to the job by |', '|---|---|---|---|---|---|');
+      '| tool | step context | command line | ancestry | started by | action | tied to the job by |', '|---|---|---|---|---|---|---|');
     for (const d of v.mine) {
       const ancestry = (d['mitmexec.ancestors'] || []).join(' ← ');
-      lines.push(`| ${cell(d['mitmexec.tool.name'])} | ${cell(stepContext(d))} | ${cell(d['process.command_line'] || d['process.executable.path'], true)} | ${cell(ancestry, true)} | ${cell(d['mitmexec.action'])} | ${cell(d['mitmexec.job.match'])} |`);
+      const by = origin.describe(d, (s) => cell(s, true)).replace(/^started by /, '') || '-';
+      lines.push(`| ${cell(d['mitmexec.tool.name'])} | ${cell(stepContext(d))} | ${cell(d['process.command_line'] || d['process.executable.path'], true)} | ${cell(ancestry, true)} | ${by} | ${cell(d['mitmexec.action'])} | ${cell(d['mitmexec.job.match'])} |`);
     }
   }
   if (v.others > 0) lines.push('', `(${v.others} detection${v.others === 1 ? '' : 's'} of other processes on this runner, outside this job's process tree and cgroup, not counted.)`);
@@ -274,9 +276,16 @@ const reporters = [
   function annotations(v) {
     for (const d of v.mine) {
       annotate('MitM tool executed: ' + (d['mitmexec.tool.name'] || 'unknown'),
-        (d['process.command_line'] || d['process.executable.path'] || '') + ' (' + stepContext(d) + ')');
+        [origin.describe(d), (d['process.command_line'] || d['process.executable.path'] || '') + ' (' + stepContext(d) + ')'].filter(Boolean).join(': '));
     }
     for (const p of v.problems) annotate('mitmexec', p);
+  },
+  // SARIF for code scanning and the pull-request comment (origin.js, sarif.js, comment.js)
+  function codeScanning(v, ctx) {
+    const say = (s) => console.log((/failed/.test(s) && lib.platform() === 'github' ? '::warning::' : 'mitmexec: ') + escapeData(s));
+    if (lib.input('sarif')) require('./sarif').write(lib.input('sarif'), v.mine, process.env);
+    if (lib.input('sarif') && lib.boolInput('sarif-upload')) say(require('./sarif').upload(lib.input('sarif'), process.env, lib.input('github-token')));
+    if (lib.boolInput('comment')) say(require('./comment').post(ctx.markdown, v.mine, process.env, lib.input('github-token')));
   },
 ];
 

@@ -110,6 +110,7 @@ type mitmexecReceiver struct {
 	judgeDropped   atomic.Uint64
 	moduleLoads    atomic.Uint64
 	summarized     atomic.Uint64
+	originUnread   atomic.Uint64 // origin.go
 }
 
 // judgeJob is one exec record, or one open of a tool's module file.
@@ -445,6 +446,7 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 	}
 	rec.Action, rec.ActionDelay = r.act(&rec)
 	r.readCI(&rec)
+	r.readOrigin(&rec)
 	rec.Context = r.enricher.Enrich(&rec.Exec, rec.SHA256)
 	r.out.offer(rec)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/origin"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -112,6 +113,7 @@ type detectionRecord struct {
 	ActionDelay     time.Duration // for killed_late: from the exec to the kill
 	CI              cicd.Context  // the CI job the process ran in (cicd.go)
 	Wire            *wireClaim    // the lie a behaviour record reports (behaviour.go), nil for an exec
+	Origin          origin.Origin // the code that started it (origin.go)
 }
 
 // resourceInfo describes the host the records come from.
@@ -232,6 +234,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	putStrIf(a, attrContainerID, r.Context.ContainerID)
 	putCI(a, r.CI)
 	putWire(a, r.Wire)
+	putOrigin(a, r.Origin)
 	if e.PidNS != 0 {
 		a.PutInt(attrNamespacePID, int64(e.PidNS))
 	}

@@ -13,13 +13,22 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
 # post steps; sudo: those steps run as an unprivileged runner user that, as
-# on GitHub's hosted runners, has password-less sudo; the real tools the
-# privileged tests exec; iproute2, scapy, arping, ping and tcpdump: the
-# behaviour tests' LAN in network namespaces, its spoofers and its truthful
-# senders.
+# on GitHub's hosted runners, has password-less sudo; python3-pip,
+# -setuptools, -wheel, -pytest and npm: the origin tests' real package
+# managers and test runner (receiver/origin_linux_test.go);
+# python3-jsonschema validates the Action's SARIF against its schema; the
+# real tools the privileged tests exec; iproute2, scapy, arping, ping and
+# tcpdump: the behaviour tests' LAN in network namespaces, its spoofers and
+# its truthful senders.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
+  python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
   iproute2 python3-scapy iputils-arping iputils-ping tcpdump)
+# Debian's nodejs comes without npm; NodeSource's carries its own and
+# conflicts with Debian's npm package.
+command -v npm >/dev/null || packages+=(npm)
+# cargo: the origin tests' Cargo build script (a rustup install serves too)
+command -v cargo >/dev/null || packages+=(cargo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,6 +61,13 @@ if [ "$(id -u)" = 0 ]; then
   mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 fi
 [ -e /sys/kernel/btf/vmlinux ] || echo "test/setup.sh: kernel BTF (/sys/kernel/btf/vmlinux) is missing: the eBPF tests cannot load" >&2
+
+# yarn 1 and pnpm for the origin tests (receiver/origin_linux_test.go), from
+# the npm registry, pinned; pnpm 9 is the newest that runs on Node 20 here.
+if [ "$(id -u)" = 0 ] && command -v npm >/dev/null; then
+  command -v yarn >/dev/null || npm install -g --no-audit --no-fund yarn@1.22.22
+  command -v pnpm >/dev/null || npm install -g --no-audit --no-fund pnpm@9.15.9
+fi
 
 gobin=$(go env GOBIN); gobin=${gobin:-$(go env GOPATH)/bin}
 [ -x "$gobin/victoria-logs" ] || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1

@@ -100,7 +100,9 @@ const maxValue = 2048
 // Parse keeps the allow-listed variables of a NUL-separated environment
 // block (/proc/PID/environ). The first definition of a name wins, as in
 // getenv.
-func Parse(block []byte) map[string]string {
+func Parse(block []byte) map[string]string { return parse(block, Allowed) }
+
+func parse(block []byte, allowed func(string) bool) map[string]string {
 	env := map[string]string{}
 	for len(block) > 0 {
 		var entry []byte
@@ -114,10 +116,16 @@ func Parse(block []byte) map[string]string {
 			continue
 		}
 		name := string(entry[:eq])
-		if !Allowed(name) {
+		if !allowed(name) {
 			continue
 		}
-		if _, seen := env[name]; seen || len(entry)-eq-1 > maxValue {
+		if _, seen := env[name]; seen {
+			continue
+		}
+		if len(entry)-eq-1 > maxValue {
+			// Kept as empty, so that a later definition of the name
+			// (which getenv would never return) cannot stand in for it.
+			env[name] = ""
 			continue
 		}
 		env[name] = string(entry[eq+1:])

@@ -201,9 +201,10 @@ func TestParseKeepsOnlyAllowed(t *testing.T) {
 	if _, ok := env["GITHUB_TOKEN"]; ok {
 		t.Error("GITHUB_TOKEN kept")
 	}
-	// first definition wins; oversized values and malformed entries are dropped
-	got := Parse([]byte("GITHUB_JOB=a\x00GITHUB_JOB=b\x00=x\x00NOEQUALS\x00GITHUB_SHA=" + strings.Repeat("f", maxValue+1) + "\x00"))
-	if got["GITHUB_JOB"] != "a" || got["GITHUB_SHA"] != "" || len(got) != 1 {
+	// first definition wins; oversized values and malformed entries are
+	// dropped, and a later definition of an oversized one does not stand in
+	got := Parse([]byte("GITHUB_JOB=a\x00GITHUB_JOB=b\x00=x\x00NOEQUALS\x00GITHUB_SHA=" + strings.Repeat("f", maxValue+1) + "\x00GITHUB_SHA=blame\x00"))
+	if got["GITHUB_JOB"] != "a" || got["GITHUB_SHA"] != "" || len(got) != 2 {
 		t.Errorf("parse: %v", got)
 	}
 }
@@ -310,7 +311,7 @@ func TestEnvironBounds(t *testing.T) {
 		t.Errorf("zero bound: %v", err)
 	}
 	// The pid is reused between the read and the second check.
-	_, err = environ(root, 10, 7*1e7, MaxEnviron, func() { fakeProc(t, root, 10, 20, nil) })
+	_, err = environ(root, 10, 7*1e7, MaxEnviron, Allowed, func() { fakeProc(t, root, 10, 20, nil) })
 	if err == nil || !strings.Contains(err.Error(), "reused") {
 		t.Errorf("reuse during read: %v", err)
 	}

@@ -86,12 +86,19 @@ func Lookup(procRoot string, pid uint32, startBootNs uint64, ancestors []event.A
 // the process shows, not proof of the job: it is context for a reader,
 // never a reason to allow anything.
 func Environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int) (map[string]string, error) {
-	return environ(procRoot, pid, startBootNs, maxBytes, nil)
+	return environ(procRoot, pid, startBootNs, maxBytes, Allowed, nil)
+}
+
+// EnvironAllowed is Environ with another allow-list: the same pinned,
+// bounded, start-checked read serves every reader of a process's
+// environment (internal/origin's too), each keeping only its own names.
+func EnvironAllowed(procRoot string, pid uint32, startBootNs uint64, maxBytes int, allowed func(string) bool) (map[string]string, error) {
+	return environ(procRoot, pid, startBootNs, maxBytes, allowed, nil)
 }
 
 // environ is Environ with a hook between the read and the second start
 // check, for tests.
-func environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int, between func()) (map[string]string, error) {
+func environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int, allowed func(string) bool, between func()) (map[string]string, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("environ bound maxBytes is %d, want more than 0", maxBytes)
 	}
@@ -125,7 +132,7 @@ func environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int, betw
 	if err := sameStart(dir, pid, startBootNs); err != nil {
 		return nil, err
 	}
-	return Parse(b), nil
+	return parse(b, allowed), nil
 }
 
 func sameStart(dir int, pid uint32, startBootNs uint64) error {

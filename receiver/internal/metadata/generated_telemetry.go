@@ -38,6 +38,7 @@ type TelemetryBuilder struct {
 	ReceiverMitmexecJudgeDropped        metric.Int64ObservableCounter
 	ReceiverMitmexecKills               metric.Int64ObservableCounter
 	ReceiverMitmexecModuleLoads         metric.Int64ObservableCounter
+	ReceiverMitmexecOriginUnread        metric.Int64ObservableCounter
 	ReceiverMitmexecQueueDropped        metric.Int64ObservableCounter
 	ReceiverMitmexecRingReserveFailures metric.Int64ObservableCounter
 	ReceiverMitmexecSummarized          metric.Int64ObservableCounter
@@ -205,6 +206,21 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecModuleLoadsCallback(cb 
 	return nil
 }
 
+// RegisterReceiverMitmexecOriginUnreadCallback sets callback for observable ReceiverMitmexecOriginUnread metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecOriginUnreadCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecOriginUnread, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecOriginUnread)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterReceiverMitmexecQueueDroppedCallback sets callback for observable ReceiverMitmexecQueueDropped metric.
 func (builder *TelemetryBuilder) RegisterReceiverMitmexecQueueDroppedCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -351,6 +367,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_mitmexec_module_loads",
 		metric.WithDescription("Opens of a tool's own module file by a process (fanotify), before deduplication. [Development]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecOriginUnread, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_origin_unread",
+		metric.WithDescription("Detections with no origin on the record while processes of the ancestor chain had exited (or their pids were reused) before they could be read, so the origin may have been among them. [Development]"),
+		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecQueueDropped, err = builder.meter.Int64ObservableCounter(
