@@ -4,6 +4,7 @@ package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"go.uber.org/zap"
 
@@ -390,4 +393,31 @@ func putWire(a pcommon.Map, w *wireClaim) {
 	if w.SenderPID != 0 {
 		a.PutInt(attrSenderPID, int64(w.SenderPID))
 	}
+}
+
+// observeFrames reports the frame counters, the kernel's and the judge's,
+// as one metric with the outcome as attribute.
+func (r *mitmexecReceiver) observeFrames(_ context.Context, o metric.Int64Observer) error {
+	if r.frameCounts == nil {
+		return nil
+	}
+	put := func(outcome string, v uint64) {
+		o.Observe(int64(v), metric.WithAttributes(attribute.String("outcome", outcome)))
+	}
+	for _, out := range frameOutcomes {
+		put(string(out), r.frameCounts.Get(out))
+	}
+	fs, ok := r.source.(frameSource)
+	if !ok || fs.FramesErr() != nil {
+		return nil
+	}
+	st, err := fs.FrameStats()
+	if err != nil {
+		return err
+	}
+	put("seen", st.Sends)
+	put("lost_ring", st.ReserveFailed)
+	put("unreadable", st.Unreadable)
+	put("lost_queue", st.QueueDropped)
+	return nil
 }

@@ -52,6 +52,7 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		tb.RegisterReceiverMitmexecJudgeDroppedCallback(local(&r.judgeDropped)),
 		tb.RegisterReceiverMitmexecModuleLoadsCallback(local(&r.moduleLoads)),
 		tb.RegisterReceiverMitmexecSummarizedCallback(local(&r.summarized)),
+		tb.RegisterReceiverMitmexecFramesCallback(r.observeFrames),
 		tb.RegisterReceiverMitmexecOriginUnreadCallback(local(&r.originUnread)),
 		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
 			st := r.hasher.Stats()

@@ -34,6 +34,7 @@ type TelemetryBuilder struct {
 	ReceiverMitmexecDropped             metric.Int64ObservableCounter
 	ReceiverMitmexecExecs               metric.Int64ObservableCounter
 	ReceiverMitmexecFolded              metric.Int64ObservableCounter
+	ReceiverMitmexecFrames              metric.Int64ObservableCounter
 	ReceiverMitmexecHashFailures        metric.Int64ObservableCounter
 	ReceiverMitmexecJudgeDropped        metric.Int64ObservableCounter
 	ReceiverMitmexecKills               metric.Int64ObservableCounter
@@ -137,6 +138,21 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecFoldedCallback(cb metri
 		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecFolded, obs: o})
 		return nil
 	}, builder.ReceiverMitmexecFolded)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverMitmexecFramesCallback sets callback for observable ReceiverMitmexecFrames metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecFramesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecFrames, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecFrames)
 	if err != nil {
 		return err
 	}
@@ -343,6 +359,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_mitmexec_folded",
 		metric.WithDescription("Repeats folded into a later record with a count. [Development]"),
 		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecFrames, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_frames",
+		metric.WithDescription("Frames processes sent through packet sockets, by attribute outcome: seen (sends the kernel saw), lost_ring (the frame ring was full), unreadable (the frame could not be read from the send), lost_queue (the reader's queue was full), undecodable, truncated, malformed, no_claim, namespace_gone and interface_gone (not judged), truthful, lie, folded (a repeat of a reported lie), forked_sender (a lie told by a process that forked from the exec'd one). [Development]"),
+		metric.WithUnit("{frame}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecHashFailures, err = builder.meter.Int64ObservableCounter(

@@ -117,6 +117,22 @@ func AssertEqualReceiverMitmexecFolded(t *testing.T, tt *componenttest.Telemetry
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualReceiverMitmexecFrames(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_mitmexec_frames",
+		Description: "Frames processes sent through packet sockets, by attribute outcome: seen (sends the kernel saw), lost_ring (the frame ring was full), unreadable (the frame could not be read from the send), lost_queue (the reader's queue was full), undecodable, truncated, malformed, no_claim, namespace_gone and interface_gone (not judged), truthful, lie, folded (a repeat of a reported lie), forked_sender (a lie told by a process that forked from the exec'd one). [Development]",
+		Unit:        "{frame}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_mitmexec_frames")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualReceiverMitmexecHashFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_mitmexec_hash_failures",
