@@ -31,9 +31,11 @@ case "$MX_ARCH:$MX_LSM:$out" in
 esac
 
 # Every program of the object verifies (the raw-tracepoint fallbacks too) and
-# the record layout matches the C struct; where a glibc loader exists (full),
-# both environment scans tell ldd's listing from a run.
-tests='TestEveryProgramVerifies|TestLayoutMatchesC'
+# the record layout matches the C struct; the behaviour tier's hook fires for
+# every way of sending on a packet socket (or, before Linux 6.4, says it is
+# off); where a glibc loader exists (full), both environment scans tell
+# ldd's listing from a run.
+tests='TestEveryProgramVerifies|TestLayoutMatchesC|TestFrameLayoutMatchesC|TestFrameHook'
 [ "$MX_SUITE" = full ] && tests="$tests|TestLoaderScans"
 step "tracer: $tests"
 (cd "$MX_SRC/internal/tracer" && CI=true "$MX_BIN/tracer.test" -test.v -test.count=1 \
