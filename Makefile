@@ -118,6 +118,7 @@ fuzz:
 bench: otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./receiver/
 	$(GO) run ./bench/execbench -otelcol $(CURDIR)/$(OTELCOL) -cibuild $(CURDIR)
+	$(GO) run ./bench/framebench -otelcol $(CURDIR)/$(OTELCOL)
 
 .PHONY: clean
 clean:
