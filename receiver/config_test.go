@@ -51,7 +51,12 @@ func TestLoadConfig(t *testing.T) {
 					{Name: "macof", Disabled: true},
 					{Name: "netsniff-mitm", Technique: "T1557", Executables: []string{"netsniff-mitm"}, Modules: []string{"netsniff.main"}},
 				},
+				NetworkBehaviour: NetworkBehaviourConfig{Enabled: true, Action: "kill"},
 			},
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "network_behaviour_action_bogus"),
+			wantErr: `network_behaviour.action: "block" is not an action, must be "alert" or "kill"`,
 		},
 		{
 			id:      component.NewIDWithName(metadata.Type, "queue_size_zero"),
