@@ -369,6 +369,7 @@ type ghJob struct {
 	state  []string
 	dir    string // the action's work directory (state, report)
 	sink   sinkInfo
+	main   string // the main step's output
 }
 
 // heartbeat is the tests' heartbeat-seconds: short, so that a stopped
@@ -392,6 +393,7 @@ func startGitHubJob(t *testing.T, f fixture, inputs map[string]string) *ghJob {
 	g.state = stateEnv(t, gh["GITHUB_STATE"])
 	g.dir = strings.TrimPrefix(g.state[0], "STATE_dir=")
 	g.sink = readSinkInfo(t, g.dir)
+	g.main = out
 	return g
 }
 

@@ -151,7 +151,7 @@ func TestActionOrigin(t *testing.T) {
 		"GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/ci.yml@refs/pull/42/merge"})
 	work := g.gh["GITHUB_WORKSPACE"]
 	sarif := filepath.Join(work, "results", "mitmexec.sarif")
-	var outs []string
+	outs := []string{g.main}
 	post := func() string {
 		out, code := g.post()
 		if code != 0 {
