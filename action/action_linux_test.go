@@ -184,11 +184,19 @@ func newJob(t *testing.T, f fixture, dir string, env []string) *job {
 	return &job{t: t, f: f, cgroup: fd, dir: dir, env: env}
 }
 
-// step runs argv as the runner's user in the job's cgroup.
+// step runs argv as the runner's user in the job's cgroup, in the steps'
+// working directory.
 func (j *job) step(extraEnv []string, argv ...string) (string, int) {
 	j.t.Helper()
+	return j.stepIn(j.dir, extraEnv, argv...)
+}
+
+// stepIn is step with another working directory (a step's
+// working-directory, or its script's cd).
+func (j *job) stepIn(dir string, extraEnv []string, argv ...string) (string, int) {
+	j.t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env, cmd.Dir = append(append([]string{}, j.env...), extraEnv...), j.dir
+	cmd.Env, cmd.Dir = append(append([]string{}, j.env...), extraEnv...), dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential:  &syscall.Credential{Uid: j.f.uid, Gid: j.f.gid},
 		UseCgroupFD: true, CgroupFD: int(j.cgroup.Fd()),
@@ -361,6 +369,7 @@ type ghJob struct {
 	state  []string
 	dir    string // the action's work directory (state, report)
 	sink   sinkInfo
+	main   string // the main step's output
 }
 
 // heartbeat is the tests' heartbeat-seconds: short, so that a stopped
@@ -384,6 +393,7 @@ func startGitHubJob(t *testing.T, f fixture, inputs map[string]string) *ghJob {
 	g.state = stateEnv(t, gh["GITHUB_STATE"])
 	g.dir = strings.TrimPrefix(g.state[0], "STATE_dir=")
 	g.sink = readSinkInfo(t, g.dir)
+	g.main = out
 	return g
 }
 

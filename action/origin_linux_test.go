@@ -16,12 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
@@ -121,9 +119,10 @@ func validateSARIF(t *testing.T, file string) error {
 
 // TestActionOrigin runs the action around a real `npm install` whose
 // dependency's postinstall runs a real tool, with the pull-request comment
-// and SARIF inputs on: the summary and the annotation say which script of
-// which dependency started it, the comment goes to a local server playing
-// the GitHub API (created once, then updated; never for a fork), and the
+// and SARIF inputs on, every step as the runner's user in the job's
+// cgroup: the summary and the annotation say which script of which
+// dependency started it, the comment goes to a local server playing the
+// GitHub API (created once, then updated; never for a fork), and the
 // SARIF file validates and points at the project's package.json.
 func TestActionOrigin(t *testing.T) {
 	f := setup(t)
@@ -135,10 +134,8 @@ func TestActionOrigin(t *testing.T) {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 
-	runner := t.TempDir()
-	gh := githubEnv(runner, fmt.Sprint(time.Now().UnixNano()))
-	work := gh["GITHUB_WORKSPACE"]
-	event := filepath.Join(runner, "event.json")
+	// The runner's event payload, root's as the runner writes it.
+	event := filepath.Join(runnerDir(t, f), "event.json")
 	writePR := func(head string) {
 		b := fmt.Sprintf(`{"pull_request": {"number": 42, "base": {"repo": {"full_name": "octo/app"}}, "head": {"repo": {"full_name": %q}}}}`, head)
 		if err := os.WriteFile(event, []byte(b), 0o644); err != nil {
@@ -146,25 +143,21 @@ func TestActionOrigin(t *testing.T) {
 		}
 	}
 	writePR("octo/app")
-	sarif := filepath.Join(work, "results", "mitmexec.sarif")
-	for k, v := range map[string]string{"INPUT_COLLECTOR": f.collector, "INPUT_FAIL-ON-DETECTION": "false",
-		"INPUT_COMMENT": "true", "INPUT_SARIF-UPLOAD": "true", "INPUT_GITHUB-TOKEN": tokens["GITHUB_TOKEN"], "INPUT_SARIF": sarif,
+	// input sarif as a workflow names it: relative to the workspace, where
+	// the post step runs
+	g := startGitHubJob(t, f, map[string]string{"INPUT_FAIL-ON-DETECTION": "false",
+		"INPUT_COMMENT": "true", "INPUT_SARIF-UPLOAD": "true", "INPUT_GITHUB-TOKEN": tokens["GITHUB_TOKEN"], "INPUT_SARIF": "results/mitmexec.sarif",
 		"GITHUB_API_URL": srv.URL, "GITHUB_EVENT_PATH": event,
-		"GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/ci.yml@refs/pull/42/merge"} {
-		gh[k] = v
-	}
-	env := baseEnv(gh)
-	out, code := run(t, env, work, f.node, filepath.Join(f.root, "action", "main.js"))
-	if code != 0 {
-		t.Fatalf("main: status %d\n%s", code, out)
-	}
-	state := stateEnv(t, gh["GITHUB_STATE"])
-	dir := strings.TrimPrefix(state[0], "STATE_dir=")
+		"GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/ci.yml@refs/pull/42/merge"})
+	work := g.gh["GITHUB_WORKSPACE"]
+	sarif := filepath.Join(work, "results", "mitmexec.sarif")
+	outs := []string{g.main}
 	post := func() string {
-		out, code := run(t, append(env, state...), work, f.node, filepath.Join(f.root, "action", "post.js"))
+		out, code := g.post()
 		if code != 0 {
 			t.Errorf("post: status %d\n%s", code, out)
 		}
+		outs = append(outs, out)
 		return out
 	}
 	t.Cleanup(func() { post() })
@@ -173,32 +166,45 @@ func TestActionOrigin(t *testing.T) {
 	// a tarball, as a registry serves it, whose postinstall runs the tool
 	// and goes on for a second (the read never races the script's exit).
 	marker := fmt.Sprintf("mitmexec-origin-%d", os.Getpid())
-	home := filepath.Join(runner, "home")
-	npmEnv := append(append([]string{}, env...), "HOME="+home, "npm_config_cache="+filepath.Join(home, "cache"),
-		"npm_config_update_notifier=false", "npm_config_audit=false", "npm_config_fund=false")
-	dep := filepath.Join(runner, "left-pad")
+	home := filepath.Join(g.runner, "home")
+	npmEnv := []string{"HOME=" + home, "npm_config_cache=" + filepath.Join(home, "cache"),
+		"npm_config_update_notifier=false", "npm_config_audit=false", "npm_config_fund=false"}
+	dep := filepath.Join(g.runner, "left-pad")
 	writeIn(t, filepath.Join(dep, "package.json"), fmt.Sprintf(`{"name": "left-pad", "version": "1.3.0", "scripts": {"postinstall": %q}}`,
 		f.arpspoof+" -h "+marker+" || true; sleep 1"))
-	if out, code := run(t, npmEnv, dep, npm, "pack", "--pack-destination", runner); code != 0 {
-		t.Fatalf("npm pack: %s", out)
-	}
 	app := filepath.Join(work, "app")
 	writeIn(t, filepath.Join(app, "package.json"), fmt.Sprintf(`{"name": "app", "version": "0.1.0", "dependencies": {"left-pad": "file:%s"}}`,
-		filepath.Join(runner, "left-pad-1.3.0.tgz")))
-	if out, code := run(t, npmEnv, app, npm, "install", "--offline"); code != 0 {
+		filepath.Join(g.runner, "left-pad-1.3.0.tgz")))
+	chownTree(t, f, g.runner)
+	if out, code := g.stepIn(dep, npmEnv, npm, "pack", "--pack-destination", g.runner); code != 0 {
+		t.Fatalf("npm pack: %s", out)
+	}
+	if out, code := g.stepIn(app, npmEnv, npm, "install", "--offline"); code != 0 {
 		t.Fatalf("npm install: %s", out)
 	}
-	waitForFile(t, filepath.Join(dir, "detections.jsonl"), marker)
+	g.waitForDetection(marker)
 
 	postOut := post()
 	words := "started by the postinstall script of dependency `left-pad@1.3.0` (npm)"
 	if !strings.Contains(postOut, "::error title=MitM tool executed%3A arpspoof::"+words) {
 		t.Errorf("post: no annotation with the origin %q:\n%s", words, postOut)
 	}
-	summary, _ := os.ReadFile(gh["GITHUB_STEP_SUMMARY"])
+	summary, _ := os.ReadFile(g.gh["GITHUB_STEP_SUMMARY"])
 	inTable := "| the postinstall script of dependency <code>left-pad@1.3.0</code> (npm) |"
-	if !strings.Contains(string(summary), "| started by |") || !strings.Contains(string(summary), inTable) {
+	if !strings.Contains(string(summary), "| started by |") || !strings.Contains(string(summary), "| tied to the job by |") ||
+		!strings.Contains(string(summary), inTable) {
 		t.Errorf("summary lacks %q:\n%s", inTable, summary)
+	}
+	// The gate's evidence: this job's one detection, tied to it by the
+	// process tree (npm below the step), with its origin on the record.
+	r := readReport(t, filepath.Join(g.dir, "mitmexec-report.json"))
+	d := detectionWith(r, marker)
+	if d == nil || len(r.Detections) != 1 || len(r.Problems) != 0 {
+		t.Fatalf("report: want the one detection and no problem: %+v", r)
+	}
+	if d["mitmexec.job.match"] != "process_tree" || d["mitmexec.origin.package.name"] != "left-pad" || d["mitmexec.origin.package.dependency"] != true {
+		t.Errorf("report: tied by %v, origin package %v (dependency %v): want process_tree, left-pad, true",
+			d["mitmexec.job.match"], d["mitmexec.origin.package.name"], d["mitmexec.origin.package.dependency"])
 	}
 
 	// The comment: created once, with the summary and the job's marker.
@@ -251,7 +257,7 @@ func TestActionOrigin(t *testing.T) {
 		t.Errorf("no SARIF result for %s:\n%s", marker, b)
 	}
 	// The validator does reject what is not SARIF 2.1.0.
-	bad := filepath.Join(runner, "bad.sarif")
+	bad := filepath.Join(t.TempDir(), "bad.sarif")
 	if err := os.WriteFile(bad, []byte(strings.Replace(string(b), `"version": "2.1.0"`, `"version": "2.0.0"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +290,14 @@ func TestActionOrigin(t *testing.T) {
 		!strings.Contains(postOut, "::warning::SARIF upload failed: POST /repos/octo/app/code-scanning/sarifs: HTTP 403") {
 		t.Errorf("403: no warning\n%s", postOut)
 	}
-	noTokens(t, []string{runner}, out)
+	_, comments, uploads = api.seen()
+	for _, c := range comments {
+		outs = append(outs, c)
+	}
+	for _, u := range uploads {
+		outs = append(outs, string(u))
+	}
+	noTokens(t, []string{g.runner, g.sink.Dir}, outs...)
 }
 
 // writeIn writes p, making its directory first.
@@ -298,57 +311,45 @@ func writeIn(t *testing.T, p, content string) {
 	}
 }
 
-// TestGitLabTemplateOrigin: in a GitLab job a tool started by a make
-// recipe is reported with its origin in the report artifact, and the
-// template's SARIF artifact validates and points at the makefile.
+// TestGitLabTemplateOrigin: in a GitLab job (the template's pinned
+// checkout, every line as the runner's user in the job's cgroup) a tool
+// started by a make recipe is reported with its origin in the report
+// artifact, and the template's SARIF artifact validates and points at the
+// makefile.
 func TestGitLabTemplateOrigin(t *testing.T) {
 	f := setup(t)
-	b, err := os.ReadFile(filepath.Join(f.root, "ci", "gitlab", "mitmexec.gitlab-ci.yml"))
-	if err != nil {
-		t.Fatal(err)
+	tpl := loadTemplate(t, f)
+	repo, ref := pinnedRepo(t, f)
+	g := newGitLabJob(t, f, tpl, repo, ref)
+	sarifName := g.gl["MITMEXEC_SARIF"]
+	if sarifName == "" || !slices.Contains(tpl.Mitmexec.Artifacts.Paths, sarifName) {
+		t.Fatalf("MITMEXEC_SARIF = %q: want a file among the artifacts %v", sarifName, tpl.Mitmexec.Artifacts.Paths)
 	}
-	var tpl gitlabTemplate
-	if err := yaml.Unmarshal(b, &tpl); err != nil {
-		t.Fatal(err)
-	}
-	project, builds := t.TempDir(), t.TempDir()
-	jobID := fmt.Sprint(time.Now().UnixNano()%1e9 + 7)
-	gl := map[string]string{"CI": "true", "GITLAB_CI": "true", "CI_PROJECT_DIR": project, "CI_BUILDS_DIR": builds,
-		"CI_JOB_ID": jobID, "CI_JOB_NAME": "test", "CI_PROJECT_PATH": "group/app", "CI_PIPELINE_ID": "1002", "MITMEXEC_TMPDIR": builds}
-	for k, v := range tpl.Mitmexec.Variables {
-		gl[k] = os.Expand(v, func(n string) string { return gl[n] })
-	}
-	gl["MITMEXEC_HOME"], gl["MITMEXEC_COLLECTOR"] = f.root, f.collector
-	env := baseEnv(gl)
-	shell := func(lines []string) int {
-		for _, l := range lines {
-			if out, code := run(t, env, project, "bash", "-e", "-c", l); code != 0 {
-				t.Logf("%s: status %d\n%s", l, code, out)
-				return code
-			}
-		}
-		return 0
-	}
-	if code := shell(tpl.Mitmexec.BeforeScript); code != 0 {
-		t.Fatalf("before_script: status %d", code)
-	}
-	t.Cleanup(func() { shell(tpl.Mitmexec.AfterScript) })
+	g.start()
 
 	marker := fmt.Sprintf("mitmexec-gitlab-origin-%d", os.Getpid())
-	writeIn(t, filepath.Join(project, "ci.mk"), "probe:\n\t"+f.arpspoof+" -h "+marker+" || true; sleep 1\n")
-	if out, code := run(t, env, project, "make", "-s", "-f", "ci.mk", "probe"); code != 0 {
+	writeIn(t, filepath.Join(g.project, "ci.mk"), "probe:\n\t"+f.arpspoof+" -h "+marker+" || true; sleep 1\n")
+	if out, code := g.step(nil, "make", "-s", "-f", "ci.mk", "probe"); code != 0 {
 		t.Fatalf("make: %s", out)
 	}
-	waitForFile(t, filepath.Join(builds, "mitmexec-job-"+jobID, "detections.jsonl"), marker)
-	if code := shell(tpl.Check.Script); code != 1 {
-		t.Errorf("check: status %d, want 1", code)
+	waitForFile(t, filepath.Join(g.sink.Dir, "detections.jsonl"), marker)
+	checkOut, code := g.sh(tpl.Check.Script)
+	if code != 1 {
+		t.Errorf("check: status %d, want 1\n%s", code, checkOut)
+	}
+	afterOut, code := g.sh(tpl.Mitmexec.AfterScript)
+	if code != 0 {
+		t.Errorf("after_script after the check: status %d\n%s", code, afterOut)
 	}
 
-	md, _ := os.ReadFile(filepath.Join(project, "mitmexec-report.md"))
+	md, _ := os.ReadFile(filepath.Join(g.project, "mitmexec-report.md"))
 	if !strings.Contains(string(md), "| make target <code>probe</code> |") {
 		t.Errorf("report lacks the origin:\n%s", md)
 	}
-	sarif := filepath.Join(project, gl["MITMEXEC_SARIF"])
+	if d, n := report(t, filepath.Join(g.project, "mitmexec-report.json"), marker); n != 1 || d["mitmexec.origin.make.target"] != "probe" {
+		t.Errorf("report: %d detection(s), make target %v; want 1, probe", n, d["mitmexec.origin.make.target"])
+	}
+	sarif := filepath.Join(g.project, sarifName)
 	if err := validateSARIF(t, sarif); err != nil {
 		t.Errorf("SARIF artifact does not validate: %v", err)
 	}
@@ -356,4 +357,5 @@ func TestGitLabTemplateOrigin(t *testing.T) {
 	if !strings.Contains(string(s), `"uri": "ci.mk"`) || !strings.Contains(string(s), marker) {
 		t.Errorf("SARIF artifact does not point at ci.mk for %s:\n%s", marker, s)
 	}
+	noTokens(t, []string{g.project, g.builds, g.sink.Dir}, g.beforeSc, checkOut, afterOut)
 }
