@@ -47,13 +47,17 @@
 #define FRAME_TX_RING (1 << 1)     /* read from the socket's TX ring */
 #define FRAME_QDISC_BYPASS (1 << 2)
 #define FRAME_DEVICE_NAME (1 << 3) /* SOCK_PACKET: device names the interface, ifindex is 0 */
+#define FRAME_DENIED (1 << 4)      /* refused by the LSM hook: it never left */
+#define FRAME_BEFORE_SEND (1 << 5) /* read by the LSM hook, before the send */
+#define FRAME_KERNEL_LIE (1 << 6)  /* the kernel's own check found the claim a lie (see frame_lies) */
 
 /* frame counters (per-CPU array index), keep in sync with wire.Counter* */
 #define FCOUNTER_SENDS 0       /* packet-socket sends seen */
 #define FCOUNTER_SUBMITTED 1   /* frames sent up */
 #define FCOUNTER_RESERVE_FAILED 2
 #define FCOUNTER_UNREADABLE 3  /* a packet-socket send whose frame could not be read */
-#define FCOUNTER_MAX 4
+#define FCOUNTER_DENIED 4      /* frames the LSM hook refused */
+#define FCOUNTER_MAX 5
 
 struct frame_event {
 	__u64 ktime_boot_ns;
@@ -255,10 +259,17 @@ static __always_inline int frame_can_claim(struct frame_event *e)
 	return 0;
 }
 
-static __always_inline void submit_frame(struct frame_event *e)
+static __always_inline int frame_lies(struct frame_event *e, struct net *net);
+
+/* The kernel's verdict travels with the frame: user space, which reads the
+ * sender's namespace to judge, still has it when the sender and its
+ * namespace are gone by then. */
+static __always_inline void submit_frame(struct frame_event *e, struct net *net)
 {
 	if (!frame_can_claim(e))
 		return;
+	if (frame_lies(e, net))
+		e->flags |= FRAME_KERNEL_LIE;
 	if (bpf_ringbuf_output(&frames, e, sizeof(*e), 0)) {
 		frame_count(FCOUNTER_RESERVE_FAILED);
 		return;
@@ -270,7 +281,7 @@ static __always_inline void submit_frame(struct frame_event *e)
  * tx_ring.head past them and set their status back to available, but their
  * bytes stay where user space wrote them. The frames before head are read
  * back, newest first; a frame already seen folds in user space. */
-static __always_inline void read_tx_ring(struct frame_event *e, struct packet_sock *po)
+static __always_inline void read_tx_ring(struct frame_event *e, struct packet_sock *po, struct net *net)
 {
 	__u32 frame_max = BPF_CORE_READ(po, tx_ring.frame_max);
 	__u32 per_block = BPF_CORE_READ(po, tx_ring.frames_per_block);
@@ -300,12 +311,12 @@ static __always_inline void read_tx_ring(struct frame_event *e, struct packet_so
 		if (n == 0 || bpf_probe_read_kernel(e->data, n, frame + hdrlen - 20))
 			continue;
 		e->len = n;
-		submit_frame(e);
+		submit_frame(e, net);
 	}
 }
 
 /* Reads the frame(s) a send call carried from its arguments. */
-static __always_inline int read_send(struct frame_event *e, void *regs)
+static __always_inline int read_send(struct frame_event *e, void *regs, struct net *net)
 {
 	long nr = syscall_nr(regs);
 	void *a1 = (void *)syscall_arg(regs, 2);
@@ -349,7 +360,7 @@ static __always_inline int read_send(struct frame_event *e, void *regs)
 				continue;
 			read = 0;
 			if (i + 1 < vlen)
-				submit_frame(e); /* the last one is the caller's */
+				submit_frame(e, net); /* the last one is the caller's */
 		}
 		return read;
 	}
@@ -412,7 +423,8 @@ static __always_inline int handle_frame_sent(struct sock *sk, int ret)
 	fill_sender(e, task);
 	e->sent = ret;
 	e->sk_type = BPF_CORE_READ(sk, sk_type);
-	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	e->netns = BPF_CORE_READ(net, ns.inum);
 	e->ifindex = BPF_CORE_READ(po, ifindex);
 	e->protocol = BPF_CORE_READ(po, num);
 	if (e->sk_type != SOCK_DGRAM_)
@@ -420,15 +432,15 @@ static __always_inline int handle_frame_sent(struct sock *sk, int ret)
 	if (bpf_core_field_exists(po->flags) && (BPF_CORE_READ(po, flags) & (1UL << 6))) /* PACKET_SOCK_QDISC_BYPASS */
 		e->flags |= FRAME_QDISC_BYPASS;
 	if (BPF_CORE_READ(po, tx_ring.pg_vec)) {
-		read_tx_ring(e, po);
+		read_tx_ring(e, po, net);
 		return 0;
 	}
 	void *regs = (void *)bpf_task_pt_regs(task);
-	if (!regs || read_send(e, regs)) {
+	if (!regs || read_send(e, regs, net)) {
 		frame_count(FCOUNTER_UNREADABLE);
 		return 0;
 	}
-	submit_frame(e);
+	submit_frame(e, net);
 	return 0;
 }
 
@@ -436,6 +448,278 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(frame_sent, struct sock *sk, int ret, int flags)
 {
 	return handle_frame_sent(sk, ret);
+}
+
+
+/* ---- Block mode under the BPF LSM: the frame is judged before it leaves.
+ *
+ * security_socket_sendmsg() runs in sock_sendmsg() before the protocol's
+ * sendmsg, with the message itself: the frame is read from its iterator
+ * (user memory, a single buffer or the first of an iovec) and its
+ * destination from msg_name (already copied into the kernel). The kernel
+ * refuses what user space would call a lie and can decide alone: an ARP
+ * claim for an IPv4 address the sending device does not hold, an NA that
+ * overrides or is unsolicited for an IPv6 address it does not hold, and
+ * any router advertisement, redirect or DHCPv6 answer. Where the device
+ * cannot be found the frame passes and user space judges and kills. A
+ * bridge or bond port is judged by its own addresses only. */
+
+#define DEV_WALK 32   /* devices of a namespace walked to find the sender's */
+#define ADDR_WALK 16  /* addresses of a device compared */
+
+struct iov_iter___old {
+	const struct iovec *iov;
+} __attribute__((preserve_access_index));
+
+static __always_inline const void *iter_buffer(struct msghdr *msg, __u64 *len)
+{
+	__u8 type = BPF_CORE_READ(msg, msg_iter.iter_type);
+	*len = BPF_CORE_READ(msg, msg_iter.count);
+	if (bpf_core_enum_value_exists(enum iter_type, ITER_UBUF) &&
+	    type == bpf_core_enum_value(enum iter_type, ITER_UBUF))
+		return BPF_CORE_READ(msg, msg_iter.ubuf);
+	if (type != bpf_core_enum_value(enum iter_type, ITER_IOVEC))
+		return NULL;
+	const struct iovec *iov;
+	if (bpf_core_field_exists(msg->msg_iter.__iov)) {
+		iov = BPF_CORE_READ(msg, msg_iter.__iov);
+	} else {
+		struct iov_iter___old *old = (void *)&msg->msg_iter;
+		iov = BPF_CORE_READ(old, iov);
+	}
+	__u64 first = BPF_CORE_READ(iov, iov_len);
+	if (first < *len)
+		*len = first;
+	return BPF_CORE_READ(iov, iov_base);
+}
+
+static __always_inline void read_dest_kernel(struct frame_event *e, struct msghdr *msg)
+{
+	void *name = BPF_CORE_READ(msg, msg_name);
+	int namelen = BPF_CORE_READ(msg, msg_namelen);
+	if (!name || namelen < 4)
+		return;
+	if (e->sk_type == SOCK_PACKET_) {
+		bpf_probe_read_kernel(e->device, 14, name + 2);
+		e->device[14] = 0;
+		e->flags |= FRAME_DEVICE_NAME;
+		return;
+	}
+	__u16 proto = 0;
+	if (!bpf_probe_read_kernel(&proto, sizeof(proto), name + 2) && proto)
+		e->protocol = proto;
+	__s32 ifindex = 0;
+	if (namelen >= 8 && !bpf_probe_read_kernel(&ifindex, sizeof(ifindex), name + 4) && ifindex > 0)
+		e->ifindex = ifindex;
+}
+
+/* The frames of the TX ring the send is about to take: from tx_ring.head on,
+ * those user space marked TP_STATUS_SEND_REQUEST. Returns how many lie. */
+static __always_inline int check_tx_ring(struct frame_event *e, struct packet_sock *po, struct net *net, int deny);
+
+static __always_inline struct net_device *sender_device(struct net *net, struct frame_event *e)
+{
+	struct list_head *head = &net->dev_base_head;
+	struct list_head *pos = BPF_CORE_READ(head, next);
+	__u32 off = bpf_core_field_offset(struct net_device, dev_list);
+	for (int i = 0; i < DEV_WALK && pos && pos != head; i++) {
+		struct net_device *dev = (void *)pos - off;
+		if (e->flags & FRAME_DEVICE_NAME) {
+			char name[16] = {};
+			BPF_CORE_READ_STR_INTO(&name, dev, name);
+			int same = 1;
+			for (int j = 0; j < 15; j++) {
+				if (name[j] != e->device[j]) {
+					same = 0;
+					break;
+				}
+				if (!name[j])
+					break;
+			}
+			if (same)
+				return dev;
+		} else if (BPF_CORE_READ(dev, ifindex) == e->ifindex) {
+			return dev;
+		}
+		pos = BPF_CORE_READ(pos, next);
+	}
+	return NULL;
+}
+
+static __always_inline int holds_ipv4(struct net_device *dev, __be32 addr)
+{
+	struct in_ifaddr *ifa = BPF_CORE_READ(dev, ip_ptr, ifa_list);
+	for (int i = 0; i < ADDR_WALK && ifa; i++) {
+		if (BPF_CORE_READ(ifa, ifa_local) == addr)
+			return 1;
+		ifa = BPF_CORE_READ(ifa, ifa_next);
+	}
+	return 0;
+}
+
+static __always_inline int same16(const __u8 *a, const __u8 *b)
+{
+	for (int i = 0; i < 16; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline int holds_ipv6(struct net_device *dev, const __u8 *addr)
+{
+	struct inet6_dev *idev = BPF_CORE_READ(dev, ip6_ptr);
+	if (!idev)
+		return 0;
+	struct list_head *head = &idev->addr_list;
+	struct list_head *pos = BPF_CORE_READ(head, next);
+	__u32 off = bpf_core_field_offset(struct inet6_ifaddr, if_list);
+	for (int i = 0; i < ADDR_WALK && pos && pos != head; i++) {
+		struct inet6_ifaddr *ifa = (void *)pos - off;
+		struct in6_addr a = BPF_CORE_READ(ifa, addr);
+		if (same16((const __u8 *)&a, addr))
+			return 1;
+		pos = BPF_CORE_READ(pos, next);
+	}
+	return 0;
+}
+
+/* Whether the frame in e lies, as far as the kernel can tell alone. */
+static __always_inline int frame_lies(struct frame_event *e, struct net *net)
+{
+	__u16 proto = bpf_ntohs(e->protocol);
+	__u32 off = 0;
+	if (e->flags & FRAME_LINK_HEADER) {
+		proto = be16_at(e->data, 12);
+		off = ETH_HLEN_;
+		if (proto == ETH_P_8021Q_ || proto == ETH_P_8021AD_) {
+			proto = be16_at(e->data, 16);
+			off = 18;
+			if (proto == ETH_P_8021Q_) {
+				proto = be16_at(e->data, 20);
+				off = 22;
+			}
+		}
+	}
+	if (proto == ETH_P_ARP_) {
+		if (e->len < off + 28)
+			return 0;
+		__be32 spa = 0;
+		__builtin_memcpy(&spa, &e->data[(off + 14) & (FRAME_CAP - 1 - 3)], 4);
+		if (!spa)
+			return 0; /* a probe */
+		struct net_device *dev = sender_device(net, e);
+		return dev && !holds_ipv4(dev, spa);
+	}
+	if (proto != ETH_P_IPV6_ || e->len < off + 44)
+		return 0;
+	__u8 nh = e->data[(off + 6) & (FRAME_CAP - 1)];
+	__u8 type = e->data[(off + 40) & (FRAME_CAP - 1)];
+	if (nh == IPPROTO_UDP_ || type == 134 || type == 137)
+		return 1; /* a DHCPv6 answer, a router advertisement or a redirect from a packet socket */
+	if (type != 136 || e->len < off + 64)
+		return 0;
+	__u8 flags = e->data[(off + 44) & (FRAME_CAP - 1)];
+	if ((flags & 0x40) && !(flags & 0x20))
+		return 0; /* solicited, no override */
+	__u8 target[16];
+	__builtin_memcpy(target, &e->data[(off + 48) & (FRAME_CAP - 1 - 15)], 16);
+	struct net_device *dev = sender_device(net, e);
+	return dev && !holds_ipv6(dev, target);
+}
+
+/* Sends e up if it can carry a claim; returns whether it is to be refused. */
+static __always_inline int judge_before_send(struct frame_event *e, struct net *net, int deny)
+{
+	if (!frame_can_claim(e))
+		return 0;
+	int lies = frame_lies(e, net);
+	int refuse = deny && lies;
+	if (lies)
+		e->flags |= FRAME_KERNEL_LIE;
+	if (refuse)
+		e->flags |= FRAME_DENIED;
+	if (bpf_ringbuf_output(&frames, e, sizeof(*e), 0))
+		frame_count(FCOUNTER_RESERVE_FAILED);
+	else
+		frame_count(FCOUNTER_SUBMITTED);
+	if (refuse)
+		frame_count(FCOUNTER_DENIED);
+	return refuse;
+}
+
+static __always_inline int check_tx_ring(struct frame_event *e, struct packet_sock *po, struct net *net, int deny)
+{
+	__u32 frame_max = BPF_CORE_READ(po, tx_ring.frame_max);
+	__u32 per_block = BPF_CORE_READ(po, tx_ring.frames_per_block);
+	__u32 frame_size = BPF_CORE_READ(po, tx_ring.frame_size);
+	__u32 head = BPF_CORE_READ(po, tx_ring.head);
+	__u32 hdrlen = BPF_CORE_READ(po, tp_hdrlen);
+	int version = BPF_CORE_READ(po, tp_version);
+	struct pgv *pg_vec = BPF_CORE_READ(po, tx_ring.pg_vec);
+	__u32 len_off = version == 0 ? 8 : version == 1 ? 4 : 16;
+	int refused = 0;
+	if (!pg_vec || per_block == 0 || hdrlen < 20)
+		return 0;
+	e->flags |= FRAME_TX_RING;
+	for (int i = 0; i < TX_RING_FRAMES; i++) {
+		__u32 idx = head + i > frame_max ? head + i - frame_max - 1 : head + i;
+		char *block = NULL;
+		bpf_probe_read_kernel(&block, sizeof(block), &pg_vec[idx / per_block].buffer);
+		if (!block)
+			break;
+		char *frame = block + (idx % per_block) * frame_size;
+		__u64 status = 0; /* tp_status: unsigned long in V1, __u32 after */
+		bpf_probe_read_kernel(&status, version == 0 ? 8 : 4, frame);
+		if (!(status & 1)) /* TP_STATUS_SEND_REQUEST */
+			break;
+		__u32 tp_len = 0;
+		bpf_probe_read_kernel(&tp_len, sizeof(tp_len), frame + len_off);
+		__u32 n = tp_len > FRAME_CAP ? FRAME_CAP : tp_len;
+		if (n == 0 || bpf_probe_read_kernel(e->data, n, frame + hdrlen - 20))
+			continue;
+		e->len = n;
+		refused |= judge_before_send(e, net, deny);
+	}
+	return refused;
+}
+
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(frame_check, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	if (ret)
+		return ret;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != AF_PACKET_)
+		return 0;
+	frame_count(FCOUNTER_SENDS);
+	__u32 zero = 0;
+	struct frame_event *e = bpf_map_lookup_elem(&frame_scratch, &zero);
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
+	if (!e)
+		return 0;
+	int deny = cfg && cfg->frame_deny;
+	__builtin_memset(e, 0, sizeof(*e));
+	struct packet_sock *po = (struct packet_sock *)sk;
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	fill_sender(e, bpf_get_current_task_btf());
+	e->sent = size;
+	e->flags = FRAME_BEFORE_SEND;
+	e->sk_type = BPF_CORE_READ(sk, sk_type);
+	e->netns = BPF_CORE_READ(net, ns.inum);
+	e->ifindex = BPF_CORE_READ(po, ifindex);
+	e->protocol = BPF_CORE_READ(po, num);
+	if (e->sk_type != SOCK_DGRAM_)
+		e->flags |= FRAME_LINK_HEADER;
+	read_dest_kernel(e, msg);
+	if (BPF_CORE_READ(po, tx_ring.pg_vec))
+		return check_tx_ring(e, po, net, deny) ? -1 /* -EPERM */ : 0;
+	__u64 len = 0;
+	const void *buf = iter_buffer(msg, &len);
+	if (read_frame(e, buf, len)) {
+		frame_count(FCOUNTER_UNREADABLE);
+		return 0;
+	}
+	return judge_before_send(e, net, deny) ? -1 /* -EPERM */ : 0;
 }
 
 #endif

@@ -37,6 +37,7 @@ import (
 type frameSource interface {
 	Frames() <-chan []byte
 	FramesErr() error
+	FramesHook() (hook string, refuses bool)
 	FrameStats() (tracer.FrameStats, error)
 }
 
@@ -61,10 +62,14 @@ const (
 	frameFolded        frameOutcome = "folded"
 	// a lie told by a process that forked from the exec'd one (also counted as lie or folded)
 	frameForkedSender frameOutcome = "forked_sender"
+	// a frame the kernel refused that user space finds truthful (counted also as truthful)
+	frameDeniedTruth frameOutcome = "denied_truthful"
+	// the sender's namespace could not be read; the kernel's verdict decided (also counted as lie or folded)
+	frameJudgedInKernel frameOutcome = "judged_in_kernel"
 )
 
 var frameOutcomes = []frameOutcome{frameUndecodable, frameTruncated, frameMalformed, frameNoClaim,
-	frameNamespaceGone, frameInterfaceGone, frameTruthful, frameLie, frameFolded, frameForkedSender}
+	frameNamespaceGone, frameInterfaceGone, frameTruthful, frameLie, frameFolded, frameForkedSender, frameDeniedTruth, frameJudgedInKernel}
 
 // frameCounts counts frame records by outcome.
 type frameCounts struct {
@@ -128,6 +133,7 @@ func (s *claimsSeen) has(k claimKey) bool {
 type wireClaim struct {
 	Claim     wire.Claim
 	SenderPID uint32 // the process that sent, when it forked from the record's without exec'ing
+	Denied    bool   // the LSM hook refused the frame: it never left
 	Interface string
 	IfIndex   int32
 	NetNS     uint32
@@ -147,7 +153,9 @@ func (r *mitmexecReceiver) startFrames() {
 		r.set.Logger.Warn("network behaviour is not watched: frames sent through packet sockets are not judged", zap.Error(err))
 		return
 	}
-	r.set.Logger.Info("network behaviour watched: frames sent through packet sockets that claim an address are judged")
+	hook, deny := fs.FramesHook()
+	r.set.Logger.Info("network behaviour watched: frames sent through packet sockets that claim an address are judged",
+		zap.String("hook", hook), zap.Bool("refuses_lies", deny))
 	r.loops.Add(1)
 	go r.judgeFrames(fs.Frames())
 }
@@ -182,12 +190,23 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	}
 	q := wire.QueryOf(&f)
 	iface, err := r.interfaces.Lookup(q, false)
+	if err != nil && f.Has(wire.FlagKernelLie) {
+		// The sender (and with it the way into its namespace) is gone, but
+		// the kernel looked at the device's addresses when it sent.
+		r.frameCounts.add(frameJudgedInKernel)
+		iface, err = wire.Interface{Index: f.IfIndex, Name: f.Device}, nil
+	}
 	if err != nil {
 		r.countLookupError(err)
 		r.set.Logger.Debug("frame not judged: its interface could not be read", zap.Uint32("pid", f.PID), zap.Error(err))
 		return
 	}
 	v := wire.Judge(&c, &iface)
+	if !v.Lie && f.Has(wire.FlagDenied) {
+		// the kernel judges a device's own addresses only: a bridge port
+		// sending for its master's address is refused there
+		v = r.refusedTruth(&f, &c, q)
+	}
 	if !v.Lie {
 		r.frameCounts.add(frameTruthful)
 		return
@@ -207,7 +226,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	// A lie is judged on a fresh read of the namespace: an address added a
 	// moment ago (a VIP announced right after it was configured) is the
 	// sender's own.
-	if fresh, err := r.interfaces.Lookup(q, true); err == nil {
+	if fresh, err := r.interfaces.Lookup(q, true); err == nil && !f.Has(wire.FlagDenied) {
 		iface = fresh
 		if v = wire.Judge(&c, &iface); !v.Lie {
 			r.frameCounts.add(frameTruthful)
@@ -242,9 +261,26 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	r.report(detectionRecord{
 		Exec:      e,
 		Detection: detect.Detection{Tool: tool, Match: detect.MatchNetworkBehaviour, Detail: v.Detail},
-		Wire: &wireClaim{Claim: c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender,
+		Wire: &wireClaim{Claim: c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender, Denied: f.Has(wire.FlagDenied),
 			Behaviour: v.Behaviour},
 	}, false)
+}
+
+// refusedTruth handles a frame the kernel refused that user space finds
+// truthful: it is said, and counted, not reported as a lie.
+func (r *mitmexecReceiver) refusedTruth(f *wire.Frame, c *wire.Claim, q wire.InterfaceQuery) wire.Verdict {
+	r.frameCounts.add(frameDeniedTruth)
+	r.set.Logger.Warn("block mode refused a frame that claims an address its interface's master holds; allow the sender or set network_behaviour.action to alert",
+		zap.Uint32("pid", f.PID), zap.String("claimed", c.Address.String()), zap.Int32("ifindex", q.IfIndex))
+	return wire.Verdict{}
+}
+
+// behaviourAction is what a lie of a process no catalog tool names does.
+func (r *mitmexecReceiver) behaviourAction() string {
+	if r.cfg.NetworkBehaviour.Action != "" {
+		return r.cfg.NetworkBehaviour.Action
+	}
+	return r.cfg.Action
 }
 
 func (r *mitmexecReceiver) countLookupError(err error) {
@@ -418,6 +454,7 @@ func (r *mitmexecReceiver) observeFrames(_ context.Context, o metric.Int64Observ
 	put("seen", st.Sends)
 	put("lost_ring", st.ReserveFailed)
 	put("unreadable", st.Unreadable)
+	put("denied", st.Denied)
 	put("lost_queue", st.QueueDropped)
 	return nil
 }

@@ -266,6 +266,13 @@ sendp(Ether(dst="33:33:00:01:00:02")/IPv6(src="fe80::66", dst=%q)/UDP(sport=547,
 			t.Errorf("%s: no %s record claiming %q among %d records of pid %d: %v", c.name, c.claim, c.address, len(got), p.pid(), got[0].attrs)
 		}
 	}
+	// One lie, and gone at once: the sender's namespace may be unreadable by
+	// the time user space judges, and the kernel's own verdict carries it.
+	quick := n.start(t, "att", pyARP("raw", 1, gw4, vic4, 1, 0)...)
+	quick.wait(5 * time.Second)
+	if got := l.waitPID(quick.pid(), 10*time.Second); len(got) != 1 || got[0].attrs["mitmexec.network.claimed_address"] != gw4 {
+		t.Errorf("a single lie from a process that exits at once: %d records, want one claiming %s", len(got), gw4)
+	}
 	// The lies were real: the victim's kernel believed one of them.
 	if !poisoned {
 		t.Errorf("the victim's neighbour table never took the attacker's MAC %s for the gateway: the lies did not reach it", attMAC)
@@ -336,6 +343,13 @@ func TestPrivilegedBehaviourKill(t *testing.T) {
 	n := newLAN(t)
 	l := startLive(t, func(c *Config) { c.NetworkBehaviour.Action = actionKill })
 	gw4, vic4 := n.net4+".1", n.net4+".2"
+	attMAC := n.mac(t, "att")
+	// the victim knows the gateway
+	if out, err := exec.Command("ip", "netns", "exec", n.ns("vic"), "ping", "-c", "1", "-W", "2", gw4).CombinedOutput(); err != nil {
+		t.Fatalf("the victim cannot reach the gateway: %v\n%s", err, out)
+	}
+	hook, refuses := l.rcv.source.(frameSource).FramesHook()
+	t.Logf("behaviour tier on %s, refusing lies: %t", hook, refuses)
 
 	// block mode: the spoofer is stopped at its first lie, long before its 30 s
 	p := n.start(t, "att", pyARP("raw", 2, gw4, vic4, 100, 0.3)...)
@@ -343,14 +357,30 @@ func TestPrivilegedBehaviourKill(t *testing.T) {
 	if !ended {
 		t.Fatalf("block mode: the spoofer still runs 10 s after its first lie")
 	}
+	got := l.waitPID(p.pid(), 5*time.Second)
+	if refuses {
+		// the BPF LSM refused the frame before it left: the send failed
+		// (EPERM) and the victim still has the gateway's own address
+		if len(got) != 1 || got[0].attrs["mitmexec.action"] != "denied" {
+			t.Errorf("block mode under the BPF LSM: want one record with action denied, got %d: %v", len(got), got)
+		}
+		out, _ := exec.Command("ip", "-n", n.ns("vic"), "-4", "neigh", "show", gw4).CombinedOutput()
+		if strings.Contains(string(out), attMAC) {
+			t.Errorf("block mode under the BPF LSM: the victim took the attacker's MAC for the gateway: the frame left\n%s", out)
+		}
+		if !strings.Contains(p.out.String(), "PermissionError") {
+			if ws, ok := exitStatus(err); !ok || !ws.Signaled() {
+				t.Errorf("block mode under the BPF LSM: the spoofer's send did not fail and it was not killed: %v\n%s", err, p.out.String())
+			}
+		}
+		return
+	}
 	if ws, ok := exitStatus(err); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("block mode: the spoofer ended with %v, want SIGKILL", err)
 	}
-	got := l.waitPID(p.pid(), 5*time.Second)
 	if len(got) != 1 || got[0].attrs["mitmexec.action"] != "killed_late" {
 		t.Errorf("block mode: want one record with action killed_late, got %d: %v", len(got), got)
 	}
-
 }
 
 func exitStatus(err error) (syscall.WaitStatus, bool) {

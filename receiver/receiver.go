@@ -155,7 +155,8 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.hostMntNS = mountNamespace(r.procRoot, uint32(os.Getpid()))
 
 	src, err := r.openSource(tracer.Options{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
-		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat), Frames: r.cfg.NetworkBehaviour.Enabled && r.interfaces != nil})
+		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat), Frames: r.cfg.NetworkBehaviour.Enabled && r.interfaces != nil,
+		FrameDeny: r.behaviourAction() == actionKill})
 	if err != nil {
 		err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
 		if r.cfg.ErrorMode == errorModeIgnore {
@@ -478,6 +479,12 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 	e := &rec.Exec
 	switch {
 	case e.Has(event.FlagDenied):
+		return "denied", 0
+	case rec.Wire != nil && rec.Wire.Denied:
+		// the kernel refused the frame; the process that tried goes too
+		if _, err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
+			r.set.Logger.Warn("kill after a refused frame failed", zap.Uint32("pid", e.PID), zap.Error(err))
+		}
 		return "denied", 0
 	case e.Has(event.FlagKilled):
 		return "killed", 0

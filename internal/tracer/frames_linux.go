@@ -15,9 +15,14 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 )
 
-// frameHook is where the behaviour tier listens: sock_sendmsg_nosec() fires
-// it after every socket send, in the sender's context (Linux >= 6.4).
-const frameHook = "tp_btf/sock_send_length"
+// The behaviour tier's hooks: sock_sendmsg_nosec() fires the tracepoint
+// after every socket send, in the sender's context (Linux >= 6.4); the LSM
+// hook runs before the send and can refuse it (block mode, where the BPF
+// LSM is active).
+const (
+	frameTracepoint = "tp_btf/sock_send_length"
+	frameLSM        = "lsm/socket_sendmsg"
+)
 
 // frameTier is the packet-socket program, its link and the reader of its
 // own ring: a flood of forged frames fills that ring, never the exec ring.
@@ -26,30 +31,76 @@ type frameTier struct {
 	prog   *ebpf.Program
 	reader *ringbuf.Reader
 	out    chan []byte
+	hook   string
+	deny   bool  // the LSM hook refuses lying frames
 	err    error // why the tier is off, nil when it runs
+	lsmErr error // why the LSM hook is not the one in use, when it is not
 }
 
-// attachFrames loads the frame program on the tracer's maps and attaches
-// it. A kernel without the tracepoint keeps the exec tracer; the error says
-// what is missing.
+// attachFrames attaches the frame program: the LSM hook where block mode
+// asks for refusals and the BPF LSM is active, else the tracepoint, else
+// the LSM hook to observe. A kernel with neither keeps the exec tracer; the
+// error says what is missing.
 func (t *Tracer) attachFrames(spec *ebpf.CollectionSpec) error {
+	lsmErr := bpfLSMActive(readFile)
+	var errs []error
+	try := func(hook string) bool {
+		err := t.attachFrameHook(spec, hook)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return err == nil
+	}
+	if t.opts.FrameDeny && lsmErr == nil && try(frameLSM) {
+		t.frames.deny = true
+		return nil
+	}
+	if len(errs) > 0 {
+		lsmErr = errs[0]
+	}
+	if try(frameTracepoint) {
+		t.frames.lsmErr = lsmErr
+		return nil
+	}
+	if lsmErr == nil && try(frameLSM) {
+		return nil
+	}
+	if lsmErr != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", frameLSM, lsmErr))
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Tracer) attachFrameHook(spec *ebpf.CollectionSpec, hook string) error {
+	name, need := "frame_sent", "Linux >= 6.4 with BTF"
+	if hook == frameLSM {
+		name, need = "frame_check", "the BPF LSM"
+	}
 	one := spec.Copy()
-	for name := range one.Programs {
-		if name != "frame_sent" {
-			delete(one.Programs, name)
+	for n := range one.Programs {
+		if n != name {
+			delete(one.Programs, n)
 		}
 	}
 	var objs struct {
-		Prog *ebpf.Program `ebpf:"frame_sent"`
+		Prog *ebpf.Program `ebpf:"prog"`
 	}
+	one.Programs["prog"] = one.Programs[name]
+	delete(one.Programs, name)
 	opts := &ebpf.CollectionOptions{MapReplacements: mapsByName(&t.maps)}
 	if err := one.LoadAndAssign(&objs, opts); err != nil {
-		return fmt.Errorf("load %s (needs Linux >= 6.4 with BTF): %w", frameHook, err)
+		return fmt.Errorf("load %s (needs %s): %w", hook, need, err)
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.Prog})
+	var l link.Link
+	var err error
+	if hook == frameLSM {
+		l, err = link.AttachLSM(link.LSMOptions{Program: objs.Prog})
+	} else {
+		l, err = link.AttachTracing(link.TracingOptions{Program: objs.Prog})
+	}
 	if err != nil {
 		objs.Prog.Close()
-		return fmt.Errorf("attach %s (needs Linux >= 6.4): %w", frameHook, err)
+		return fmt.Errorf("attach %s (needs %s): %w", hook, need, err)
 	}
 	rd, err := ringbuf.NewReader(t.maps.Frames)
 	if err != nil {
@@ -57,11 +108,20 @@ func (t *Tracer) attachFrames(spec *ebpf.CollectionSpec) error {
 		objs.Prog.Close()
 		return fmt.Errorf("open the frame ring buffer: %w", err)
 	}
-	t.frames = frameTier{link: l, prog: objs.Prog, reader: rd, out: make(chan []byte, t.opts.QueueSize)}
+	t.frames = frameTier{link: l, prog: objs.Prog, reader: rd, out: make(chan []byte, t.opts.QueueSize), hook: hook}
 	t.wg.Add(1)
 	go t.readFrames()
 	return nil
 }
+
+// FramesLSMErr says why lying frames are not refused before they leave
+// (block mode without the BPF LSM hook), nil when they are or when no
+// refusal was asked for.
+func (t *Tracer) FramesLSMErr() error { return t.frames.lsmErr }
+
+// FramesHook names the hook the behaviour tier listens on and whether it
+// refuses lying frames.
+func (t *Tracer) FramesHook() (string, bool) { return t.frames.hook, t.frames.deny }
 
 // Frames delivers raw frame records (wire.Decode reads them); nil when the
 // behaviour tier is off. Closed after Close.
@@ -107,7 +167,7 @@ func (t *Tracer) readFrames() {
 func (t *Tracer) FrameStats() (FrameStats, error) {
 	s := FrameStats{QueueDropped: t.framesDropped.Load()}
 	for idx, dst := range map[uint32]*uint64{
-		0: &s.Sends, 1: &s.Submitted, 2: &s.ReserveFailed, 3: &s.Unreadable,
+		0: &s.Sends, 1: &s.Submitted, 2: &s.ReserveFailed, 3: &s.Unreadable, 4: &s.Denied,
 	} {
 		var perCPU []uint64
 		if err := t.maps.FrameCounters.Lookup(idx, &perCPU); err != nil {

@@ -25,6 +25,8 @@ type mitmexecConfig struct {
 	_         structs.HostLayout
 	SelfTgid  uint32
 	SubmitAll uint32
+	FrameDeny uint32
+	Pad       uint32
 }
 
 type mitmexecEnvBuf struct {
@@ -161,6 +163,7 @@ const (
 	mitmexecMapProtected                   = "protected"
 	mitmexecMapVerdicts                    = "verdicts"
 	mitmexecProgBprmCheckDeny              = "bprm_check_deny"
+	mitmexecProgFrameCheck                 = "frame_check"
 	mitmexecProgFrameSent                  = "frame_sent"
 	mitmexecProgSchedProcessExecBtf        = "sched_process_exec_btf"
 	mitmexecProgSchedProcessExecBtfBounded = "sched_process_exec_btf_bounded"
@@ -221,6 +224,7 @@ type mitmexecSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type mitmexecProgramSpecs struct {
 	BprmCheckDeny              *ebpf.ProgramSpec `ebpf:"bprm_check_deny"`
+	FrameCheck                 *ebpf.ProgramSpec `ebpf:"frame_check"`
 	FrameSent                  *ebpf.ProgramSpec `ebpf:"frame_sent"`
 	SchedProcessExecBtf        *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecBtfBounded *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf_bounded"`
@@ -338,6 +342,7 @@ type mitmexecVariables struct {
 // It can be passed to loadMitmexecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mitmexecPrograms struct {
 	BprmCheckDeny              *ebpf.Program `ebpf:"bprm_check_deny"`
+	FrameCheck                 *ebpf.Program `ebpf:"frame_check"`
 	FrameSent                  *ebpf.Program `ebpf:"frame_sent"`
 	SchedProcessExecBtf        *ebpf.Program `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecBtfBounded *ebpf.Program `ebpf:"sched_process_exec_btf_bounded"`
@@ -350,6 +355,7 @@ type mitmexecPrograms struct {
 func (p *mitmexecPrograms) Close() error {
 	return _MitmexecClose(
 		p.BprmCheckDeny,
+		p.FrameCheck,
 		p.FrameSent,
 		p.SchedProcessExecBtf,
 		p.SchedProcessExecBtfBounded,

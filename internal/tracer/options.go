@@ -33,6 +33,9 @@ type Options struct {
 	// Frames attaches the behaviour tier: frames sent through packet
 	// sockets that can carry an address claim (Tracer.Frames).
 	Frames bool
+	// FrameDeny has the behaviour tier refuse lying frames before they
+	// leave, where the BPF LSM is active (block mode).
+	FrameDeny bool
 }
 
 // Stats are the tracer's counters.
@@ -51,4 +54,5 @@ type FrameStats struct {
 	ReserveFailed uint64 // frames lost because the frame ring was full
 	Unreadable    uint64 // packet-socket sends whose frame could not be read (io_uring, 32-bit tasks)
 	QueueDropped  uint64 // frame records dropped because the queue was full
+	Denied        uint64 // lying frames the LSM hook refused
 }

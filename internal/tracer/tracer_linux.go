@@ -136,7 +136,15 @@ func New(opts Options) (*Tracer, error) {
 	if beforeConfig != nil {
 		beforeConfig(t)
 	}
+	if opts.Frames {
+		t.frames.err = t.attachFrames(spec)
+	} else {
+		t.frames.err = errors.New("not requested")
+	}
 	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
+	if t.frames.deny {
+		cfg.FrameDeny = 1
+	}
 	if opts.SubmitAll {
 		cfg.SubmitAll = 1
 	}
@@ -153,11 +161,6 @@ func New(opts Options) (*Tracer, error) {
 	t.out = make(chan []byte, opts.QueueSize)
 	t.wg.Add(1)
 	go t.read()
-	if opts.Frames {
-		t.frames.err = t.attachFrames(spec)
-	} else {
-		t.frames.err = errors.New("not requested")
-	}
 	return t, nil
 }
 

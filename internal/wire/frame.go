@@ -20,6 +20,9 @@ const (
 	FlagTxRing      = 1 << 1 // read back from the socket's TX ring
 	FlagQdiscBypass = 1 << 2 // PACKET_QDISC_BYPASS: tc never saw it
 	FlagDeviceName  = 1 << 3 // SOCK_PACKET: Device names the interface
+	FlagDenied      = 1 << 4 // refused by the LSM hook: it never left
+	FlagBeforeSend  = 1 << 5 // read by the LSM hook, before the send
+	FlagKernelLie   = 1 << 6 // the kernel found the sending device does not hold the claimed address
 )
 
 // Kernel counters of the behaviour tier (frame_counters in bpf/frame.h).
@@ -28,6 +31,7 @@ const (
 	CounterSubmitted
 	CounterReserveFailed
 	CounterUnreadable
+	CounterDenied
 )
 
 // Layout of struct frame_event (bpf/frame.h); the tracer's layout test pins

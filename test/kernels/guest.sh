@@ -35,28 +35,36 @@ esac
 # every way of sending on a packet socket (or, before Linux 6.4, says it is
 # off); where a glibc loader exists (full), both environment scans tell
 # ldd's listing from a run.
-tests='TestEveryProgramVerifies|TestLayoutMatchesC|TestFrameLayoutMatchesC|TestFrameHook'
+tests='TestEveryProgramVerifies|TestLayoutMatchesC|TestFrameLayoutMatchesC|TestFrameHook|TestFrameDeny'
 [ "$MX_SUITE" = full ] && tests="$tests|TestLoaderScans"
 step "tracer: $tests"
-(cd "$MX_SRC/internal/tracer" && CI=true "$MX_BIN/tracer.test" -test.v -test.count=1 \
-  -test.run "^($tests)\$") || bad "tracer tests"
+{ (cd "$MX_SRC/internal/tracer" && CI=true "$MX_BIN/tracer.test" -test.v -test.count=1 \
+  -test.run "^($tests)\$") 2>&1; echo $? > /tmp/tracer.rc; } | tee /tmp/tracer.log
+[ "$(cat /tmp/tracer.rc)" = 0 ] || bad "tracer tests"
+# where the exec LSM deny works (amd64 with bpf in lsm=), lying frames are
+# refused on the LSM hook too
+case "$MX_ARCH:$MX_LSM" in
+  amd64:lsm) grep -q "FRAME-DENY: lsm/socket_sendmsg" /tmp/tracer.log || bad "block mode does not refuse lying frames on the BPF LSM hook" ;;
+  *:nolsm) grep -q "FRAME-DENY: lsm/" /tmp/tracer.log && bad "lying frames refused on the LSM hook without bpf in lsm=" ;;
+esac
 
 if [ "$MX_SUITE" = full ]; then
   # Real tools of each recognition class (name, renamed copy by identity and
   # fingerprint, interpreted script), evasions, and block mode; they exec the
   # host's installed tools, seen through the read-only 9p root.
-  step "receiver: TestPrivilegedKnownTools TestPrivilegedEvasions TestPrivilegedBlockMode"
+  step "receiver: TestPrivilegedKnownTools TestPrivilegedEvasions TestPrivilegedBlockMode TestPrivilegedBehaviourKill"
   log=/tmp/receiver.log
   { (cd "$MX_SRC/receiver" && CI=true "$MX_BIN/receiver.test" -test.v -test.count=1 -test.timeout 15m \
-    -test.run '^(TestPrivilegedKnownTools|TestPrivilegedEvasions|TestPrivilegedBlockMode)$') 2>&1
+    -test.run '^(TestPrivilegedKnownTools|TestPrivilegedEvasions|TestPrivilegedBlockMode|TestPrivilegedBehaviourKill)$') 2>&1
     echo $? > /tmp/receiver.rc; } | tee $log
   rc=$(cat /tmp/receiver.rc)
   [ $rc = 0 ] || bad "receiver tests"
-  for t in TestPrivilegedKnownTools TestPrivilegedEvasions TestPrivilegedBlockMode; do
+  for t in TestPrivilegedKnownTools TestPrivilegedEvasions TestPrivilegedBlockMode TestPrivilegedBehaviourKill; do
     grep -q -- "--- PASS: $t " $log || bad "$t did not pass"
   done
   case "$MX_LSM" in
-    lsm) grep -q "BPF LSM: <nil>" $log || bad "block mode did not use the LSM deny path" ;;
+    lsm) grep -q "BPF LSM: <nil>" $log || bad "block mode did not use the LSM deny path"
+         grep -q "behaviour tier on lsm/socket_sendmsg, refusing lies: true" $log || bad "block mode did not refuse the lying frame on the LSM hook" ;;
     nolsm) grep -q "BPF LSM: <nil>" $log && bad "block mode used the LSM deny path without bpf in lsm=" ;;
   esac
 fi
