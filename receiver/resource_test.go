@@ -33,7 +33,7 @@ func (criRuntime) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSt
 	if req.GetContainerId() != podContainerID {
 		return nil, status.Error(codes.NotFound, "no such container")
 	}
-	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: podContainerID, Labels: map[string]string{
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: podContainerID, Image: &runtimeapi.ImageSpec{Image: "registry.example:5000/tools/debug:1.4"}, Labels: map[string]string{
 		k8s.LabelPodName: "debug-shell", k8s.LabelPodNamespace: "payments", k8s.LabelContainerName: "toolbox",
 		k8s.LabelPodUID: "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
 	}}}, nil
@@ -65,7 +65,8 @@ func TestTranslateResourceNamesThePodFromTheCRIRuntime(t *testing.T) {
 	want := map[string]string{
 		"container.id": podContainerID, "k8s.pod.uid": "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
 		"k8s.pod.name": "debug-shell", "k8s.namespace.name": "payments", "k8s.container.name": "toolbox",
-		"k8s.node.name": "worker-3", "host.name": "worker-3",
+		"container.image.name": "registry.example:5000/tools/debug",
+		"k8s.node.name":        "worker-3", "host.name": "worker-3",
 		"service.instance.id": instanceID("0123456789abcdef0123456789abcdef", ""),
 	}
 	for k, v := range want {

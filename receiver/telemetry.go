@@ -52,6 +52,12 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		tb.RegisterReceiverMitmexecJudgeDroppedCallback(local(&r.judgeDropped)),
 		tb.RegisterReceiverMitmexecModuleLoadsCallback(local(&r.moduleLoads)),
 		tb.RegisterReceiverMitmexecSummarizedCallback(local(&r.summarized)),
+		tb.RegisterReceiverMitmexecPodLookupFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.resource.pods != nil {
+				o.Observe(int64(r.resource.pods.Failures()))
+			}
+			return nil
+		}),
 		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
 			st := r.hasher.Stats()
 			o.Observe(int64(st.Lost + st.TooLarge))
