@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package cri
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/mitmexec/mitmexec/internal/testenv"
+)
+
+// Tools run inside the containers, from the host's /usr mounted there.
+const (
+	ettercap  = "/usr/bin/ettercap"
+	bettercap = "/usr/bin/bettercap"
+	arpspoof  = "/usr/sbin/arpspoof"
+	python3   = "/usr/bin/python3" // Debian's, with mitmproxy's modules
+)
+
+// expect is what a detection's resource and process must say.
+type expect struct {
+	tool  string
+	ctr   *ctr
+	named bool // the runtime's names (pod, namespace, container, image) are there
+	vpid  int  // the pid inside the container when the test knows it
+}
+
+func TestRealRuntime(t *testing.T) {
+	testenv.RequireRoot(t)
+	requireFiles(t, ettercap, bettercap, arpspoof, python3, hostBusybox, filepath.Join(cniBinDir, "ptp"), filepath.Join(cniBinDir, "host-local"))
+	collectorBinary(t)
+	images := t.TempDir()
+	pause, busybox := buildImages(t, images)
+	for _, spec := range []func(*testing.T) runtimeSpec{debianContainerd, builtContainerd} {
+		s := spec(t)
+		t.Run(s.name, func(t *testing.T) { runtimeSuite(t, s, pause, busybox) })
+	}
+}
+
+// runtimeSuite runs one containerd with two collectors: one asking the
+// runtime's socket directly, one through the gate (proxy_linux_test.go).
+func runtimeSuite(t *testing.T, spec runtimeSpec, pauseArchive, busyboxArchive string) {
+	// GIVEN the test's containerd with the images imported
+	c := startContainerd(t, spec)
+	c.importImage(t, pauseArchive)
+	c.importImage(t, busyboxArchive)
+	// AND a collector asking it, and one asking it through the gate
+	direct := startCollector(t, "direct", c.sock)
+	gate := newGateProxy(t, c.dir, c.sock)
+	gated := startCollector(t, "gated", gate.path)
+
+	// AND two pods on the node's network, each with a running container
+	attacker := c.runPod(t, "attacker-5f7d", "shop", false)
+	toolbox := c.createContainer(t, attacker, "toolbox", []string{"/bin/sleep", "3600"}, true)
+	bystander := c.runPod(t, "bystander-0a1b", "web", false)
+	app := c.createContainer(t, bystander, "app", []string{"/bin/sleep", "3600"}, true)
+	mark := func(step string) string { return fmt.Sprintf("cri-%d-%s-%s", os.Getpid(), spec.name, step) }
+
+	t.Run("tools in a pod are attributed to it", func(t *testing.T) {
+		// WHEN real tools run in the attacker's container: by name
+		// (through a shell that says its pid first), a renamed copy, a
+		// python module
+		m := mark("ettercap")
+		vpid := shellPid(t, c.execSync(t, toolbox, "/bin/sh", "-c", `echo $$; exec `+ettercap+` --version "$0"`, m))
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: toolbox, named: true, vpid: vpid})
+		checkDetection(t, gated, m, expect{tool: "ettercap", ctr: toolbox, named: true, vpid: vpid})
+
+		m = mark("arpspoof")
+		c.execSync(t, toolbox, arpspoof, "-h", m)
+		checkDetection(t, direct, m, expect{tool: "arpspoof", ctr: toolbox, named: true})
+
+		m = mark("renamed")
+		c.execSync(t, toolbox, "/bin/cp", bettercap, "/tmp/netcheck")
+		c.execSync(t, toolbox, "/tmp/netcheck", "-version", m)
+		checkDetection(t, direct, m, expect{tool: "bettercap", ctr: toolbox, named: true})
+
+		m = mark("python")
+		c.execSync(t, toolbox, python3, "-m", "mitmproxy.tools.dump", "--version", m)
+		checkDetection(t, direct, m, expect{tool: "mitmdump", ctr: toolbox, named: true})
+
+		// AND in the bystander's: a second pod's process is its own
+		m = mark("bystander")
+		vpid = shellPid(t, c.execSync(t, app, "/bin/sh", "-c", `echo $$; exec `+ettercap+` --version "$0"`, m))
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: app, named: true, vpid: vpid})
+	})
+
+	t.Run("pod with its own network namespace", func(t *testing.T) {
+		// GIVEN a pod the CNI (ptp, host-local) gave its own namespace
+		p := c.runPod(t, "netpod-9c2e", "shop", true)
+		state, ip, _ := c.sandboxStatus(t, p)
+		if state != runtimeapi.PodSandboxState_SANDBOX_READY || !inCNISubnet(ip) {
+			t.Fatalf("pod %s: state %v ip %q, want ready with an address in %s", p.name, state, ip, cniSubnet)
+		}
+		k := c.createContainer(t, p, "shell", []string{"/bin/sleep", "3600"}, true)
+		// WHEN a tool runs in it THEN it is that pod's
+		m := mark("netns")
+		c.execSync(t, k, ettercap, "--version", m)
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: true})
+	})
+
+	t.Run("sandbox not ready", func(t *testing.T) {
+		// GIVEN a pod whose pause process died: the runtime reports the
+		// sandbox NotReady, its container still runs
+		p := c.runPod(t, "orphan-77aa", "batch", false)
+		k := c.createContainer(t, p, "worker", []string{"/bin/sleep", "3600"}, true)
+		_, _, pausePid := c.sandboxStatus(t, p)
+		if pausePid <= 0 {
+			t.Fatalf("no pause pid for %s", p.name)
+		}
+		if err := syscall.Kill(pausePid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill pause %d: %v", pausePid, err)
+		}
+		waitFor(t, 30*time.Second, "sandbox NotReady", func() bool {
+			state, _, _ := c.sandboxStatus(t, p)
+			return state == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+		})
+		// WHEN a tool runs in the container THEN the record names its pod
+		m := mark("notready")
+		c.execSync(t, k, ettercap, "--version", m)
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: true})
+	})
+
+	t.Run("container exited before the lookup", func(t *testing.T) {
+		// GIVEN the gate held: the gated collector's lookup waits
+		gate.hold()
+		// WHEN a container whose process is the tool runs and exits, and
+		// only then the runtime is asked
+		m := mark("exited")
+		k := c.createContainer(t, attacker, "oneshot", []string{ettercap, "--version", m}, true)
+		c.waitContainerState(t, k, runtimeapi.ContainerState_CONTAINER_EXITED, 5*time.Second)
+		gate.release()
+		// THEN the runtime still knows the exited container: named
+		checkDetection(t, gated, m, expect{tool: "ettercap", ctr: k, named: true, vpid: 1})
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: true, vpid: 1})
+	})
+
+	t.Run("container removed before the lookup", func(t *testing.T) {
+		before := gated.counter(t, lookupFailures)
+		gate.hold()
+		// WHEN the tool's container exits and is removed before the
+		// runtime is asked
+		m := mark("removed")
+		k := c.createContainer(t, attacker, "gone", []string{ettercap, "--version", m}, true)
+		c.waitContainerState(t, k, runtimeapi.ContainerState_CONTAINER_EXITED, 5*time.Second)
+		c.removeContainer(t, k)
+		gate.release()
+		// THEN the record keeps the kernel's facts (container, pod uid from
+		// the cgroup), names nothing, and the counter says so
+		checkDetection(t, gated, m, expect{tool: "ettercap", ctr: k, named: false, vpid: 1})
+		waitCounter(t, gated, before+1)
+	})
+
+	t.Run("slow runtime", func(t *testing.T) {
+		// GIVEN a runtime that does not answer (the gate held throughout)
+		k := c.createContainer(t, attacker, "slow", []string{"/bin/sleep", "3600"}, true)
+		before := gated.counter(t, lookupFailures)
+		gate.hold()
+		defer gate.release()
+		// WHEN a tool runs THEN the record comes without the names
+		m := mark("slow")
+		c.execSync(t, k, ettercap, "--version", m)
+		checkDetection(t, gated, m, expect{tool: "ettercap", ctr: k, named: false})
+		waitCounter(t, gated, before+1)
+		// AND the direct collector named it
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: true})
+	})
+
+	t.Run("runtime restarted", func(t *testing.T) {
+		// GIVEN a running container nobody has looked up yet
+		k := c.createContainer(t, attacker, "survivor", []string{"/bin/sleep", "3600"}, true)
+		before := direct.counter(t, lookupFailures)
+		// WHEN the runtime is down and a tool runs in the container
+		// (runc execs it: the CRI is down with the daemon)
+		c.stop(t)
+		m := mark("down")
+		runcExec(t, c, k, ettercap, "--version", m)
+		down := time.Now()
+		// THEN the record keeps the kernel's facts and names nothing
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: false})
+		waitCounter(t, direct, before+1)
+		// WHEN the runtime is back, and a tool runs again
+		c.start(t)
+		if d := time.Until(down.Add(1500 * time.Millisecond)); d > 0 {
+			time.Sleep(d) // past the refusal's time to live
+		}
+		m = mark("back")
+		c.execSync(t, k, ettercap, "--version", m)
+		// THEN the restarted runtime names the container's pod again
+		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: true})
+	})
+}
+
+// shellPid reads the pid the shell printed before exec'ing the tool.
+func shellPid(t *testing.T, out string) int {
+	t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
+	if err != nil {
+		t.Fatalf("shell pid from %q: %v", out, err)
+	}
+	return pid
+}
+
+// checkDetection checks the one detection with marker in col's sink.
+func checkDetection(t *testing.T, col *collector, marker string, want expect) {
+	t.Helper()
+	recs := col.records(t, marker)
+	if len(recs) != 1 {
+		t.Errorf("collector %s: %d records with marker %s, want 1", col.name, len(recs), marker)
+		if len(recs) == 0 {
+			return
+		}
+	}
+	res, attrs := recs[0].Resource, recs[0].Record.Attributes()
+	p := want.ctr.pod
+	eq := func(m pcommon.Map, k, v string) {
+		t.Helper()
+		if got := str(m, k); got != v {
+			t.Errorf("collector %s, %s: %s = %q, want %q", col.name, marker, k, got, v)
+		}
+	}
+	eq(attrs, "mitmexec.tool.name", want.tool)
+	// the kernel's facts, whatever the runtime said
+	eq(res, "container.id", want.ctr.id)
+	eq(res, "k8s.pod.uid", p.uid)
+	pid, vpid := intAttr(attrs, "process.pid"), intAttr(attrs, "process.vpid")
+	if vpid <= 0 || vpid == pid || (want.vpid != 0 && vpid != int64(want.vpid)) {
+		t.Errorf("collector %s, %s: process.vpid %d (process.pid %d), want %d", col.name, marker, vpid, pid, want.vpid)
+	}
+	// the runtime's, or nothing: never another pod's
+	names := map[string]string{"k8s.pod.name": p.name, "k8s.namespace.name": p.namespace, "k8s.container.name": want.ctr.name, "container.image.name": busyboxRepo}
+	for k, v := range names {
+		if want.named {
+			eq(res, k, v)
+		} else if got, ok := res.Get(k); ok {
+			t.Errorf("collector %s, %s: %s = %q, want none (the runtime did not answer)", col.name, marker, k, got.AsString())
+		}
+	}
+}
+
+func str(m pcommon.Map, k string) string {
+	if v, ok := m.Get(k); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
+func intAttr(m pcommon.Map, k string) int64 {
+	if v, ok := m.Get(k); ok && v.Type() == pcommon.ValueTypeInt {
+		return v.Int()
+	}
+	return 0
+}
+
+// waitCounter waits until col's pod lookup failure counter reaches at
+// least want (the metrics are read when scraped).
+func waitCounter(t *testing.T, col *collector, want float64) {
+	t.Helper()
+	var got float64
+	waitFor(t, 10*time.Second, "counter "+lookupFailures, func() bool {
+		got = col.counter(t, lookupFailures)
+		return got >= want
+	})
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached after %v", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
