@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # What `make test` needs on a fresh Debian machine, installed when missing:
-# the packages below, tracefs and bpffs mounted, and VictoriaLogs (the log
-# store of the end-to-end test, Apache-2.0, built from the Go module proxy).
+# the packages below, tracefs and bpffs mounted, VictoriaLogs (the log
+# store of the end-to-end test, Apache-2.0, built from the Go module proxy)
+# and containerd 2.x (the second runtime of test/cri, built likewise).
 # Needs root to install; without root it only says what is missing (the
 # privileged tests then skip, or fail under CI=true).
 set -euo pipefail
@@ -12,9 +13,13 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # clang/llvm/libbpf-dev: the drift check recompiles the BPF C; gcc and
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
-# post steps; the real tools the privileged tests exec.
+# post steps; the real tools the privileged tests exec; test/cri's runtime:
+# containerd 1.6 (its CRI plugin included) and runc, the CNI plugins, a
+# static busybox and libc6-dev for the static pause it builds, iproute2
+# for its network namespace.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs
-  ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6)
+  ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
+  containerd runc containernetworking-plugins busybox-static libc6-dev iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,3 +42,13 @@ fi
 
 gobin=$(go env GOBIN); gobin=${gobin:-$(go env GOPATH)/bin}
 [ -x "$gobin/victoria-logs" ] || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
+
+# containerd 2.x and its runc shim, in a directory of their own (test/cri
+# looks there, or in $MITMEXEC_CONTAINERD2): on PATH they would shadow
+# Debian's 1.6. About two minutes once; kept across runs like VictoriaLogs.
+containerd2=${MITMEXEC_CONTAINERD2:-$(go env GOPATH | cut -d: -f1)/mitmexec/containerd-v2.4.2}
+if [ ! -x "$containerd2/containerd" ] || [ ! -x "$containerd2/containerd-shim-runc-v2" ]; then
+  GOBIN=$containerd2 go install -tags no_btrfs \
+    github.com/containerd/containerd/v2/cmd/containerd@v2.4.2 \
+    github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@v2.4.2
+fi

@@ -166,5 +166,10 @@ func cleanupLeaks(t *testing.T, c *containerd, leaks []string) {
 		removeTree(filepath.Join(h, c.cgroup))
 	}
 	_ = exec.Command("ip", "netns", "del", c.netns).Run()
+	for _, l := range leaks {
+		if s, ok := strings.CutPrefix(l, leakSocket); ok {
+			_ = os.Remove(s)
+		}
+	}
 	t.Logf("teardown cleaned up after the leaks above")
 }

@@ -217,9 +217,10 @@ func (c *containerd) start(t *testing.T) {
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.runtime(t).Version(ctx, &runtimeapi.VersionRequest{})
+		v, err := c.runtime(t).Version(ctx, &runtimeapi.VersionRequest{})
 		cancel()
 		if err == nil {
+			t.Logf("%s: %s %s, CRI %s", c.spec.name, v.GetRuntimeName(), v.GetRuntimeVersion(), v.GetRuntimeApiVersion())
 			return
 		}
 		select {
