@@ -536,3 +536,5 @@ int sched_process_fork_raw(struct bpf_raw_tracepoint_args *ctx)
 {
 	return handle_fork((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
 }
+
+#include "frame.h"

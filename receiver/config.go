@@ -71,9 +71,22 @@ type Config struct {
 	// Tools extends the catalog: an entry with a built-in tool's name adds
 	// to it or switches it off, any other name is a new tool.
 	Tools []ToolConfig `mapstructure:"tools"`
+	// NetworkBehaviour reports a process that sends a frame claiming an
+	// address its interface does not hold, whatever program it runs.
+	NetworkBehaviour NetworkBehaviourConfig `mapstructure:"network_behaviour"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
+}
+
+// NetworkBehaviourConfig configures the behaviour tier.
+type NetworkBehaviourConfig struct {
+	// Enabled watches frames sent through packet sockets (Linux >= 6.4).
+	Enabled bool `mapstructure:"enabled"`
+	// Action for a lie told by a process whose exec named no catalog tool:
+	// alert or kill; empty takes the receiver's action. A catalog tool's
+	// own action holds for its lies.
+	Action string `mapstructure:"action"`
 }
 
 // FoldConfig configures the folding of repeats.
@@ -129,12 +142,13 @@ var _ confmap.Validator = (*Config)(nil)
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		QueueSize:    defaultQueueSize,
-		PollInterval: defaultPollInterval,
-		MaxArgsBytes: defaultMaxArgsBytes,
-		Action:       actionAlert,
-		ErrorMode:    errorModePropagate,
-		Fold:         FoldConfig{Enabled: true, Window: defaultFoldWindow},
+		QueueSize:        defaultQueueSize,
+		PollInterval:     defaultPollInterval,
+		MaxArgsBytes:     defaultMaxArgsBytes,
+		Action:           actionAlert,
+		ErrorMode:        errorModePropagate,
+		Fold:             FoldConfig{Enabled: true, Window: defaultFoldWindow},
+		NetworkBehaviour: NetworkBehaviourConfig{Enabled: true},
 
 		MaxRecordsPerSecond: defaultMaxRecordsPerSecond,
 	}
@@ -143,6 +157,9 @@ func createDefaultConfig() component.Config {
 // Validate checks the configuration; every problem is reported, joined.
 func (c *Config) Validate() error {
 	var errs []error
+	if a := c.NetworkBehaviour.Action; a != "" && a != actionAlert && a != actionKill {
+		errs = append(errs, fmt.Errorf("network_behaviour.action: %q is not an action, must be %q or %q", a, actionAlert, actionKill))
+	}
 	if c.QueueSize < minQueueSize || c.QueueSize > maxQueueSize {
 		errs = append(errs, fmt.Errorf("queue_size: %d is out of range, must be between %d and %d",
 			c.QueueSize, minQueueSize, maxQueueSize))

@@ -30,6 +30,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/inventory"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/internal/tracer"
+	"github.com/mitmexec/mitmexec/internal/wire"
 	"github.com/mitmexec/mitmexec/receiver/internal/metadata"
 )
 
@@ -82,6 +83,11 @@ type mitmexecReceiver struct {
 	dirs      []string
 	watcher   *inventory.Watcher
 	modules   *modwatch.Watcher
+	// The behaviour tier (behaviour.go): nil interfaces leaves it off.
+	interfaces  interfaceLookup
+	frameCounts *frameCounts
+	claims      *claimsSeen
+	execTools   *execTools
 
 	// Judging runs beside the ring-buffer reader: a slow file delays only
 	// the judge reading it. Records the kernel already named as a tool go
@@ -148,7 +154,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	r.hostMntNS = mountNamespace(r.procRoot, uint32(os.Getpid()))
 
 	src, err := r.openSource(tracer.Options{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
-		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat)})
+		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat), Frames: r.cfg.NetworkBehaviour.Enabled && r.interfaces != nil})
 	if err != nil {
 		err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
 		if r.cfg.ErrorMode == errorModeIgnore {
@@ -161,6 +167,8 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	r.source = src
+	r.frameCounts, r.claims = newFrameCounts(), &claimsSeen{seen: map[claimKey]struct{}{}}
+	r.execTools = &execTools{tools: map[processKey]*detect.Tool{}}
 	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
 	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
@@ -238,6 +246,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 			r.judge(false)
 		}()
 	}
+	r.startFrames()
 	// When the reader and every judge are done, what is held leaves.
 	go func() {
 		r.loops.Wait()
@@ -365,16 +374,21 @@ func (r *mitmexecReceiver) judgeOne(j judgeJob) {
 // flood whose arguments vary is still one flood (fold.MaxVariants of its
 // distinct command lines go out on their own).
 type foldKey struct {
-	tool string
-	ppid uint32
-	uid  uint32
-	file event.FileID
-	exe  string
+	claim wire.Class // a behaviour record's class of claim, "" for an exec
+	tool  string
+	ppid  uint32
+	uid   uint32
+	file  event.FileID
+	exe   string
 }
 
 func foldKeyOf(rec *detectionRecord) foldKey {
 	e := &rec.Exec
-	return foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
+	k := foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
+	if rec.Wire != nil {
+		k.claim = rec.Wire.Claim.Class
+	}
+	return k
 }
 
 // handle runs one record through detect -> allow -> act -> enrich -> out.
@@ -420,9 +434,14 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 		r.suppressed.Add(1)
 		return
 	}
-	if !r.out.claim(&rec, moduleLoad) {
+	// A behaviour record is one per process and claim (claimsSeen): a
+	// tool reported at its exec is reported again when it lies on the wire.
+	if rec.Wire == nil && !r.out.claim(&rec, moduleLoad) {
 		r.folded.Add(1) // the same process, reported already
 		return
+	}
+	if rec.Wire == nil && r.execTools != nil {
+		r.execTools.put(rec.Exec.PID, rec.Exec.StartBootTimeNs, rec.Detection.Tool)
 	}
 	rec.Action, rec.ActionDelay = r.act(&rec)
 	r.readCI(&rec)

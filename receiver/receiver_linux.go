@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/netaddr"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 )
 
@@ -21,6 +22,7 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (re
 		return nil, err
 	}
 	r.openModules = modwatch.New
+	r.interfaces = netaddr.New(interfaceTTL)
 	return r, nil
 }
 

@@ -111,6 +111,7 @@ type detectionRecord struct {
 	SummarizedCount int
 	ActionDelay     time.Duration // for killed_late: from the exec to the kill
 	CI              cicd.Context  // the CI job the process ran in (cicd.go)
+	Wire            *wireClaim    // the lie a behaviour record reports (behaviour.go), nil for an exec
 }
 
 // resourceInfo describes the host the records come from.
@@ -169,10 +170,14 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	a.PutStr(attrRuleDescription, ruleDescription)
 	a.PutStr(attrRulesetName, rulesetName)
 	a.PutStr(attrThreatFramework, threatFramework)
-	a.PutStr(attrTacticName, tacticName)
-	a.PutStr(attrTacticID, tacticID)
-	a.PutStr(attrTechniqueName, techniqueName)
-	a.PutStr(attrTechniqueID, techniqueID)
+	if r.Wire != nil {
+		putWireThreat(a, r.Wire)
+	} else {
+		a.PutStr(attrTacticName, tacticName)
+		a.PutStr(attrTacticID, tacticID)
+		a.PutStr(attrTechniqueName, techniqueName)
+		a.PutStr(attrTechniqueID, techniqueID)
+	}
 
 	putStrIf(a, attrToolName, toolName)
 	putStrIf(a, attrToolTechniqueID, toolTechnique)
@@ -230,6 +235,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	}
 	putStrIf(a, attrContainerID, r.Context.ContainerID)
 	putCI(a, r.CI)
+	putWire(a, r.Wire)
 	if e.PidNS != 0 {
 		a.PutInt(attrNamespacePID, int64(e.PidNS))
 	}
@@ -323,6 +329,9 @@ func recordBody(r *detectionRecord, toolName string) string {
 	exe := e.ExePath
 	if exe == "" {
 		exe = e.Filename
+	}
+	if r.Wire != nil {
+		return fmt.Sprintf("MitM behaviour: %s (%s) pid %d uid %d: %s", toolName, exe, e.PID, e.EUID, r.Detection.Detail)
 	}
 	return fmt.Sprintf("MitM tool executed: %s (%s) pid %d uid %d parent %s (%d)",
 		toolName, exe, e.PID, e.EUID, parentName(r), e.PPID)

@@ -104,6 +104,32 @@ type mitmexecForkParent struct {
 	Comm            [16]int8
 }
 
+type mitmexecFrameEvent struct {
+	_                   structs.HostLayout
+	KtimeBootNs         uint64
+	StartBoottimeNs     uint64
+	ExecStartBoottimeNs uint64
+	ExeIno              uint64
+	ExeCtimeNs          uint64
+	ExeDev              uint32
+	Tgid                uint32
+	Tid                 uint32
+	ExecTgid            uint32
+	Uid                 uint32
+	Gid                 uint32
+	Netns               uint32
+	Ifindex             int32
+	Sent                uint32
+	SkType              uint16
+	Protocol            uint16
+	Len                 uint16
+	Flags               uint16
+	Comm                [16]int8
+	Device              [16]int8
+	Data                [128]uint8
+	_                   [4]byte
+}
+
 type mitmexecNameKey struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -127,11 +153,15 @@ const (
 	mitmexecMapFingerprintScratch          = "fingerprint_scratch"
 	mitmexecMapFingerprints                = "fingerprints"
 	mitmexecMapForks                       = "forks"
+	mitmexecMapFrameCounters               = "frame_counters"
+	mitmexecMapFrameScratch                = "frame_scratch"
+	mitmexecMapFrames                      = "frames"
 	mitmexecMapLastWakeup                  = "last_wakeup"
 	mitmexecMapNames                       = "names"
 	mitmexecMapProtected                   = "protected"
 	mitmexecMapVerdicts                    = "verdicts"
 	mitmexecProgBprmCheckDeny              = "bprm_check_deny"
+	mitmexecProgFrameSent                  = "frame_sent"
 	mitmexecProgSchedProcessExecBtf        = "sched_process_exec_btf"
 	mitmexecProgSchedProcessExecBtfBounded = "sched_process_exec_btf_bounded"
 	mitmexecProgSchedProcessExecRaw        = "sched_process_exec_raw"
@@ -143,6 +173,7 @@ const (
 	mitmexecVarUnusedFileKey               = "unused_file_key"
 	mitmexecVarUnusedFingerprintKey        = "unused_fingerprint_key"
 	mitmexecVarUnusedForkParent            = "unused_fork_parent"
+	mitmexecVarUnusedFrameEvent            = "unused_frame_event"
 	mitmexecVarUnusedNameKey               = "unused_name_key"
 	mitmexecVarUnusedVerdict               = "unused_verdict"
 )
@@ -190,6 +221,7 @@ type mitmexecSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type mitmexecProgramSpecs struct {
 	BprmCheckDeny              *ebpf.ProgramSpec `ebpf:"bprm_check_deny"`
+	FrameSent                  *ebpf.ProgramSpec `ebpf:"frame_sent"`
 	SchedProcessExecBtf        *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecBtfBounded *ebpf.ProgramSpec `ebpf:"sched_process_exec_btf_bounded"`
 	SchedProcessExecRaw        *ebpf.ProgramSpec `ebpf:"sched_process_exec_raw"`
@@ -209,6 +241,9 @@ type mitmexecMapSpecs struct {
 	FingerprintScratch *ebpf.MapSpec `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
 	Forks              *ebpf.MapSpec `ebpf:"forks"`
+	FrameCounters      *ebpf.MapSpec `ebpf:"frame_counters"`
+	FrameScratch       *ebpf.MapSpec `ebpf:"frame_scratch"`
+	Frames             *ebpf.MapSpec `ebpf:"frames"`
 	LastWakeup         *ebpf.MapSpec `ebpf:"last_wakeup"`
 	Names              *ebpf.MapSpec `ebpf:"names"`
 	Protected          *ebpf.MapSpec `ebpf:"protected"`
@@ -224,6 +259,7 @@ type mitmexecVariableSpecs struct {
 	UnusedFileKey        *ebpf.VariableSpec `ebpf:"unused_file_key"`
 	UnusedFingerprintKey *ebpf.VariableSpec `ebpf:"unused_fingerprint_key"`
 	UnusedForkParent     *ebpf.VariableSpec `ebpf:"unused_fork_parent"`
+	UnusedFrameEvent     *ebpf.VariableSpec `ebpf:"unused_frame_event"`
 	UnusedNameKey        *ebpf.VariableSpec `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.VariableSpec `ebpf:"unused_verdict"`
 }
@@ -255,6 +291,9 @@ type mitmexecMaps struct {
 	FingerprintScratch *ebpf.Map `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
 	Forks              *ebpf.Map `ebpf:"forks"`
+	FrameCounters      *ebpf.Map `ebpf:"frame_counters"`
+	FrameScratch       *ebpf.Map `ebpf:"frame_scratch"`
+	Frames             *ebpf.Map `ebpf:"frames"`
 	LastWakeup         *ebpf.Map `ebpf:"last_wakeup"`
 	Names              *ebpf.Map `ebpf:"names"`
 	Protected          *ebpf.Map `ebpf:"protected"`
@@ -270,6 +309,9 @@ func (m *mitmexecMaps) Close() error {
 		m.FingerprintScratch,
 		m.Fingerprints,
 		m.Forks,
+		m.FrameCounters,
+		m.FrameScratch,
+		m.Frames,
 		m.LastWakeup,
 		m.Names,
 		m.Protected,
@@ -286,6 +328,7 @@ type mitmexecVariables struct {
 	UnusedFileKey        *ebpf.Variable `ebpf:"unused_file_key"`
 	UnusedFingerprintKey *ebpf.Variable `ebpf:"unused_fingerprint_key"`
 	UnusedForkParent     *ebpf.Variable `ebpf:"unused_fork_parent"`
+	UnusedFrameEvent     *ebpf.Variable `ebpf:"unused_frame_event"`
 	UnusedNameKey        *ebpf.Variable `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.Variable `ebpf:"unused_verdict"`
 }
@@ -295,6 +338,7 @@ type mitmexecVariables struct {
 // It can be passed to loadMitmexecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mitmexecPrograms struct {
 	BprmCheckDeny              *ebpf.Program `ebpf:"bprm_check_deny"`
+	FrameSent                  *ebpf.Program `ebpf:"frame_sent"`
 	SchedProcessExecBtf        *ebpf.Program `ebpf:"sched_process_exec_btf"`
 	SchedProcessExecBtfBounded *ebpf.Program `ebpf:"sched_process_exec_btf_bounded"`
 	SchedProcessExecRaw        *ebpf.Program `ebpf:"sched_process_exec_raw"`
@@ -306,6 +350,7 @@ type mitmexecPrograms struct {
 func (p *mitmexecPrograms) Close() error {
 	return _MitmexecClose(
 		p.BprmCheckDeny,
+		p.FrameSent,
 		p.SchedProcessExecBtf,
 		p.SchedProcessExecBtfBounded,
 		p.SchedProcessExecRaw,

@@ -30,6 +30,9 @@ type Options struct {
 	// Deny loads the BPF LSM program that refuses the exec of a tool whose
 	// verdict says kill, where the kernel allows lsm/ programs.
 	Deny bool
+	// Frames attaches the behaviour tier: frames sent through packet
+	// sockets that can carry an address claim (Tracer.Frames).
+	Frames bool
 }
 
 // Stats are the tracer's counters.
@@ -39,4 +42,13 @@ type Stats struct {
 	ReserveFailed uint64 // records lost because the ring was full
 	Kills         uint64 // SIGKILLs sent from the exec hook
 	QueueDropped  uint64 // records dropped because the queue was full
+}
+
+// FrameStats are the behaviour tier's counters.
+type FrameStats struct {
+	Sends         uint64 // sends on packet sockets the kernel saw
+	Submitted     uint64 // frames that can carry a claim, sent up
+	ReserveFailed uint64 // frames lost because the frame ring was full
+	Unreadable    uint64 // packet-socket sends whose frame could not be read (io_uring, 32-bit tasks)
+	QueueDropped  uint64 // frame records dropped because the queue was full
 }

@@ -44,8 +44,10 @@ type Tracer struct {
 	reader  *ringbuf.Reader
 	out     chan []byte
 
-	opts         Options
-	queueDropped atomic.Uint64
+	opts          Options
+	queueDropped  atomic.Uint64
+	frames        frameTier
+	framesDropped atomic.Uint64
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -151,6 +153,11 @@ func New(opts Options) (*Tracer, error) {
 	t.out = make(chan []byte, opts.QueueSize)
 	t.wg.Add(1)
 	go t.read()
+	if opts.Frames {
+		t.frames.err = t.attachFrames(spec)
+	} else {
+		t.frames.err = errors.New("not requested")
+	}
 	return t, nil
 }
 
@@ -473,6 +480,7 @@ func (t *Tracer) detach() error {
 	if t.reader != nil {
 		keep(t.reader.Close())
 	}
+	keep(t.detachFrames())
 	return err
 }
 
@@ -484,6 +492,9 @@ func (t *Tracer) closeObjects() error {
 		if cerr := p.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
+	}
+	if cerr := t.closeFrameProgram(); cerr != nil && err == nil {
+		err = cerr
 	}
 	if cerr := t.maps.Close(); cerr != nil && err == nil {
 		err = cerr

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package receiver // import "github.com/mitmexec/mitmexec/receiver"
+
+import (
+	"bufio"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"go.uber.org/zap"
+
+	"github.com/mitmexec/mitmexec/internal/detect"
+	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/tracer"
+	"github.com/mitmexec/mitmexec/internal/wire"
+)
+
+// The behaviour tier: a process that puts a lie on the wire (a frame
+// claiming someone else's address, sent through a packet socket) is
+// reported whatever its bytes or its name, with the context of its exec.
+
+// frameSource is the kernel's behaviour tier as the receiver sees it;
+// *tracer.Tracer is one on Linux.
+type frameSource interface {
+	Frames() <-chan []byte
+	FramesErr() error
+	FrameStats() (tracer.FrameStats, error)
+}
+
+// interfaceLookup answers which addresses an interface holds in the
+// sender's network namespace; internal/netaddr on Linux, a fake in tests.
+type interfaceLookup interface {
+	Lookup(q wire.InterfaceQuery, fresh bool) (wire.Interface, error)
+}
+
+// frameOutcome is what became of one frame record, each counted.
+type frameOutcome string
+
+const (
+	frameUndecodable   frameOutcome = "undecodable"
+	frameTruncated     frameOutcome = "truncated"
+	frameMalformed     frameOutcome = "malformed"
+	frameNoClaim       frameOutcome = "no_claim"
+	frameNamespaceGone frameOutcome = "namespace_gone"
+	frameInterfaceGone frameOutcome = "interface_gone"
+	frameTruthful      frameOutcome = "truthful"
+	frameLie           frameOutcome = "lie"
+	frameFolded        frameOutcome = "folded"
+	// a lie told by a process that forked from the exec'd one (also counted as lie or folded)
+	frameForkedSender frameOutcome = "forked_sender"
+)
+
+var frameOutcomes = []frameOutcome{frameUndecodable, frameTruncated, frameMalformed, frameNoClaim,
+	frameNamespaceGone, frameInterfaceGone, frameTruthful, frameLie, frameFolded, frameForkedSender}
+
+// frameCounts counts frame records by outcome.
+type frameCounts struct {
+	by map[frameOutcome]*atomic.Uint64
+}
+
+func newFrameCounts() *frameCounts {
+	c := &frameCounts{by: map[frameOutcome]*atomic.Uint64{}}
+	for _, o := range frameOutcomes {
+		c.by[o] = new(atomic.Uint64)
+	}
+	return c
+}
+
+func (c *frameCounts) add(o frameOutcome) { c.by[o].Add(1) }
+
+// Get returns the count of one outcome.
+func (c *frameCounts) Get(o frameOutcome) uint64 { return c.by[o].Load() }
+
+// claimKey is one offending process and one claim: a flood of the same
+// lie is one record, another address or interface is another.
+type claimKey struct {
+	pid     uint32
+	start   uint64 // clock ticks
+	class   wire.Class
+	address netip.Addr
+	ifindex int32
+	device  string
+}
+
+// claimsSeen remembers the claims already reported, bounded.
+type claimsSeen struct {
+	mu   sync.Mutex
+	seen map[claimKey]struct{}
+}
+
+const maxClaimsSeen = 4096
+
+// add reports whether k is new, and remembers it.
+func (s *claimsSeen) add(k claimKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seen[k]; ok {
+		return false
+	}
+	if len(s.seen) >= maxClaimsSeen {
+		clear(s.seen)
+	}
+	s.seen[k] = struct{}{}
+	return true
+}
+
+func (s *claimsSeen) has(k claimKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.seen[k]
+	return ok
+}
+
+// wireClaim is what a behaviour record says beyond the exec's context.
+type wireClaim struct {
+	Claim         wire.Claim
+	SenderPID     uint32 // the process that sent, when it forked from the record's without exec'ing
+	Interface     string
+	IfIndex       int32
+	NetNS         uint32
+	TechniqueID   string
+	TechniqueName string
+	Behaviour     string
+}
+
+// startFrames starts judging frames where the kernel sends them up.
+func (r *mitmexecReceiver) startFrames() {
+	if !r.cfg.NetworkBehaviour.Enabled {
+		return
+	}
+	fs, ok := r.source.(frameSource)
+	if !ok || r.interfaces == nil {
+		return
+	}
+	if err := fs.FramesErr(); err != nil {
+		r.set.Logger.Warn("network behaviour is not watched: frames sent through packet sockets are not judged", zap.Error(err))
+		return
+	}
+	r.set.Logger.Info("network behaviour watched: frames sent through packet sockets that claim an address are judged")
+	r.loops.Add(1)
+	go r.judgeFrames(fs.Frames())
+}
+
+// judgeFrames serves the frame records until the tracer closes them. One
+// goroutine: a lie costs one netlink read, a flood of the same lie a map
+// lookup per frame.
+func (r *mitmexecReceiver) judgeFrames(frames <-chan []byte) {
+	defer r.loops.Done()
+	for raw := range frames {
+		r.handleFrame(raw)
+	}
+}
+
+func (r *mitmexecReceiver) handleFrame(raw []byte) {
+	f, err := wire.Decode(raw)
+	if err != nil {
+		r.frameCounts.add(frameUndecodable)
+		return
+	}
+	c, err := wire.Parse(&f)
+	switch {
+	case errors.Is(err, wire.ErrTruncated):
+		r.frameCounts.add(frameTruncated)
+		return
+	case errors.Is(err, wire.ErrNoClaim):
+		r.frameCounts.add(frameNoClaim)
+		return
+	case err != nil:
+		r.frameCounts.add(frameMalformed)
+		return
+	}
+	q := wire.QueryOf(&f)
+	iface, err := r.interfaces.Lookup(q, false)
+	if err != nil {
+		r.countLookupError(err)
+		r.set.Logger.Debug("frame not judged: its interface could not be read", zap.Uint32("pid", f.PID), zap.Error(err))
+		return
+	}
+	v := wire.Judge(&c, &iface)
+	if !v.Lie {
+		r.frameCounts.add(frameTruthful)
+		return
+	}
+	// A child that forked without exec'ing tells its parent's program's
+	// lie: the record is that exec's, the sender is named beside it.
+	if f.ExecPID != 0 && f.ExecPID != f.PID {
+		r.frameCounts.add(frameForkedSender)
+	} else {
+		f.ExecPID, f.ExecStartBootTimeNs = f.PID, f.StartBootTimeNs
+	}
+	k := claimKey{pid: f.ExecPID, start: f.ExecStartBootTimeNs / 1e7, class: c.Class, address: c.Address, ifindex: f.IfIndex, device: f.Device}
+	if r.claims.has(k) {
+		r.frameCounts.add(frameFolded)
+		return
+	}
+	// A lie is judged on a fresh read of the namespace: an address added a
+	// moment ago (a VIP announced right after it was configured) is the
+	// sender's own.
+	if fresh, err := r.interfaces.Lookup(q, true); err == nil {
+		iface = fresh
+		if v = wire.Judge(&c, &iface); !v.Lie {
+			r.frameCounts.add(frameTruthful)
+			return
+		}
+	}
+	if !r.claims.add(k) {
+		r.frameCounts.add(frameFolded)
+		return
+	}
+	r.frameCounts.add(frameLie)
+	e := r.senderExec(&f)
+	var sender uint32
+	if f.PID != f.ExecPID {
+		sender = f.PID
+	}
+	tool := r.toolOfProcess(e.PID, e.StartBootTimeNs)
+	if tool == nil {
+		tool = &detect.Tool{Name: v.Behaviour, Technique: v.TechniqueID, Action: r.cfg.NetworkBehaviour.Action}
+	} else {
+		// the catalog's tool, telling this lie: its own action holds
+		t := *tool
+		t.Technique = v.TechniqueID
+		tool = &t
+	}
+	r.report(detectionRecord{
+		Exec:      e,
+		Detection: detect.Detection{Tool: tool, Match: detect.MatchNetworkBehaviour, Detail: v.Detail},
+		Wire: &wireClaim{Claim: c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender,
+			TechniqueID: v.TechniqueID, TechniqueName: v.TechniqueName, Behaviour: v.Behaviour},
+	}, false)
+}
+
+func (r *mitmexecReceiver) countLookupError(err error) {
+	if strings.Contains(err.Error(), "interface is gone") {
+		r.frameCounts.add(frameInterfaceGone)
+		return
+	}
+	r.frameCounts.add(frameNamespaceGone)
+}
+
+// senderExec describes the sending process: from /proc while it is the
+// process the kernel saw send (same start time), else from what the
+// frame record itself carries. A process that forked without exec'ing
+// shows its parent's program, which is what it runs.
+func (r *mitmexecReceiver) senderExec(f *wire.Frame) event.Exec {
+	if e, ok := r.recent.get(f.ExecPID); ok && e.StartBootTimeNs/1e7 == f.ExecStartBootTimeNs/1e7 {
+		e.BootTimeNs = f.BootTimeNs
+		return e // the kernel's own account of that exec
+	}
+	e := r.execFromProc(f.ExecPID)
+	if e.StartBootTimeNs/1e7 != f.ExecStartBootTimeNs/1e7 {
+		e = event.Exec{PID: f.ExecPID, UID: f.UID, EUID: f.UID, GID: f.GID, EGID: f.GID, LoginUID: 0xffffffff}
+		if f.ExecPID == f.PID {
+			e.Name = f.Comm
+		}
+	} else {
+		r.procContext(&e)
+	}
+	e.File = f.Exe
+	if f.ExecPID == f.PID {
+		e.Comm = f.Comm
+	}
+	e.BootTimeNs = f.BootTimeNs
+	e.StartBootTimeNs = f.ExecStartBootTimeNs
+	return e
+}
+
+// procContext adds what /proc says of a live process beyond execFromProc:
+// its cgroup, namespaces and ancestry (each ancestor pinned by start time).
+func (r *mitmexecReceiver) procContext(e *event.Exec) {
+	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(e.PID), 10))
+	if f, err := os.Open(filepath.Join(dir, "cgroup")); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 4096), 4096)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
+				e.Cgroup = p
+			}
+		}
+		f.Close()
+	}
+	e.PidNS = nsInode(dir, "pid")
+	e.MntNS = mountNamespace(r.procRoot, e.PID)
+	pid := e.PPID
+	for i := 0; i < 8 && pid > 1; i++ {
+		st, err := procstat.Read(r.procRoot, pid)
+		if err != nil {
+			break
+		}
+		e.Ancestors = append(e.Ancestors, event.Ancestor{PID: pid, StartBootTime: st.StartTicks * 1e7})
+		pid = st.PPID
+	}
+}
+
+func nsInode(dir, kind string) uint32 {
+	link, err := os.Readlink(filepath.Join(dir, "ns", kind))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, kind+":["), "]"), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// execTools remembers which catalog tool each reported process is, so a
+// tool that later lies on the wire is named as itself.
+type execTools struct {
+	mu    sync.Mutex
+	tools map[processKey]*detect.Tool
+}
+
+func (t *execTools) put(pid uint32, start uint64, tool *detect.Tool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.tools) >= maxReported {
+		clear(t.tools)
+	}
+	t.tools[processKey{pid, start / 1e7}] = tool
+}
+
+func (r *mitmexecReceiver) toolOfProcess(pid uint32, start uint64) *detect.Tool {
+	r.execTools.mu.Lock()
+	defer r.execTools.mu.Unlock()
+	return r.execTools.tools[processKey{pid, start / 1e7}]
+}
+
+// interfaceTTL is how long a read of an interface's addresses serves
+// frames that tell the truth; a lie is always judged on a fresh read.
+const interfaceTTL = 2 * time.Second
+
+// Attributes of a behaviour record (docs/record.md).
+const (
+	attrNetworkClass     = "mitmexec.network.claim"
+	attrNetworkBehaviour = "mitmexec.network.behaviour"
+	attrInterfaceName    = "network.interface.name"
+	attrInterfaceIndex   = "mitmexec.network.interface.index"
+	attrClaimedAddress   = "mitmexec.network.claimed_address"
+	attrClaimedMAC       = "mitmexec.network.claimed_mac"
+	attrClaimTarget      = "mitmexec.network.target_address"
+	attrNamespaceNet     = "mitmexec.namespace.net"
+	attrSenderPID        = "mitmexec.network.sender.pid"
+	attrSubtechniqueID   = "threat.technique.subtechnique.id"
+	attrSubtechniqueName = "threat.technique.subtechnique.name"
+	// ATT&CK files adversary-in-the-middle under Credential Access.
+	aitmTacticName    = "Credential Access"
+	aitmTacticID      = "TA0006"
+	aitmTechniqueName = "Adversary-in-the-Middle"
+	aitmTechniqueID   = "T1557"
+)
+
+// putWireThreat files a lie under ATT&CK's adversary-in-the-middle, with
+// the sub-technique where ATT&CK has one (ARP cache poisoning, DHCP
+// spoofing).
+func putWireThreat(a pcommon.Map, w *wireClaim) {
+	a.PutStr(attrTacticName, aitmTacticName)
+	a.PutStr(attrTacticID, aitmTacticID)
+	a.PutStr(attrTechniqueName, aitmTechniqueName)
+	a.PutStr(attrTechniqueID, aitmTechniqueID)
+	if w.TechniqueID != aitmTechniqueID {
+		a.PutStr(attrSubtechniqueID, w.TechniqueID)
+		a.PutStr(attrSubtechniqueName, w.TechniqueName)
+	}
+}
+
+func putWire(a pcommon.Map, w *wireClaim) {
+	if w == nil {
+		return
+	}
+	a.PutStr(attrNetworkClass, string(w.Claim.Class))
+	a.PutStr(attrNetworkBehaviour, w.Behaviour)
+	putStrIf(a, attrInterfaceName, w.Interface)
+	if w.IfIndex != 0 {
+		a.PutInt(attrInterfaceIndex, int64(w.IfIndex))
+	}
+	if w.Claim.Address.IsValid() {
+		a.PutStr(attrClaimedAddress, w.Claim.Address.String())
+	}
+	if len(w.Claim.MAC) > 0 {
+		a.PutStr(attrClaimedMAC, w.Claim.MAC.String())
+	}
+	if w.Claim.Target.IsValid() {
+		a.PutStr(attrClaimTarget, w.Claim.Target.String())
+	}
+	if w.NetNS != 0 {
+		a.PutInt(attrNamespaceNet, int64(w.NetNS))
+	}
+	if w.SenderPID != 0 {
+		a.PutInt(attrSenderPID, int64(w.SenderPID))
+	}
+}
