@@ -38,6 +38,17 @@ const (
 	namedOrNot               // all or none, never some or another pod's
 )
 
+// arpLie sends one ARP reply on eth0 claiming that sys.argv[1] (an
+// address the interface does not hold) is at the interface's own MAC.
+const arpLie = `import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mac = s.getsockname()[4]
+claim = socket.inet_aton(sys.argv[1])
+arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + mac + claim + b"\xff" * 6 + claim
+s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+`
+
 // expect is what a detection's resource and process must say.
 type expect struct {
 	tool  string
@@ -117,6 +128,14 @@ func runtimeSuite(t *testing.T, spec runtimeSpec, pauseArchive, busyboxArchive s
 		m := mark("netns")
 		c.execSync(t, k, ettercap, "--version", m)
 		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: named})
+
+		// WHEN a program no catalog names (python3 with a raw socket) tells
+		// a lie on the pod's interface: an ARP reply claiming the CNI
+		// gateway's address, sent into the test's namespace only
+		m = mark("spoofer")
+		c.execSync(t, k, python3, "-c", arpLie, cniGateway, m)
+		// THEN the behaviour tier's record is that pod's too
+		checkDetection(t, direct, m, expect{tool: "arp_spoofer", ctr: k, named: named})
 	})
 
 	t.Run("sandbox not ready", func(t *testing.T) {
@@ -243,6 +262,10 @@ func checkDetection(t *testing.T, col *collector, marker string, want expect) {
 		}
 	}
 	res, attrs := recs[0].Resource, recs[0].Record.Attributes()
+	t.Logf("collector %s, %s: %s (%s) pid %d vpid %d, container %.12s, pod %s/%s %s, container %s, image %s", col.name, marker,
+		str(attrs, "mitmexec.tool.name"), str(attrs, "mitmexec.match"), intAttr(attrs, "process.pid"), intAttr(attrs, "process.vpid"),
+		str(res, "container.id"), str(res, "k8s.namespace.name"), str(res, "k8s.pod.name"), str(res, "k8s.pod.uid"),
+		str(res, "k8s.container.name"), str(res, "container.image.name"))
 	p := want.ctr.pod
 	eq := func(m pcommon.Map, k, v string) {
 		t.Helper()

@@ -193,6 +193,10 @@ func writeCNIConfig(t *testing.T, dir string) {
 // network namespace.
 const cniSubnet = "10.211.0.0/24"
 
+// cniGateway is the address host-local gives the gateway: ptp puts it on
+// the host side of each pod's link, never on the pod's interface.
+const cniGateway = "10.211.0.1"
+
 func inCNISubnet(ip string) bool { return strings.HasPrefix(ip, "10.211.0.") }
 
 func (c *containerd) removeContainer(t *testing.T, k *ctr) {
