@@ -73,8 +73,11 @@ func startCollector(t *testing.T, name, socket string) *collector {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// Every detection on its own: the machine is shared, and another
+	// suite's burst of tools must not fold or summarize this test's
+	// records away (each marker is looked for in its own record).
 	cfg, err := harness.WriteConfig(dir, fmt.Sprintf(`receivers:
-  mitmexec: {}
+  mitmexec: {fold: {enabled: false}, max_records_per_second: 0}
 exporters:
   otlphttp:
     endpoint: %s

@@ -216,6 +216,31 @@ func runtimeSuite(t *testing.T, spec runtimeSpec, pauseArchive, busyboxArchive s
 		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: named})
 	})
 
+	t.Run("container not made by the kubelet", func(t *testing.T) {
+		// GIVEN a container the same containerd runs outside the CRI (ctr,
+		// another containerd namespace), in a cgroup with no pod
+		id := c.ctrRun(t, busyboxArchive)
+		before := direct.counter(t, lookupFailures)
+		// WHEN a tool runs in it
+		m := mark("ctr")
+		c.ctr(t, "tasks", "exec", "--exec-id", "tool", id, ettercap, "--version", m)
+		// THEN the record has the container and nothing of a pod
+		recs := direct.records(t, m)
+		if len(recs) != 1 {
+			t.Fatalf("%d records with marker %s, want 1", len(recs), m)
+		}
+		res := recs[0].Resource
+		if got := str(res, "container.id"); got != id {
+			t.Errorf("container.id %q, want %q", got, id)
+		}
+		for _, k := range []string{"k8s.pod.uid", "k8s.pod.name", "k8s.namespace.name", "k8s.container.name", "container.image.name"} {
+			if v, ok := res.Get(k); ok {
+				t.Errorf("%s = %q on a container of no pod", k, v.AsString())
+			}
+		}
+		waitCounter(t, direct, before+1)
+	})
+
 	t.Run("runtime restarted", func(t *testing.T) {
 		// GIVEN a running container nobody has looked up yet
 		k := c.createContainer(t, attacker, "survivor", []string{"/bin/sleep", "3600"}, true)

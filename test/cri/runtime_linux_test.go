@@ -26,6 +26,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -276,6 +277,50 @@ func (c *containerd) conn(t *testing.T) *grpc.ClientConn {
 
 func (c *containerd) runtime(t *testing.T) runtimeapi.RuntimeServiceClient {
 	return runtimeapi.NewRuntimeServiceClient(c.conn(t))
+}
+
+// ctrNamespace is the containerd namespace of the containers the test runs
+// with ctr, beside the CRI's k8s.io: a node's docker or nerdctl containers.
+const ctrNamespace = "mitmexec-test"
+
+// ctr runs Debian's ctr against the daemon in ctrNamespace.
+func (c *containerd) ctr(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(debianCtr, append([]string{"--address", c.sock, "--namespace", ctrNamespace}, args...)...).CombinedOutput()
+	if err != nil && !strings.Contains(err.Error(), "exit status") {
+		t.Fatalf("ctr %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// ctrRun imports the busybox image into ctrNamespace and runs a container
+// of it there (its cgroup under the test's parent, no pod in its path),
+// removed at the end of the test. Its id has the form of the CRI's, so
+// that the cgroup path names it.
+func (c *containerd) ctrRun(t *testing.T, archive string) string {
+	t.Helper()
+	id := strings.ReplaceAll(uuid.NewString()+uuid.NewString(), "-", "")
+	if out, err := exec.Command(debianCtr, "--address", c.sock, "--namespace", ctrNamespace, "images", "import", archive).CombinedOutput(); err != nil {
+		t.Fatalf("ctr images import: %v\n%s", err, out)
+	}
+	out, err := exec.Command(debianCtr, "--address", c.sock, "--namespace", ctrNamespace, "run", "--detach",
+		"--cgroup", c.cgroup+"/ctr/"+id, "--mount", "type=bind,src=/usr,dst=/usr,options=rbind:ro",
+		busyboxImage, id, "/bin/sleep", "3600").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		c.ctr(t, "tasks", "kill", "--signal", "SIGKILL", id)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if out, err := exec.Command(debianCtr, "--address", c.sock, "--namespace", ctrNamespace, "tasks", "delete", id).CombinedOutput(); err == nil || strings.Contains(string(out), "not found") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.ctr(t, "containers", "delete", id)
+	})
+	return id
 }
 
 // importImage imports an OCI archive into the CRI's namespace with
