@@ -17,16 +17,18 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 type gateProxy struct {
 	path, upstream string
 	l              net.Listener
 
-	mu   sync.Mutex
-	gate chan struct{} // closed: connections pass
-	quit chan struct{}
-	wg   sync.WaitGroup
+	mu        sync.Mutex
+	gate      chan struct{} // closed: connections pass
+	firstHeld time.Time     // when the first connection the gate held came
+	quit      chan struct{}
+	wg        sync.WaitGroup
 }
 
 func newGateProxy(t *testing.T, dir, upstream string) *gateProxy {
@@ -55,15 +57,22 @@ func (p *gateProxy) hold() {
 	}
 }
 
-// release lets the waiting connections (and new ones) through.
-func (p *gateProxy) release() {
+// release lets the waiting connections (and new ones) through and returns
+// how long the first of them waited (0 when none came).
+func (p *gateProxy) release() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var waited time.Duration
+	if !p.firstHeld.IsZero() {
+		waited = time.Since(p.firstHeld)
+		p.firstHeld = time.Time{}
+	}
 	select {
 	case <-p.gate:
 	default:
 		close(p.gate)
 	}
+	return waited
 }
 
 func (p *gateProxy) serve() {
@@ -75,6 +84,13 @@ func (p *gateProxy) serve() {
 		}
 		p.mu.Lock()
 		gate := p.gate
+		select {
+		case <-gate:
+		default:
+			if p.firstHeld.IsZero() {
+				p.firstHeld = time.Now()
+			}
+		}
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
