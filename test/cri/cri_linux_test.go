@@ -246,27 +246,37 @@ func runtimeSuite(t *testing.T, spec runtimeSpec, pauseArchive, busyboxArchive s
 	})
 
 	t.Run("runtime restarted", func(t *testing.T) {
-		// GIVEN a running container nobody has looked up yet
-		k := c.createContainer(t, attacker, "survivor", []string{"/bin/sleep", "3600"}, true)
-		before := direct.counter(t, lookupFailures)
-		// WHEN the runtime is down and a tool runs in the container
-		// (runc execs it: the CRI is down with the daemon)
-		c.stop(t)
-		m := mark("down")
-		runcExec(t, c, k, ettercap, "--version", m)
-		down := time.Now()
-		// THEN the record keeps the kernel's facts and names nothing
-		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: unnamed})
-		waitCounter(t, direct, before+1)
-		// WHEN the runtime is back, and a tool runs again
-		c.start(t)
-		if d := time.Until(down.Add(1500 * time.Millisecond)); d > 0 {
-			time.Sleep(d) // past the refusal's time to live
+		// once stopped (its socket removed), once killed (its socket left,
+		// connections refused), as a crash leaves it
+		for _, how := range []string{"stopped", "killed"} {
+			// GIVEN a running container nobody has looked up yet
+			k := c.createContainer(t, attacker, "survivor-"+how, []string{"/bin/sleep", "3600"}, true)
+			before := direct.counter(t, lookupFailures)
+			// WHEN the runtime is down and a tool runs in the container
+			// (runc execs it: the CRI is down with the daemon)
+			if how == "stopped" {
+				c.stop(t)
+			} else {
+				c.kill(t)
+			}
+			_, err := os.Stat(c.sock)
+			t.Logf("%s %s; its socket: %v", spec.name, how, err)
+			m := mark("down-" + how)
+			runcExec(t, c, k, ettercap, "--version", m)
+			down := time.Now()
+			// THEN the record keeps the kernel's facts and names nothing
+			checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: unnamed})
+			waitCounter(t, direct, before+1)
+			// WHEN the runtime is back, and a tool runs again
+			c.start(t)
+			if d := time.Until(down.Add(1500 * time.Millisecond)); d > 0 {
+				time.Sleep(d) // past the refusal's time to live
+			}
+			m = mark("back-" + how)
+			c.execSync(t, k, ettercap, "--version", m)
+			// THEN the restarted runtime names the container's pod again
+			checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: named})
 		}
-		m = mark("back")
-		c.execSync(t, k, ettercap, "--version", m)
-		// THEN the restarted runtime names the container's pod again
-		checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: named})
 	})
 }
 

@@ -254,6 +254,18 @@ func (c *containerd) stop(t *testing.T) {
 	c.cmd = nil
 }
 
+// kill ends the daemon with SIGKILL, as a crash does: its socket file stays
+// and connections to it are refused.
+func (c *containerd) kill(t *testing.T) {
+	t.Helper()
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	c.cmd = nil
+}
+
 func (c *containerd) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(c.dir, "containerd.log"))
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
