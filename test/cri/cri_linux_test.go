@@ -278,6 +278,34 @@ func runtimeSuite(t *testing.T, spec runtimeSpec, pauseArchive, busyboxArchive s
 			checkDetection(t, direct, m, expect{tool: "ettercap", ctr: k, named: named})
 		}
 	})
+
+	t.Run("no record names another pod", func(t *testing.T) {
+		// every record either collector sent from one of the test's
+		// containers, marked or not, names that container's pod or none
+		for _, col := range []*collector{direct, gated} {
+			recs, _ := col.sink.Records()
+			seen := 0
+			for _, r := range recs {
+				k, ok := c.ctrs[str(r.Resource, "container.id")]
+				if !ok {
+					continue
+				}
+				seen++
+				if uid := str(r.Resource, "k8s.pod.uid"); uid != k.pod.uid {
+					t.Errorf("collector %s: container %s (pod %s) under k8s.pod.uid %q", col.name, k.name, k.pod.uid, uid)
+				}
+				for key, v := range map[string]string{"k8s.pod.name": k.pod.name, "k8s.namespace.name": k.pod.namespace, "k8s.container.name": k.name} {
+					if got, ok := r.Resource.Get(key); ok && got.AsString() != v {
+						t.Errorf("collector %s: container %s under %s %q, want %q or none", col.name, k.name, key, got.AsString(), v)
+					}
+				}
+			}
+			t.Logf("collector %s: %d records from the test's containers", col.name, seen)
+			if seen == 0 {
+				t.Errorf("collector %s: no record from the test's containers", col.name)
+			}
+		}
+	})
 }
 
 // shellPid reads the pid the shell printed before exec'ing the tool.

@@ -109,6 +109,7 @@ func (c *containerd) createContainer(t *testing.T, p *pod, name string, command 
 		t.Fatalf("%s: CreateContainer %s in %s: %v\n%s", c.spec.name, name, p.name, err, c.logTail())
 	}
 	k := &ctr{name: name, id: resp.GetContainerId(), pod: p}
+	c.ctrs[k.id] = k
 	if start {
 		c.startContainer(t, k)
 	}

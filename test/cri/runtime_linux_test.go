@@ -160,6 +160,7 @@ type containerd struct {
 	log    *os.File
 	cmd    *exec.Cmd
 	done   chan struct{}
+	ctrs   map[string]*ctr // every container made through the CRI, by id
 }
 
 // startContainerd makes the directory, network namespace and
@@ -172,7 +173,7 @@ func startContainerd(t *testing.T, spec runtimeSpec) *containerd {
 		t.Fatal(err)
 	}
 	id := filepath.Base(dir)
-	c := &containerd{spec: spec, dir: dir, sock: filepath.Join(dir, "containerd.sock"), netns: id, cgroup: "/mitmexec-cri-" + id}
+	c := &containerd{spec: spec, dir: dir, sock: filepath.Join(dir, "containerd.sock"), netns: id, cgroup: "/mitmexec-cri-" + id, ctrs: map[string]*ctr{}}
 	before := snapshotLeaks(c)
 	t.Cleanup(func() { c.teardown(t, before) })
 	for _, d := range []string{"cni", "logs"} {
