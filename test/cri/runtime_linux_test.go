@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -161,6 +162,9 @@ type containerd struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	ctrs   map[string]*ctr // every container made through the CRI, by id
+
+	grpcConn *grpc.ClientConn
+	client   runtimeapi.RuntimeServiceClient
 }
 
 // startContainerd makes the directory, network namespace and
@@ -276,20 +280,20 @@ func (c *containerd) logTail() string {
 	return strings.Join(lines, "\n")
 }
 
-// conn dials the CRI socket (grpc dials lazily: a stopped daemon shows as
-// an error of the call, not here).
-func (c *containerd) conn(t *testing.T) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
-
+// runtime is the CRI client of the daemon: one connection for the test,
+// which gRPC makes again after a restart (quickly: the backoff is short).
 func (c *containerd) runtime(t *testing.T) runtimeapi.RuntimeServiceClient {
-	return runtimeapi.NewRuntimeServiceClient(c.conn(t))
+	t.Helper()
+	if c.client == nil {
+		conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 250 * time.Millisecond},
+				MinConnectTimeout: time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.grpcConn, c.client = conn, runtimeapi.NewRuntimeServiceClient(conn)
+	}
+	return c.client
 }
 
 // ctrNamespace is the containerd namespace of the containers the test runs
@@ -368,6 +372,9 @@ func (c *containerd) teardown(t *testing.T, before leakSnapshot) {
 		cancel()
 		c.stop(t)
 	}
+	if c.grpcConn != nil {
+		_ = c.grpcConn.Close()
+	}
 	if c.log != nil {
 		_ = c.log.Close()
 	}
@@ -386,12 +393,10 @@ func (c *containerd) teardown(t *testing.T, before leakSnapshot) {
 		t.Errorf("teardown left behind: %s", l)
 	}
 	cleanupLeaks(t, c, leaks)
-	if !t.Failed() {
-		_ = os.RemoveAll(c.dir)
-	} else {
+	if t.Failed() {
 		t.Logf("%s log tail:\n%s", c.spec.name, c.logTail())
-		_ = os.RemoveAll(c.dir)
 	}
+	_ = os.RemoveAll(c.dir)
 }
 
 func (c *containerd) String() string { return fmt.Sprintf("%s at %s", c.spec.name, c.sock) }
