@@ -63,7 +63,8 @@ func (f *fakeRuntime) ContainerStatus(ctx context.Context, req *runtimeapi.Conta
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "container %q not found", req.GetContainerId())
 	}
-	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: req.GetContainerId(), Labels: labels}}, nil
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: req.GetContainerId(), Labels: labels,
+		Image: &runtimeapi.ImageSpec{Image: "registry.example:5000/shop/shell:2.1"}}}, nil
 }
 
 // serve runs f on a unix socket in a temporary directory, speaking the
@@ -105,7 +106,8 @@ func TestResolverAnswersFromRuntimeAndCaches(t *testing.T) {
 	for range 2 {
 		pod, ok := r.Lookup(context.Background(), hex64)
 		// THEN the pod is named from the kubelet's labels
-		want := Pod{UID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", Name: "attacker-7d9f", Namespace: "shop", Container: "shell"}
+		want := Pod{UID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", Name: "attacker-7d9f", Namespace: "shop", Container: "shell",
+			Image: "registry.example:5000/shop/shell"}
 		if !ok || pod != want {
 			t.Fatalf("Lookup = %+v, %v; want %+v", pod, ok, want)
 		}
