@@ -5,6 +5,7 @@ package receiver
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -134,4 +135,37 @@ func attrString(m pcommon.Map, k string) string {
 		return v.AsString()
 	}
 	return ""
+}
+
+func TestModuleLoadBeforeItsExecKeepsThePod(t *testing.T) {
+	// GIVEN a python process in a pod's container that opened a tool's
+	// module before its exec record was judged: only /proc describes it
+	root := t.TempDir()
+	dir := filepath.Join(root, "4242")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cgroup := "/kubepods/besteffort/pod0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/" + podContainerID
+	for name, body := range map[string]string{
+		"cgroup": "12:pids:" + cgroup + "\n1:name=systemd:" + cgroup + "\n0::" + cgroup + "\n",
+		"status": "Name:\tpython3\nTgid:\t4242\nNSpid:\t4242\t36\nPPid:\t1\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &mitmexecReceiver{procRoot: root}
+	e := event.Exec{PID: 4242}
+	// WHEN its context is read from /proc
+	r.procContext(&e)
+	// THEN the record has the container, the pod and the pid inside it
+	rec := detectionRecord{Exec: e}
+	ld, _ := newLogs(resourceInfo{HostName: "n"}.forRecord(context.Background(), &rec))
+	a := ld.ResourceLogs().At(0).Resource().Attributes()
+	if attrString(a, "container.id") != podContainerID || attrString(a, "k8s.pod.uid") != "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" {
+		t.Errorf("container %q pod uid %q from /proc", attrString(a, "container.id"), attrString(a, "k8s.pod.uid"))
+	}
+	if e.VPID != 36 {
+		t.Errorf("VPID %d from NSpid, want 36", e.VPID)
+	}
 }

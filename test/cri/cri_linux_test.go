@@ -110,6 +110,12 @@ func runtimeSuite(t *testing.T, spec runtimeSpec, pauseArchive, busyboxArchive s
 		c.execSync(t, toolbox, python3, "-m", "mitmproxy.tools.dump", "--version", m)
 		checkDetection(t, direct, m, expect{tool: "mitmdump", ctr: toolbox, named: named})
 
+		// a python that names no module in its arguments: the module's
+		// open (fanotify) gives it away, and its record is the pod's too
+		m = mark("module")
+		c.execSync(t, toolbox, python3, "-c", `import importlib, sys; importlib.import_module("mitmproxy.tools." + "dump")`, m)
+		checkDetection(t, direct, m, expect{tool: "mitmdump", ctr: toolbox, named: named})
+
 		// AND in the bystander's: a second pod's process is its own
 		m = mark("bystander")
 		vpid = shellPid(t, c.execSync(t, app, "/bin/sh", "-c", `echo $$; exec `+ettercap+` --version "$0"`, m))
