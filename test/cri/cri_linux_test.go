@@ -38,15 +38,20 @@ const (
 	namedOrNot               // all or none, never some or another pod's
 )
 
-// arpLie sends one ARP reply on eth0 claiming that sys.argv[1] (an
-// address the interface does not hold) is at the interface's own MAC.
-const arpLie = `import socket, struct, sys
+// arpLie sends ARP replies on eth0 claiming that sys.argv[1] (an address
+// the interface does not hold) is at the interface's own MAC, ten in a
+// second as a spoofer repeats them: the receiver judges a lie against the
+// sender's network namespace while the sender lives, and one frame from a
+// process that exits at once can be lost on a loaded machine.
+const arpLie = `import socket, struct, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(("eth0", 0))
 mac = s.getsockname()[4]
 claim = socket.inet_aton(sys.argv[1])
 arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + mac + claim + b"\xff" * 6 + claim
-s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+for _ in range(10):
+    s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+    time.sleep(0.1)
 `
 
 // expect is what a detection's resource and process must say.
