@@ -44,7 +44,7 @@ run: otelcol
 .PHONY: test
 test: test-setup vet check-generated otelcol
 	@git status --porcelain --untracked-files=all > $(TREE_BEFORE)
-	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) MITMEXEC_VICTORIALOGS=$(VICTORIALOGS) $(GO) test -p 1 -count=1 ./...
+	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) MITMEXEC_VICTORIALOGS=$(VICTORIALOGS) MITMEXEC_CONTAINERD2=$(CONTAINERD2) $(GO) test -p 1 -count=1 ./...
 	# a count, not a duration: under load the fuzzer's own deadline fails a
 	# short time-bounded run while its workers still gather the baseline
 	$(MAKE) fuzz FUZZTIME=5000x
@@ -60,7 +60,10 @@ test: test-setup vet check-generated otelcol
 # VictoriaLogs): see test/setup.sh.
 .PHONY: test-setup
 test-setup:
-	test/setup.sh
+	MITMEXEC_CONTAINERD2=$(CONTAINERD2) test/setup.sh
+
+# containerd 2.x for test/cri, built by test/setup.sh outside PATH.
+CONTAINERD2 ?= $(or $(MITMEXEC_CONTAINERD2),$(shell $(GO) env GOPATH | cut -d: -f1)/mitmexec/containerd-v2.4.2)
 
 VICTORIALOGS ?= $(or $(MITMEXEC_VICTORIALOGS),$(shell $(GO) env GOBIN | grep . || echo $$($(GO) env GOPATH)/bin)/victoria-logs)
 

@@ -335,6 +335,7 @@ func (r *mitmexecReceiver) procContext(e *event.Exec) {
 	}
 	e.PidNS = nsInode(dir, "pid")
 	e.MntNS = mountNamespace(r.procRoot, e.PID)
+	e.VPID = nsPid(dir)
 	pid := e.PPID
 	for i := 0; i < 8 && pid > 1; i++ {
 		st, err := procstat.Read(r.procRoot, pid)
@@ -344,6 +345,30 @@ func (r *mitmexecReceiver) procContext(e *event.Exec) {
 		e.Ancestors = append(e.Ancestors, event.Ancestor{PID: pid, StartBootTime: st.StartTicks * 1e7})
 		pid = st.PPID
 	}
+}
+
+// nsPid is the process's pid in its own pid namespace, the last of the
+// "NSpid:" line of its status (one per nested namespace, outermost first);
+// 0 when it cannot be read.
+func nsPid(dir string) uint32 {
+	b, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0
+			}
+			n, err := strconv.ParseUint(f[len(f)-1], 10, 32)
+			if err != nil {
+				return 0
+			}
+			return uint32(n)
+		}
+	}
+	return 0
 }
 
 func nsInode(dir, kind string) uint32 {

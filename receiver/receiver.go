@@ -414,7 +414,11 @@ func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
 	}
 	e, ok := r.recent.get(ev.PID)
 	if !ok {
+		// The open can be judged before the exec that started the process
+		// (another judge holds it): its container and pod come from /proc,
+		// the process being alive while it opens the module.
 		e = r.execFromProc(ev.PID)
+		r.procContext(&e)
 	}
 	// Only an interpreter running the module is a run of the tool: cat,
 	// grep, a backup or an editor opening the same file is not.

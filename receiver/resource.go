@@ -23,6 +23,7 @@ const (
 	attrK8sPodName        = "k8s.pod.name"
 	attrK8sNamespaceName  = "k8s.namespace.name"
 	attrK8sContainerName  = "k8s.container.name"
+	attrContainerImage    = "container.image.name"
 )
 
 // Environment the DaemonSet sets: the node's name from the downward API, and
@@ -40,11 +41,13 @@ const instanceNamespace = "6f1c6b0e-52a3-4b63-9a53-0b6f3f7d2c11"
 // podLookup names the pod of a container; *k8s.Resolver on a node.
 type podLookup interface {
 	Lookup(ctx context.Context, containerID string) (k8s.Pod, bool)
+	// Failures counts the lookups that named no pod.
+	Failures() uint64
 }
 
 // podResource is the container and pod a record's process ran in.
 type podResource struct {
-	ContainerID, UID, Name, Namespace, Container string
+	ContainerID, UID, Name, Namespace, Container, Image string
 }
 
 // instanceID returns service.instance.id for a host: a UUIDv5 of its machine
@@ -113,7 +116,7 @@ func (res resourceInfo) forRecord(ctx context.Context, rec *detectionRecord) res
 		if res.Pod.UID == "" {
 			res.Pod.UID = p.UID
 		}
-		res.Pod.Name, res.Pod.Namespace, res.Pod.Container = p.Name, p.Namespace, p.Container
+		res.Pod.Name, res.Pod.Namespace, res.Pod.Container, res.Pod.Image = p.Name, p.Namespace, p.Container, p.Image
 	}
 	return res
 }
@@ -127,4 +130,5 @@ func (res resourceInfo) putNode(attrs pcommon.Map) {
 	putStrIf(attrs, attrK8sPodName, res.Pod.Name)
 	putStrIf(attrs, attrK8sNamespaceName, res.Pod.Namespace)
 	putStrIf(attrs, attrK8sContainerName, res.Pod.Container)
+	putStrIf(attrs, attrContainerImage, res.Pod.Image)
 }

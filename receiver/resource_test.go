@@ -5,6 +5,7 @@ package receiver
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func (criRuntime) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSt
 	if req.GetContainerId() != podContainerID {
 		return nil, status.Error(codes.NotFound, "no such container")
 	}
-	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: podContainerID, Labels: map[string]string{
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: podContainerID, Image: &runtimeapi.ImageSpec{Image: "registry.example:5000/tools/debug:1.4"}, Labels: map[string]string{
 		k8s.LabelPodName: "debug-shell", k8s.LabelPodNamespace: "payments", k8s.LabelContainerName: "toolbox",
 		k8s.LabelPodUID: "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
 	}}}, nil
@@ -65,7 +66,8 @@ func TestTranslateResourceNamesThePodFromTheCRIRuntime(t *testing.T) {
 	want := map[string]string{
 		"container.id": podContainerID, "k8s.pod.uid": "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
 		"k8s.pod.name": "debug-shell", "k8s.namespace.name": "payments", "k8s.container.name": "toolbox",
-		"k8s.node.name": "worker-3", "host.name": "worker-3",
+		"container.image.name": "registry.example:5000/tools/debug",
+		"k8s.node.name":        "worker-3", "host.name": "worker-3",
 		"service.instance.id": instanceID("0123456789abcdef0123456789abcdef", ""),
 	}
 	for k, v := range want {
@@ -133,4 +135,37 @@ func attrString(m pcommon.Map, k string) string {
 		return v.AsString()
 	}
 	return ""
+}
+
+func TestModuleLoadBeforeItsExecKeepsThePod(t *testing.T) {
+	// GIVEN a python process in a pod's container that opened a tool's
+	// module before its exec record was judged: only /proc describes it
+	root := t.TempDir()
+	dir := filepath.Join(root, "4242")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cgroup := "/kubepods/besteffort/pod0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/" + podContainerID
+	for name, body := range map[string]string{
+		"cgroup": "12:pids:" + cgroup + "\n1:name=systemd:" + cgroup + "\n0::" + cgroup + "\n",
+		"status": "Name:\tpython3\nTgid:\t4242\nNSpid:\t4242\t36\nPPid:\t1\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &mitmexecReceiver{procRoot: root}
+	e := event.Exec{PID: 4242}
+	// WHEN its context is read from /proc
+	r.procContext(&e)
+	// THEN the record has the container, the pod and the pid inside it
+	rec := detectionRecord{Exec: e}
+	ld, _ := newLogs(resourceInfo{HostName: "n"}.forRecord(context.Background(), &rec))
+	a := ld.ResourceLogs().At(0).Resource().Attributes()
+	if attrString(a, "container.id") != podContainerID || attrString(a, "k8s.pod.uid") != "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" {
+		t.Errorf("container %q pod uid %q from /proc", attrString(a, "container.id"), attrString(a, "k8s.pod.uid"))
+	}
+	if e.VPID != 36 {
+		t.Errorf("VPID %d from NSpid, want 36", e.VPID)
+	}
 }

@@ -54,6 +54,12 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		tb.RegisterReceiverMitmexecSummarizedCallback(local(&r.summarized)),
 		tb.RegisterReceiverMitmexecFramesCallback(r.observeFrames),
 		tb.RegisterReceiverMitmexecOriginUnreadCallback(local(&r.originUnread)),
+		tb.RegisterReceiverMitmexecPodLookupFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.resource.pods != nil {
+				o.Observe(int64(r.resource.pods.Failures()))
+			}
+			return nil
+		}),
 		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
 			st := r.hasher.Stats()
 			o.Observe(int64(st.Lost + st.TooLarge))

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # What `make test` needs on a fresh Debian machine, installed when missing:
-# the packages below, tracefs and bpffs mounted, and VictoriaLogs (the log
-# store of the end-to-end test, Apache-2.0, built from the Go module proxy).
+# the packages below, tracefs and bpffs mounted, VictoriaLogs (the log
+# store of the end-to-end test, Apache-2.0, built from the Go module proxy)
+# and containerd 2.x (the second runtime of test/cri, built likewise).
 # Needs root to install; without root it only says what is missing (the
 # privileged tests then skip, or fail under CI=true).
 set -euo pipefail
@@ -19,11 +20,14 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # python3-jsonschema validates the Action's SARIF against its schema; the
 # real tools the privileged tests exec; iproute2, scapy, arping, ping and
 # tcpdump: the behaviour tests' LAN in network namespaces, its spoofers and
-# its truthful senders.
+# its truthful senders; test/cri's runtime: containerd 1.6 (its CRI plugin
+# included) and runc, the CNI plugins, a static busybox and libc6-dev for
+# the static pause it builds.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
   python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
-  iproute2 python3-scapy iputils-arping iputils-ping tcpdump)
+  iproute2 python3-scapy iputils-arping iputils-ping tcpdump
+  containerd runc containernetworking-plugins busybox-static libc6-dev)
 # Debian's nodejs comes without npm; NodeSource's carries its own and
 # conflicts with Debian's npm package.
 command -v npm >/dev/null || packages+=(npm)
@@ -71,3 +75,13 @@ fi
 
 gobin=$(go env GOBIN); gobin=${gobin:-$(go env GOPATH)/bin}
 [ -x "$gobin/victoria-logs" ] || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
+
+# containerd 2.x and its runc shim, in a directory of their own (test/cri
+# looks there, or in $MITMEXEC_CONTAINERD2): on PATH they would shadow
+# Debian's 1.6. About two minutes once; kept across runs like VictoriaLogs.
+containerd2=${MITMEXEC_CONTAINERD2:-$(go env GOPATH | cut -d: -f1)/mitmexec/containerd-v2.4.2}
+if [ ! -x "$containerd2/containerd" ] || [ ! -x "$containerd2/containerd-shim-runc-v2" ]; then
+  GOBIN=$containerd2 go install -tags no_btrfs \
+    github.com/containerd/containerd/v2/cmd/containerd@v2.4.2 \
+    github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@v2.4.2
+fi

@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -30,9 +34,12 @@ func DefaultSockets() []string {
 	return []string{"/run/containerd/containerd.sock", "/run/crio/crio.sock"}
 }
 
-// Pod is what a container's runtime labels say about its pod.
+// Pod is what a container's runtime labels say about its pod, and the
+// image the runtime says the container runs (its name without tag or
+// digest, as semantic conventions' container.image.name has it; "" when
+// the runtime knows the image only by its id).
 type Pod struct {
-	UID, Name, Namespace, Container string
+	UID, Name, Namespace, Container, Image string
 }
 
 const (
@@ -44,6 +51,12 @@ const (
 	// dead socket costs one timeout per container per interval, not one
 	// per detection.
 	failureTTL = 30 * time.Second
+	// unavailableTTL is how long a refused connection is not retried. A
+	// runtime that restarts (an upgrade, a crash) refuses for a second or
+	// two and then knows every container again; a refusal costs well under
+	// a millisecond, so asking again soon is cheap and the pods are named
+	// again right after the restart instead of failureTTL later.
+	unavailableTTL = time.Second
 	// maxEntries bounds the cache: a node runs at most a few hundred
 	// containers, but a churn of short-lived ones must not grow it forever.
 	maxEntries = 4096
@@ -67,6 +80,8 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	cache map[string]entry
+
+	failures atomic.Uint64
 }
 
 // FindSocket returns the first of candidates that exists as a socket, or "".
@@ -107,13 +122,20 @@ func (r *Resolver) Lookup(ctx context.Context, containerID string) (Pod, bool) {
 	e, hit := r.cache[containerID]
 	r.mu.Unlock()
 	if hit && (e.expires.IsZero() || now.Before(e.expires)) {
+		if !e.ok {
+			r.failures.Add(1)
+		}
 		return e.pod, e.ok
 	}
 
 	pod, err := r.query(ctx, containerID)
 	e = entry{pod: pod, ok: err == nil}
 	if err != nil {
+		r.failures.Add(1)
 		e.expires = now.Add(failureTTL)
+		if status.Code(err) == codes.Unavailable {
+			e.expires = now.Add(unavailableTTL)
+		}
 	}
 	r.mu.Lock()
 	if len(r.cache) >= maxEntries {
@@ -124,6 +146,17 @@ func (r *Resolver) Lookup(ctx context.Context, containerID string) (Pod, bool) {
 	r.cache[containerID] = e
 	r.mu.Unlock()
 	return e.pod, e.ok
+}
+
+// Failures counts the lookups that named no pod: the runtime did not know
+// the container, did not answer in time, refused the connection, or the
+// container was not the kubelet's. Each detection in a container that went
+// out without its pod's name counts once.
+func (r *Resolver) Failures() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.failures.Load()
 }
 
 func (r *Resolver) query(ctx context.Context, containerID string) (Pod, error) {
@@ -144,9 +177,42 @@ func (r *Resolver) query(ctx context.Context, containerID string) (Pod, error) {
 		Name:      labels[LabelPodName],
 		Namespace: labels[LabelPodNamespace],
 		Container: labels[LabelContainerName],
+		Image:     ImageName(resp.GetStatus().GetImage().GetImage()),
 	}
 	if pod.Name == "" && pod.Namespace == "" {
 		return Pod{}, fmt.Errorf("container %q: no label %s", containerID, LabelPodName)
 	}
 	return pod, nil
+}
+
+// ImageName returns the repository of an image reference as the runtime
+// reports it ("registry.example/team/app:1.2@sha256:..." gives
+// "registry.example/team/app"), or "" for a bare image id ("sha256:<hex>"
+// or 64 hex digits, which containerd reports for an image that has lost its
+// tags): an id is no name.
+func ImageName(ref string) string {
+	if i := strings.IndexByte(ref, '@'); i >= 0 {
+		ref = ref[:i]
+	}
+	if strings.HasPrefix(ref, "sha256:") || isHex64(ref) {
+		return ""
+	}
+	// A tag follows the last colon after the last slash; a colon before
+	// it is a registry's port.
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -63,7 +63,8 @@ func (f *fakeRuntime) ContainerStatus(ctx context.Context, req *runtimeapi.Conta
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "container %q not found", req.GetContainerId())
 	}
-	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: req.GetContainerId(), Labels: labels}}, nil
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: req.GetContainerId(), Labels: labels,
+		Image: &runtimeapi.ImageSpec{Image: "registry.example:5000/shop/shell:2.1"}}}, nil
 }
 
 // serve runs f on a unix socket in a temporary directory, speaking the
@@ -105,7 +106,8 @@ func TestResolverAnswersFromRuntimeAndCaches(t *testing.T) {
 	for range 2 {
 		pod, ok := r.Lookup(context.Background(), hex64)
 		// THEN the pod is named from the kubelet's labels
-		want := Pod{UID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", Name: "attacker-7d9f", Namespace: "shop", Container: "shell"}
+		want := Pod{UID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", Name: "attacker-7d9f", Namespace: "shop", Container: "shell",
+			Image: "registry.example:5000/shop/shell"}
 		if !ok || pod != want {
 			t.Fatalf("Lookup = %+v, %v; want %+v", pod, ok, want)
 		}
@@ -182,5 +184,46 @@ func TestResolverWithoutRuntime(t *testing.T) {
 	var nilR *Resolver
 	if _, ok := nilR.Lookup(context.Background(), hex64); ok {
 		t.Error("a nil resolver must answer nothing")
+	}
+}
+
+func TestImageName(t *testing.T) {
+	for ref, want := range map[string]string{
+		"docker.io/library/busybox:1.36":                     "docker.io/library/busybox",
+		"registry.example:5000/team/app:1.2@sha256:" + hex64: "registry.example:5000/team/app",
+		"registry.example:5000/team/app":                     "registry.example:5000/team/app",
+		"quay.io/app@sha256:" + hex64:                        "quay.io/app",
+		"sha256:" + hex64:                                    "",
+		hex64:                                                "",
+		"":                                                   "",
+	} {
+		if got := ImageName(ref); got != want {
+			t.Errorf("ImageName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+func TestResolverCountsFailuresAndRetriesARefusalSoon(t *testing.T) {
+	// GIVEN a socket path where the runtime is down (restarting)
+	r, err := NewResolver(filepath.Join(t.TempDir(), "restarting.sock"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// WHEN a container is looked up twice while it is down
+	r.Lookup(context.Background(), hex64)
+	r.Lookup(context.Background(), hex64)
+	// THEN both detections count as unnamed
+	if n := r.Failures(); n != 2 {
+		t.Errorf("Failures() = %d, want 2", n)
+	}
+	// AND a refusal is not remembered for failureTTL: after unavailableTTL
+	// the runtime is asked again
+	e := r.cache[hex64]
+	if e.ok || e.expires.Sub(time.Now()) > unavailableTTL {
+		t.Errorf("refused lookup cached until %v (ok %v), want at most %v", e.expires, e.ok, unavailableTTL)
+	}
+	var nilR *Resolver
+	if nilR.Failures() != 0 {
+		t.Error("nil resolver counts failures")
 	}
 }

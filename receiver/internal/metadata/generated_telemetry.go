@@ -40,6 +40,7 @@ type TelemetryBuilder struct {
 	ReceiverMitmexecKills               metric.Int64ObservableCounter
 	ReceiverMitmexecModuleLoads         metric.Int64ObservableCounter
 	ReceiverMitmexecOriginUnread        metric.Int64ObservableCounter
+	ReceiverMitmexecPodLookupFailures   metric.Int64ObservableCounter
 	ReceiverMitmexecQueueDropped        metric.Int64ObservableCounter
 	ReceiverMitmexecRingReserveFailures metric.Int64ObservableCounter
 	ReceiverMitmexecSummarized          metric.Int64ObservableCounter
@@ -237,6 +238,21 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecOriginUnreadCallback(cb
 	return nil
 }
 
+// RegisterReceiverMitmexecPodLookupFailuresCallback sets callback for observable ReceiverMitmexecPodLookupFailures metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecPodLookupFailuresCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecPodLookupFailures, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecPodLookupFailures)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterReceiverMitmexecQueueDroppedCallback sets callback for observable ReceiverMitmexecQueueDropped metric.
 func (builder *TelemetryBuilder) RegisterReceiverMitmexecQueueDroppedCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -394,6 +410,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverMitmexecOriginUnread, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_mitmexec_origin_unread",
 		metric.WithDescription("Detections with no origin on the record while processes of the ancestor chain had exited (or their pids were reused) before they could be read, so the origin may have been among them. [Development]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecPodLookupFailures, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_pod_lookup_failures",
+		metric.WithDescription("Detections in a container whose pod the container runtime did not name (unknown container, no answer within the timeout, socket refused or gone); the record keeps container.id and k8s.pod.uid from the cgroup. [Development]"),
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
