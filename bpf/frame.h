@@ -26,10 +26,12 @@
 
 #include <bpf/bpf_endian.h>
 
-#define FRAME_CAP 128
+#define FRAME_CAP 256   /* bytes of a frame kept: room for IPv6 extension headers before an NA */
+#define GATHER_CAP 128  /* bytes gathered from a frame split over several iovecs */
+#define IOV_SEGS 4
 #define DEVICE_LEN 16
-#define TX_RING_FRAMES 4 /* frames read back from a TX ring per send */
-#define MMSG_FRAMES 4    /* messages read from one sendmmsg */
+#define TX_RING_FRAMES 8 /* frames read from a TX ring per send */
+#define MMSG_FRAMES 8    /* messages read from one sendmmsg */
 
 #define ETH_HLEN_ 14
 #define ETH_P_ARP_ 0x0806
@@ -37,6 +39,10 @@
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
 #define IPPROTO_ICMPV6_ 58
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_DSTOPTS_ 60
+#define EXT_HEADERS 2 /* IPv6 extension headers skipped before ICMPv6 or UDP */
 #define IPPROTO_UDP_ 17
 #define SOCK_DGRAM_ 2
 #define SOCK_PACKET_ 10
@@ -103,6 +109,44 @@ struct {
 	__type(key, __u32);
 	__type(value, struct frame_event);
 } frame_scratch SEC(".maps");
+
+struct ring_layout {
+	__u32 status_off, status_len, len_off, mac_off, net_off, data_off;
+	__s32 has_off;
+	__u32 pad;
+};
+
+/* What a bpf_loop over a TX ring's frames or a sendmmsg's messages needs.
+ * It lives in a map value, not on the stack: verifiers before Linux 6.7
+ * walk a bpf_loop callback once from the first call's state and drop the
+ * branches that state cannot take (see struct env_buf). */
+struct frame_loop {
+	__u64 po, net;  /* the socket and its namespace, as numbers */
+	__u64 vec;      /* sendmmsg's struct mmsghdr array (user memory) */
+	struct ring_layout l;
+	__u32 head, frame_max, vlen;
+	__s32 refused, read;
+	__s32 ifindex0; /* the socket's binding, restored before each frame */
+	__u16 protocol0, flags0;
+	__u32 lsm;      /* judge before the send (lsm/socket_sendmsg) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct frame_loop);
+} frame_loop_state SEC(".maps");
+
+static __always_inline int same16(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
 
 static __always_inline void frame_count(__u32 idx)
 {
@@ -214,61 +258,123 @@ static __always_inline int read_frame(struct frame_event *e, const void *buf, __
 	return 0;
 }
 
+/* A frame split over iovecs (header in one, body in the next) is gathered:
+ * up to IOV_SEGS segments, GATHER_CAP bytes. */
+static __always_inline int read_iov(struct frame_event *e, struct user_iovec_ *iovp, __u64 iovlen)
+{
+	struct user_iovec_ iov = {};
+	__u32 off = 0;
+	if (iovlen == 1) {
+		if (bpf_probe_read_user(&iov, sizeof(iov), iovp))
+			return -1;
+		return read_frame(e, iov.base, iov.len);
+	}
+	for (int i = 0; i < IOV_SEGS; i++) {
+		if (i >= iovlen || off >= GATHER_CAP)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), &iovp[i]))
+			return -1;
+		__u32 n = iov.len > GATHER_CAP ? GATHER_CAP : (__u32)iov.len;
+		if (n == 0)
+			continue;
+		__u32 at = off;
+		asm volatile("%0 &= 127" : "+r"(at)); /* GATHER_CAP - 1: a bound the verifier keeps */
+		if (bpf_probe_read_user(&e->data[at], n, iov.base))
+			return -1;
+		off += n;
+	}
+	if (off == 0)
+		return -1;
+	e->len = off > GATHER_CAP ? GATHER_CAP : off;
+	return 0;
+}
+
 static __always_inline __u16 be16_at(const __u8 *d, __u32 off)
 {
 	return ((__u16)d[off] << 8) | d[off + 1];
 }
 
+/* Where the network header starts and its ethertype: after the Ethernet
+ * header and up to two VLAN tags, or at 0 for a dgram socket's frame. */
+static __always_inline __u32 l3_offset(struct frame_event *e, __u16 *proto)
+{
+	*proto = bpf_ntohs(e->protocol);
+	if (!(e->flags & FRAME_LINK_HEADER))
+		return 0;
+	if (e->len < ETH_HLEN_)
+		return FRAME_CAP; /* nothing to read */
+	*proto = be16_at(e->data, 12);
+	if (*proto != ETH_P_8021Q_ && *proto != ETH_P_8021AD_)
+		return ETH_HLEN_;
+	*proto = be16_at(e->data, 16);
+	if (*proto != ETH_P_8021Q_)
+		return 18;
+	*proto = be16_at(e->data, 20);
+	return 22;
+}
+
+/* Where an IPv6 packet's upper-layer header starts, past up to
+ * EXT_HEADERS hop-by-hop, routing or destination-options headers (the
+ * kernel accepts neighbour discovery behind them: RFC 7113's RA-Guard
+ * evasion), and which protocol it is; FRAME_CAP when it is not captured. */
+static __always_inline __u32 upper_offset(struct frame_event *e, __u32 off, __u8 *nh)
+{
+	*nh = e->data[(off + 6) & (FRAME_CAP - 1)];
+	__u32 hdr = off + 40;
+	for (int i = 0; i < EXT_HEADERS; i++) {
+		if (*nh != IPPROTO_HOPOPTS_ && *nh != IPPROTO_ROUTING_ && *nh != IPPROTO_DSTOPTS_)
+			break;
+		if (hdr + 2 > e->len || hdr + 2 > FRAME_CAP)
+			return FRAME_CAP;
+		*nh = e->data[hdr & (FRAME_CAP - 1)];
+		hdr += ((__u32)e->data[(hdr + 1) & (FRAME_CAP - 1)] + 1) * 8;
+	}
+	return hdr;
+}
+
 /* Whether a frame can carry a claim about an address: ARP; ICMPv6 router
- * advertisement, neighbour advertisement, redirect; DHCPv6 advertise or
- * reply (UDP to port 546). Up to two VLAN tags are skipped; IPv6 extension
- * headers are not (neighbour discovery is never sent with them, RFC 4861
- * requires hop limit 255 and the receiver drops what it cannot validate). */
+ * advertisement, neighbour solicitation and advertisement, redirect;
+ * DHCPv6 advertise or reply (UDP to port 546). */
 static __always_inline int frame_can_claim(struct frame_event *e)
 {
-	__u16 proto = bpf_ntohs(e->protocol);
-	__u32 off = 0;
-	if (e->flags & FRAME_LINK_HEADER) {
-		if (e->len < ETH_HLEN_)
-			return 0;
-		proto = be16_at(e->data, 12);
-		off = ETH_HLEN_;
-		if (proto == ETH_P_8021Q_ || proto == ETH_P_8021AD_) {
-			proto = be16_at(e->data, 16);
-			off = 18;
-			if (proto == ETH_P_8021Q_) {
-				proto = be16_at(e->data, 20);
-				off = 22;
-			}
-		}
-	}
+	__u16 proto;
+	__u32 off = l3_offset(e, &proto);
+	if (off >= FRAME_CAP)
+		return 0;
 	if (proto == ETH_P_ARP_)
 		return e->len >= off + 8;
 	if (proto != ETH_P_IPV6_ || e->len < off + 44)
 		return 0;
-	__u8 nh = e->data[(off + 6) & (FRAME_CAP - 1)];
+	__u8 nh;
+	__u32 up = upper_offset(e, off, &nh);
+	if (up + 9 > e->len || up + 9 > FRAME_CAP)
+		return 0;
 	if (nh == IPPROTO_ICMPV6_) {
-		__u8 type = e->data[(off + 40) & (FRAME_CAP - 1)];
-		return type == 134 || type == 136 || type == 137;
+		__u8 type = e->data[up & (FRAME_CAP - 1)];
+		return type == 134 || type == 135 || type == 136 || type == 137;
 	}
-	if (nh == IPPROTO_UDP_ && e->len >= off + 49) {
-		__u16 dport = be16_at(e->data, (off + 42) & (FRAME_CAP - 1 - 1));
-		__u8 msg = e->data[(off + 48) & (FRAME_CAP - 1)];
+	if (nh == IPPROTO_UDP_) {
+		__u16 dport = be16_at(e->data, (up + 2) & (FRAME_CAP - 2));
+		__u8 msg = e->data[(up + 8) & (FRAME_CAP - 1)];
 		return dport == 546 && (msg == 2 || msg == 7);
 	}
 	return 0;
 }
 
-static __always_inline int frame_lies(struct frame_event *e, struct net *net);
+static __always_inline int frame_lies(struct frame_event *e, struct packet_sock *po, struct net *net);
+static __always_inline void fill_sender(struct frame_event *e);
 
 /* The kernel's verdict travels with the frame: user space, which reads the
  * sender's namespace to judge, still has it when the sender and its
- * namespace are gone by then. */
-static __always_inline void submit_frame(struct frame_event *e, struct net *net)
+ * namespace are gone by then. The sender is described only for a frame
+ * that goes up: a packet-socket send that claims nothing costs the read
+ * and the filter. */
+static __always_inline void submit_frame(struct frame_event *e, struct packet_sock *po, struct net *net)
 {
 	if (!frame_can_claim(e))
 		return;
-	if (frame_lies(e, net))
+	fill_sender(e);
+	if (frame_lies(e, po, net))
 		e->flags |= FRAME_KERNEL_LIE;
 	if (bpf_ringbuf_output(&frames, e, sizeof(*e), 0)) {
 		frame_count(FCOUNTER_RESERVE_FAILED);
@@ -277,46 +383,178 @@ static __always_inline void submit_frame(struct frame_event *e, struct net *net)
 	frame_count(FCOUNTER_SUBMITTED);
 }
 
-/* The frames of the TX ring tpacket_snd just sent: it advanced
- * tx_ring.head past them and set their status back to available, but their
- * bytes stay where user space wrote them. The frames before head are read
- * back, newest first; a frame already seen folds in user space. */
-static __always_inline void read_tx_ring(struct frame_event *e, struct packet_sock *po, struct net *net)
+struct packet_sock___old {
+	unsigned int tp_tx_has_off:1;
+} __attribute__((preserve_access_index));
+
+/* The layout of a TX ring frame's header, per TPACKET version: where the
+ * status, the length and (with PACKET_TX_HAS_OFF) the link and network
+ * offsets are, and where the data starts. */
+
+static __always_inline void ring_layout_of(struct packet_sock *po, struct ring_layout *l)
 {
-	__u32 frame_max = BPF_CORE_READ(po, tx_ring.frame_max);
+	int version = BPF_CORE_READ(po, tp_version);
+	__u32 hdrlen = BPF_CORE_READ(po, tp_hdrlen);
+	if (version == 0) { /* TPACKET_V1: unsigned long tp_status */
+		l->status_off = 0, l->status_len = 8, l->len_off = 8, l->mac_off = 16, l->net_off = 18;
+	} else if (version == 1) {
+		l->status_off = 0, l->status_len = 4, l->len_off = 4, l->mac_off = 12, l->net_off = 14;
+	} else {
+		l->status_off = 20, l->status_len = 4, l->len_off = 16, l->mac_off = 24, l->net_off = 26;
+	}
+	l->data_off = hdrlen >= 20 ? hdrlen - 20 : 0; /* tp_hdrlen - sizeof(struct sockaddr_ll) */
+	l->has_off = 0;
+	if (bpf_core_field_exists(po->flags)) {
+		l->has_off = BPF_CORE_READ(po, flags) & (1UL << 2); /* PACKET_SOCK_TX_HAS_OFF */
+	} else {
+		struct packet_sock___old *old = (void *)po;
+		if (bpf_core_field_exists(old->tp_tx_has_off))
+			l->has_off = BPF_CORE_READ_BITFIELD_PROBED(old, tp_tx_has_off);
+	}
+}
+
+/* Reads ring frame idx into e; returns its status, or -1 when unreadable. */
+static __always_inline long read_ring_frame(struct frame_event *e, struct packet_sock *po, struct ring_layout *l, __u32 idx)
+{
 	__u32 per_block = BPF_CORE_READ(po, tx_ring.frames_per_block);
 	__u32 frame_size = BPF_CORE_READ(po, tx_ring.frame_size);
-	__u32 head = BPF_CORE_READ(po, tx_ring.head);
-	__u32 hdrlen = BPF_CORE_READ(po, tp_hdrlen);
-	int version = BPF_CORE_READ(po, tp_version);
 	struct pgv *pg_vec = BPF_CORE_READ(po, tx_ring.pg_vec);
-	/* tp_len's offset in tpacket_hdr, tpacket2_hdr, tpacket3_hdr */
-	__u32 len_off = version == 0 ? 8 : version == 1 ? 4 : 16;
-	if (!pg_vec || per_block == 0 || hdrlen < 20)
-		return;
+	if (!pg_vec || per_block == 0)
+		return -1;
+	char *block = NULL;
+	bpf_probe_read_kernel(&block, sizeof(block), &pg_vec[idx / per_block].buffer);
+	if (!block)
+		return -1;
+	char *frame = block + (idx % per_block) * frame_size;
+	__u64 status = 0;
+	bpf_probe_read_kernel(&status, l->status_len == 8 ? 8 : 4, frame + l->status_off);
+	__u32 tp_len = 0, data = l->data_off;
+	bpf_probe_read_kernel(&tp_len, sizeof(tp_len), frame + l->len_off);
+	if (l->has_off) {
+		__u16 o = 0;
+		bpf_probe_read_kernel(&o, sizeof(o), frame + (e->sk_type == SOCK_DGRAM_ ? l->net_off : l->mac_off));
+		data = o;
+	}
+	__u32 n = tp_len > FRAME_CAP ? FRAME_CAP : tp_len;
+	if (n == 0 || data >= frame_size || bpf_probe_read_kernel(e->data, n, frame + data))
+		return -1;
+	e->len = n;
+	return (long)status;
+}
+
+static __always_inline void restore_frame(struct frame_event *e, struct frame_loop *st)
+{
+	e->ifindex = st->ifindex0;
+	e->protocol = st->protocol0;
+	e->flags = st->flags0;
+	e->device[0] = 0;
+}
+
+static __always_inline int judge_before_send(struct frame_event *e, struct packet_sock *po, struct net *net, struct config *cfg);
+
+/* One frame of a TX ring. After the send (the tracepoint) tpacket_snd has
+ * advanced tx_ring.head past what it sent and set their status back to
+ * available, but their bytes stay where user space wrote them: the frames
+ * before head are read back, newest first, and a frame already seen folds
+ * in user space. Before the send (the LSM hook) the frames from head on
+ * that user space marked TP_STATUS_SEND_REQUEST are the ones to go. */
+static long ring_step(__u32 i, void *unused)
+{
+	__u32 zero = 0;
+	struct frame_event *e = bpf_map_lookup_elem(&frame_scratch, &zero);
+	struct frame_loop *st = bpf_map_lookup_elem(&frame_loop_state, &zero);
+	if (!e || !st)
+		return 1;
+	struct packet_sock *po = (void *)st->po;
+	struct net *net = (void *)st->net;
+	__u32 idx;
+	if (st->lsm)
+		idx = st->head + i > st->frame_max ? st->head + i - st->frame_max - 1 : st->head + i;
+	else
+		idx = st->head >= i + 1 ? st->head - i - 1 : st->frame_max + 1 - (i + 1 - st->head);
+	if (idx > st->frame_max)
+		return 1;
+	restore_frame(e, st);
+	long status = read_ring_frame(e, po, &st->l, idx);
+	if (status < 0)
+		return st->lsm ? 1 : 0;
+	if (st->lsm) {
+		if (!(status & 1)) /* TP_STATUS_SEND_REQUEST */
+			return 1;
+		st->refused |= judge_before_send(e, po, net, bpf_map_lookup_elem(&config_map, &zero));
+		return 0;
+	}
+	submit_frame(e, po, net);
+	return 0;
+}
+
+static __always_inline struct frame_loop *frame_loop_of(struct frame_event *e, struct packet_sock *po, struct net *net, int lsm)
+{
+	__u32 zero = 0;
+	struct frame_loop *st = bpf_map_lookup_elem(&frame_loop_state, &zero);
+	if (!st)
+		return NULL;
+	st->po = (__u64)po;
+	st->net = (__u64)net;
+	st->refused = 0;
+	st->read = -1;
+	st->lsm = lsm;
+	st->ifindex0 = e->ifindex;
+	st->protocol0 = e->protocol;
+	st->flags0 = e->flags;
+	return st;
+}
+
+/* Returns whether a frame was refused (the LSM hook). */
+static __always_inline int ring_frames(struct frame_event *e, struct packet_sock *po, struct net *net, int lsm)
+{
 	e->flags |= FRAME_TX_RING;
-	for (int i = 1; i <= TX_RING_FRAMES; i++) {
-		__u32 idx = head >= (__u32)i ? head - i : frame_max + 1 - (i - head);
-		if (idx > frame_max)
-			break;
-		char *block = NULL;
-		bpf_probe_read_kernel(&block, sizeof(block), &pg_vec[idx / per_block].buffer);
-		if (!block)
-			break;
-		char *frame = block + (idx % per_block) * frame_size;
-		__u32 tp_len = 0;
-		bpf_probe_read_kernel(&tp_len, sizeof(tp_len), frame + len_off);
-		__u32 n = tp_len > FRAME_CAP ? FRAME_CAP : tp_len;
-		/* a dgram socket's frame has no link header, a raw one's has */
-		if (n == 0 || bpf_probe_read_kernel(e->data, n, frame + hdrlen - 20))
-			continue;
-		e->len = n;
-		submit_frame(e, net);
+	struct frame_loop *st = frame_loop_of(e, po, net, lsm);
+	if (!st)
+		return 0;
+	st->frame_max = BPF_CORE_READ(po, tx_ring.frame_max);
+	st->head = BPF_CORE_READ(po, tx_ring.head);
+	ring_layout_of(po, &st->l);
+	bpf_loop(TX_RING_FRAMES, ring_step, NULL, 0);
+	return st->refused;
+}
+
+/* One message of a sendmmsg (struct mmsghdr: a msghdr and the message's
+ * length, 64 bytes). */
+static long mmsg_step(__u32 i, void *unused)
+{
+	__u32 zero = 0;
+	struct frame_event *e = bpf_map_lookup_elem(&frame_scratch, &zero);
+	struct frame_loop *st = bpf_map_lookup_elem(&frame_loop_state, &zero);
+	if (!e || !st || i >= st->vlen)
+		return 1;
+	struct user_msghdr_ m = {};
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(st->vec + i * 64)) || m.iovlen == 0)
+		return 0;
+	restore_frame(e, st);
+	read_dest(e, m.name, m.namelen);
+	if (read_iov(e, m.iov, m.iovlen))
+		return 0;
+	st->read = 0;
+	submit_frame(e, (void *)st->po, (void *)st->net);
+	return 0;
+}
+
+/* The destination a send call names (sendto's address, sendmsg's name). */
+static __always_inline void read_send_dest(struct frame_event *e, void *regs)
+{
+	long nr = syscall_nr(regs);
+	if (nr == NR_SENDTO) {
+		read_dest(e, (void *)syscall_arg(regs, 5), (int)syscall_arg(regs, 6));
+	} else if (nr == NR_SENDMSG) {
+		struct user_msghdr_ m = {};
+		if (!bpf_probe_read_user(&m, sizeof(m), (void *)syscall_arg(regs, 2)))
+			read_dest(e, m.name, m.namelen);
 	}
 }
 
 /* Reads the frame(s) a send call carried from its arguments. */
-static __always_inline int read_send(struct frame_event *e, void *regs, struct net *net)
+static __always_inline int read_send(struct frame_event *e, void *regs, struct packet_sock *po, struct net *net)
 {
 	long nr = syscall_nr(regs);
 	void *a1 = (void *)syscall_arg(regs, 2);
@@ -327,42 +565,29 @@ static __always_inline int read_send(struct frame_event *e, void *regs, struct n
 		read_dest(e, (void *)syscall_arg(regs, 5), (int)syscall_arg(regs, 6));
 		return read_frame(e, a1, a2);
 	}
-	struct user_iovec_ iov = {};
-	if (nr == NR_WRITEV) {
-		if (a2 == 0 || bpf_probe_read_user(&iov, sizeof(iov), a1))
-			return -1;
-		return read_frame(e, iov.base, iov.len);
-	}
+	if (nr == NR_WRITEV)
+		return a2 ? read_iov(e, a1, a2) : -1;
 	if (nr == NR_SENDMSG) {
 		struct user_msghdr_ m = {};
-		if (bpf_probe_read_user(&m, sizeof(m), a1) || m.iovlen == 0 ||
-		    bpf_probe_read_user(&iov, sizeof(iov), m.iov))
+		if (bpf_probe_read_user(&m, sizeof(m), a1) || m.iovlen == 0)
 			return -1;
 		read_dest(e, m.name, m.namelen);
-		return read_frame(e, iov.base, iov.len);
+		return read_iov(e, m.iov, m.iovlen);
 	}
 	if (nr == NR_SENDMMSG) {
 		/* Each message fires the tracepoint once and none says which
 		 * it is: every firing reads the first MMSG_FRAMES messages, and
-		 * user space folds the repeats. struct mmsghdr is a msghdr and
-		 * the message's length, 64 bytes. */
-		__u32 vlen = a2 > MMSG_FRAMES ? MMSG_FRAMES : a2;
-		int read = -1;
-		for (__u32 i = 0; i < MMSG_FRAMES; i++) {
-			if (i >= vlen)
-				break;
-			struct user_msghdr_ m = {};
-			if (bpf_probe_read_user(&m, sizeof(m), a1 + i * 64) || m.iovlen == 0 ||
-			    bpf_probe_read_user(&iov, sizeof(iov), m.iov))
-				continue;
-			read_dest(e, m.name, m.namelen);
-			if (read_frame(e, iov.base, iov.len))
-				continue;
-			read = 0;
-			if (i + 1 < vlen)
-				submit_frame(e, net); /* the last one is the caller's */
-		}
-		return read;
+		 * user space folds the repeats; messages past them are counted
+		 * unread. */
+		if (a2 > MMSG_FRAMES)
+			frame_count(FCOUNTER_UNREADABLE);
+		struct frame_loop *st = frame_loop_of(e, po, net, 0);
+		if (!st)
+			return -1;
+		st->vec = (__u64)a1;
+		st->vlen = a2 > MMSG_FRAMES ? MMSG_FRAMES : a2;
+		bpf_loop(MMSG_FRAMES, mmsg_step, NULL, 0);
+		return st->read < 0 ? -1 : 1; /* 1: submitted already */
 	}
 	return -1;
 }
@@ -389,8 +614,9 @@ static __always_inline void find_exec(struct frame_event *e, struct task_struct 
 	e->exec_start_boottime_ns = BPF_CORE_READ(t, start_boottime);
 }
 
-static __always_inline void fill_sender(struct frame_event *e, struct task_struct *task)
+static __always_inline void fill_sender(struct frame_event *e)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 ugid = bpf_get_current_uid_gid();
 	e->ktime_boot_ns = bpf_ktime_get_boot_ns();
@@ -420,7 +646,6 @@ static __always_inline int handle_frame_sent(struct sock *sk, int ret)
 	__builtin_memset(e, 0, sizeof(*e));
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct packet_sock *po = (struct packet_sock *)sk;
-	fill_sender(e, task);
 	e->sent = ret;
 	e->sk_type = BPF_CORE_READ(sk, sk_type);
 	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
@@ -431,16 +656,20 @@ static __always_inline int handle_frame_sent(struct sock *sk, int ret)
 		e->flags |= FRAME_LINK_HEADER;
 	if (bpf_core_field_exists(po->flags) && (BPF_CORE_READ(po, flags) & (1UL << 6))) /* PACKET_SOCK_QDISC_BYPASS */
 		e->flags |= FRAME_QDISC_BYPASS;
+	void *regs = (void *)bpf_task_pt_regs(task);
 	if (BPF_CORE_READ(po, tx_ring.pg_vec)) {
-		read_tx_ring(e, po, net);
+		if (regs)
+			read_send_dest(e, regs); /* tpacket_snd sends where the call's address says */
+		ring_frames(e, po, net, 0);
 		return 0;
 	}
-	void *regs = (void *)bpf_task_pt_regs(task);
-	if (!regs || read_send(e, regs, net)) {
+	int read = regs ? read_send(e, regs, po, net) : -1;
+	if (read < 0) {
 		frame_count(FCOUNTER_UNREADABLE);
 		return 0;
 	}
-	submit_frame(e, net);
+	if (read == 0)
+		submit_frame(e, po, net);
 	return 0;
 }
 
@@ -464,22 +693,26 @@ int BPF_PROG(frame_sent, struct sock *sk, int ret, int flags)
  * cannot be found the frame passes and user space judges and kills. A
  * bridge or bond port is judged by its own addresses only. */
 
-#define DEV_WALK 32   /* devices of a namespace walked to find the sender's */
+#define DEV_WALK 64   /* devices of a namespace walked to find SOCK_PACKET's by name */
+#define INDEX_WALK 8  /* devices of one index hash bucket */
+#define NETDEV_HASHENTRIES_ 256
 #define ADDR_WALK 16  /* addresses of a device compared */
 
 struct iov_iter___old {
 	const struct iovec *iov;
 } __attribute__((preserve_access_index));
 
-static __always_inline const void *iter_buffer(struct msghdr *msg, __u64 *len)
+/* Reads the frame from the message's iterator: user memory, one buffer
+ * (ITER_UBUF) or an iovec (its segments gathered, as read_iov does). */
+static __always_inline int read_iter(struct frame_event *e, struct msghdr *msg)
 {
 	__u8 type = BPF_CORE_READ(msg, msg_iter.iter_type);
-	*len = BPF_CORE_READ(msg, msg_iter.count);
+	__u64 len = BPF_CORE_READ(msg, msg_iter.count);
 	if (bpf_core_enum_value_exists(enum iter_type, ITER_UBUF) &&
 	    type == bpf_core_enum_value(enum iter_type, ITER_UBUF))
-		return BPF_CORE_READ(msg, msg_iter.ubuf);
+		return read_frame(e, BPF_CORE_READ(msg, msg_iter.ubuf), len);
 	if (type != bpf_core_enum_value(enum iter_type, ITER_IOVEC))
-		return NULL;
+		return -1;
 	const struct iovec *iov;
 	if (bpf_core_field_exists(msg->msg_iter.__iov)) {
 		iov = BPF_CORE_READ(msg, msg_iter.__iov);
@@ -487,10 +720,29 @@ static __always_inline const void *iter_buffer(struct msghdr *msg, __u64 *len)
 		struct iov_iter___old *old = (void *)&msg->msg_iter;
 		iov = BPF_CORE_READ(old, iov);
 	}
-	__u64 first = BPF_CORE_READ(iov, iov_len);
-	if (first < *len)
-		*len = first;
-	return BPF_CORE_READ(iov, iov_base);
+	__u64 segs = BPF_CORE_READ(msg, msg_iter.nr_segs);
+	if (segs <= 1)
+		return read_frame(e, BPF_CORE_READ(iov, iov_base), len);
+	__u32 off = 0;
+	for (int i = 0; i < IOV_SEGS; i++) {
+		if (i >= segs || off >= GATHER_CAP)
+			break;
+		const struct iovec *seg = iov + i;
+		void *base = BPF_CORE_READ(seg, iov_base);
+		__u64 l = BPF_CORE_READ(seg, iov_len);
+		__u32 n = l > GATHER_CAP ? GATHER_CAP : (__u32)l;
+		if (n == 0)
+			continue;
+		__u32 at = off;
+		asm volatile("%0 &= 127" : "+r"(at)); /* GATHER_CAP - 1: a bound the verifier keeps */
+		if (bpf_probe_read_user(&e->data[at], n, base))
+			return -1;
+		off += n;
+	}
+	if (off == 0)
+		return -1;
+	e->len = off > GATHER_CAP ? GATHER_CAP : off;
+	return 0;
 }
 
 static __always_inline void read_dest_kernel(struct frame_event *e, struct msghdr *msg)
@@ -515,33 +767,40 @@ static __always_inline void read_dest_kernel(struct frame_event *e, struct msghd
 
 /* The frames of the TX ring the send is about to take: from tx_ring.head on,
  * those user space marked TP_STATUS_SEND_REQUEST. Returns how many lie. */
-static __always_inline int check_tx_ring(struct frame_event *e, struct packet_sock *po, struct net *net, int deny);
 
-static __always_inline struct net_device *sender_device(struct net *net, struct frame_event *e)
+/* The device a frame goes out on: the socket's bound device when the send
+ * names no other, else the namespace's index hash bucket; SOCK_PACKET names
+ * it, so its devices are walked by name. */
+static __always_inline struct net_device *sender_device(struct net *net, struct packet_sock *po, struct frame_event *e)
 {
-	struct list_head *head = &net->dev_base_head;
-	struct list_head *pos = BPF_CORE_READ(head, next);
-	__u32 off = bpf_core_field_offset(struct net_device, dev_list);
-	for (int i = 0; i < DEV_WALK && pos && pos != head; i++) {
-		struct net_device *dev = (void *)pos - off;
-		if (e->flags & FRAME_DEVICE_NAME) {
+	if (e->flags & FRAME_DEVICE_NAME) {
+		struct list_head *head = &net->dev_base_head;
+		struct list_head *pos = BPF_CORE_READ(head, next);
+		__u32 off = bpf_core_field_offset(struct net_device, dev_list);
+		for (int i = 0; i < DEV_WALK && pos && pos != head; i++) {
+			struct net_device *dev = (void *)pos - off;
 			char name[16] = {};
 			BPF_CORE_READ_STR_INTO(&name, dev, name);
-			int same = 1;
-			for (int j = 0; j < 15; j++) {
-				if (name[j] != e->device[j]) {
-					same = 0;
-					break;
-				}
-				if (!name[j])
-					break;
-			}
-			if (same)
+			if (same16((const __u8 *)name, (const __u8 *)e->device))
 				return dev;
-		} else if (BPF_CORE_READ(dev, ifindex) == e->ifindex) {
-			return dev;
+			pos = BPF_CORE_READ(pos, next);
 		}
-		pos = BPF_CORE_READ(pos, next);
+		return NULL;
+	}
+	struct net_device *bound = BPF_CORE_READ(po, cached_dev);
+	if (bound && BPF_CORE_READ(bound, ifindex) == e->ifindex)
+		return bound;
+	struct hlist_head *heads = BPF_CORE_READ(net, dev_index_head);
+	if (!heads)
+		return NULL;
+	struct hlist_head *bucket = heads + (e->ifindex & (NETDEV_HASHENTRIES_ - 1));
+	struct hlist_node *n = BPF_CORE_READ(bucket, first);
+	__u32 off = bpf_core_field_offset(struct net_device, index_hlist);
+	for (int i = 0; i < INDEX_WALK && n; i++) {
+		struct net_device *dev = (void *)n - off;
+		if (BPF_CORE_READ(dev, ifindex) == e->ifindex)
+			return dev;
+		n = BPF_CORE_READ(n, next);
 	}
 	return NULL;
 }
@@ -557,13 +816,6 @@ static __always_inline int holds_ipv4(struct net_device *dev, __be32 addr)
 	return 0;
 }
 
-static __always_inline int same16(const __u8 *a, const __u8 *b)
-{
-	for (int i = 0; i < 16; i++)
-		if (a[i] != b[i])
-			return 0;
-	return 1;
-}
 
 static __always_inline int holds_ipv6(struct net_device *dev, const __u8 *addr)
 {
@@ -584,60 +836,80 @@ static __always_inline int holds_ipv6(struct net_device *dev, const __u8 *addr)
 }
 
 /* Whether the frame in e lies, as far as the kernel can tell alone. */
-static __always_inline int frame_lies(struct frame_event *e, struct net *net)
+static __always_inline int frame_lies(struct frame_event *e, struct packet_sock *po, struct net *net)
 {
-	__u16 proto = bpf_ntohs(e->protocol);
-	__u32 off = 0;
-	if (e->flags & FRAME_LINK_HEADER) {
-		proto = be16_at(e->data, 12);
-		off = ETH_HLEN_;
-		if (proto == ETH_P_8021Q_ || proto == ETH_P_8021AD_) {
-			proto = be16_at(e->data, 16);
-			off = 18;
-			if (proto == ETH_P_8021Q_) {
-				proto = be16_at(e->data, 20);
-				off = 22;
-			}
-		}
-	}
+	__u16 proto;
+	__u32 off = l3_offset(e, &proto);
+	if (off >= FRAME_CAP)
+		return 0;
 	if (proto == ETH_P_ARP_) {
-		if (e->len < off + 28)
+		__u32 at = (off + 14) & (FRAME_CAP - 1);
+		if (e->len < off + 28 || at > FRAME_CAP - 4)
 			return 0;
 		__be32 spa = 0;
-		__builtin_memcpy(&spa, &e->data[(off + 14) & (FRAME_CAP - 1 - 3)], 4);
+		__builtin_memcpy(&spa, &e->data[at], 4);
 		if (!spa)
 			return 0; /* a probe */
-		struct net_device *dev = sender_device(net, e);
+		struct net_device *dev = sender_device(net, po, e);
 		return dev && !holds_ipv4(dev, spa);
 	}
 	if (proto != ETH_P_IPV6_ || e->len < off + 44)
 		return 0;
-	__u8 nh = e->data[(off + 6) & (FRAME_CAP - 1)];
-	__u8 type = e->data[(off + 40) & (FRAME_CAP - 1)];
-	if (nh == IPPROTO_UDP_ || type == 134 || type == 137)
-		return 1; /* a DHCPv6 answer, a router advertisement or a redirect from a packet socket */
-	if (type != 136 || e->len < off + 64)
+	__u8 nh;
+	__u32 up = upper_offset(e, off, &nh);
+	if (up + 8 > e->len || up + 8 > FRAME_CAP)
 		return 0;
-	__u8 flags = e->data[(off + 44) & (FRAME_CAP - 1)];
-	if ((flags & 0x40) && !(flags & 0x20))
-		return 0; /* solicited, no override */
-	__u8 target[16];
-	__builtin_memcpy(target, &e->data[(off + 48) & (FRAME_CAP - 1 - 15)], 16);
-	struct net_device *dev = sender_device(net, e);
-	return dev && !holds_ipv6(dev, target);
+	__u8 type = e->data[up & (FRAME_CAP - 1)];
+	if (nh == IPPROTO_UDP_ || (nh == IPPROTO_ICMPV6_ && (type == 134 || type == 137)))
+		return 1; /* a DHCPv6 answer, a router advertisement or a redirect from a packet socket */
+	if (nh != IPPROTO_ICMPV6_)
+		return 0;
+	__u8 addr[16];
+	if (type == 135) {
+		/* a solicitation claims its source address is at its source
+		 * link-layer option's MAC; from :: it is duplicate detection */
+		__u32 at = (off + 8) & (FRAME_CAP - 1);
+		if (at > FRAME_CAP - 16)
+			return 0;
+		__builtin_memcpy(addr, &e->data[at], 16);
+		__u8 any = 0;
+		for (int i = 0; i < 16; i++)
+			any |= addr[i];
+		if (!any)
+			return 0;
+	} else if (type == 136) {
+		__u32 at = (up + 8) & (FRAME_CAP - 1);
+		if (e->len < up + 24 || at > FRAME_CAP - 16)
+			return 0;
+		__u8 flags = e->data[(up + 4) & (FRAME_CAP - 1)];
+		if ((flags & 0x40) && !(flags & 0x20))
+			return 0; /* solicited, no override */
+		__builtin_memcpy(addr, &e->data[at], 16);
+	} else {
+		return 0;
+	}
+	struct net_device *dev = sender_device(net, po, e);
+	return dev && !holds_ipv6(dev, addr);
 }
 
 /* Sends e up if it can carry a claim; returns whether it is to be refused. */
-static __always_inline int judge_before_send(struct frame_event *e, struct net *net, int deny)
+static __always_inline int judge_before_send(struct frame_event *e, struct packet_sock *po, struct net *net, struct config *cfg)
 {
 	if (!frame_can_claim(e))
 		return 0;
-	int lies = frame_lies(e, net);
-	int refuse = deny && lies;
+	int lies = frame_lies(e, po, net);
+	int refuse = cfg && cfg->frame_deny && lies;
 	if (lies)
 		e->flags |= FRAME_KERNEL_LIE;
 	if (refuse)
 		e->flags |= FRAME_DENIED;
+	/* Where the tracepoint also runs, it reports what was sent (every
+	 * message of a sendmmsg, which asks the LSM only once per address,
+	 * and bytes a thread rewrote after this read); this hook reports only
+	 * what it refused, which never reaches the tracepoint. */
+	if (!refuse && !(cfg && cfg->frame_lsm_reports))
+		return 0;
+	fill_sender(e);
 	if (bpf_ringbuf_output(&frames, e, sizeof(*e), 0))
 		frame_count(FCOUNTER_RESERVE_FAILED);
 	else
@@ -645,42 +917,6 @@ static __always_inline int judge_before_send(struct frame_event *e, struct net *
 	if (refuse)
 		frame_count(FCOUNTER_DENIED);
 	return refuse;
-}
-
-static __always_inline int check_tx_ring(struct frame_event *e, struct packet_sock *po, struct net *net, int deny)
-{
-	__u32 frame_max = BPF_CORE_READ(po, tx_ring.frame_max);
-	__u32 per_block = BPF_CORE_READ(po, tx_ring.frames_per_block);
-	__u32 frame_size = BPF_CORE_READ(po, tx_ring.frame_size);
-	__u32 head = BPF_CORE_READ(po, tx_ring.head);
-	__u32 hdrlen = BPF_CORE_READ(po, tp_hdrlen);
-	int version = BPF_CORE_READ(po, tp_version);
-	struct pgv *pg_vec = BPF_CORE_READ(po, tx_ring.pg_vec);
-	__u32 len_off = version == 0 ? 8 : version == 1 ? 4 : 16;
-	int refused = 0;
-	if (!pg_vec || per_block == 0 || hdrlen < 20)
-		return 0;
-	e->flags |= FRAME_TX_RING;
-	for (int i = 0; i < TX_RING_FRAMES; i++) {
-		__u32 idx = head + i > frame_max ? head + i - frame_max - 1 : head + i;
-		char *block = NULL;
-		bpf_probe_read_kernel(&block, sizeof(block), &pg_vec[idx / per_block].buffer);
-		if (!block)
-			break;
-		char *frame = block + (idx % per_block) * frame_size;
-		__u64 status = 0; /* tp_status: unsigned long in V1, __u32 after */
-		bpf_probe_read_kernel(&status, version == 0 ? 8 : 4, frame);
-		if (!(status & 1)) /* TP_STATUS_SEND_REQUEST */
-			break;
-		__u32 tp_len = 0;
-		bpf_probe_read_kernel(&tp_len, sizeof(tp_len), frame + len_off);
-		__u32 n = tp_len > FRAME_CAP ? FRAME_CAP : tp_len;
-		if (n == 0 || bpf_probe_read_kernel(e->data, n, frame + hdrlen - 20))
-			continue;
-		e->len = n;
-		refused |= judge_before_send(e, net, deny);
-	}
-	return refused;
 }
 
 SEC("lsm/socket_sendmsg")
@@ -691,17 +927,16 @@ int BPF_PROG(frame_check, struct socket *sock, struct msghdr *msg, int size, int
 	struct sock *sk = BPF_CORE_READ(sock, sk);
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != AF_PACKET_)
 		return 0;
-	frame_count(FCOUNTER_SENDS);
 	__u32 zero = 0;
 	struct frame_event *e = bpf_map_lookup_elem(&frame_scratch, &zero);
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (!e)
 		return 0;
-	int deny = cfg && cfg->frame_deny;
+	if (cfg && cfg->frame_lsm_reports)
+		frame_count(FCOUNTER_SENDS); /* else the tracepoint counts them */
 	__builtin_memset(e, 0, sizeof(*e));
 	struct packet_sock *po = (struct packet_sock *)sk;
 	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
-	fill_sender(e, bpf_get_current_task_btf());
 	e->sent = size;
 	e->flags = FRAME_BEFORE_SEND;
 	e->sk_type = BPF_CORE_READ(sk, sk_type);
@@ -712,14 +947,13 @@ int BPF_PROG(frame_check, struct socket *sock, struct msghdr *msg, int size, int
 		e->flags |= FRAME_LINK_HEADER;
 	read_dest_kernel(e, msg);
 	if (BPF_CORE_READ(po, tx_ring.pg_vec))
-		return check_tx_ring(e, po, net, deny) ? -1 /* -EPERM */ : 0;
-	__u64 len = 0;
-	const void *buf = iter_buffer(msg, &len);
-	if (read_frame(e, buf, len)) {
-		frame_count(FCOUNTER_UNREADABLE);
+		return ring_frames(e, po, net, 1) ? -1 /* -EPERM */ : 0;
+	if (read_iter(e, msg)) {
+		if (cfg && cfg->frame_lsm_reports)
+			frame_count(FCOUNTER_UNREADABLE);
 		return 0;
 	}
-	return judge_before_send(e, net, deny) ? -1 /* -EPERM */ : 0;
+	return judge_before_send(e, po, net, cfg) ? -1 /* -EPERM */ : 0;
 }
 
 #endif

@@ -113,7 +113,7 @@ struct config {
 	__u32 self_tgid;
 	__u32 submit_all; /* debug: every exec goes up */
 	__u32 frame_deny; /* block mode: lsm/socket_sendmsg refuses lying frames */
-	__u32 pad;
+	__u32 frame_lsm_reports; /* lsm/socket_sendmsg reports every frame (no tracepoint beside it) */
 };
 
 /* ancestor flags, keep in sync with event.ancestorFromForkTable */

@@ -27,14 +27,17 @@ const (
 // frameTier is the packet-socket program, its link and the reader of its
 // own ring: a flood of forged frames fills that ring, never the exec ring.
 type frameTier struct {
-	link   link.Link
-	prog   *ebpf.Program
+	links  []link.Link
+	progs  []*ebpf.Program
 	reader *ringbuf.Reader
 	out    chan []byte
 	hook   string
-	deny   bool  // the LSM hook refuses lying frames
-	err    error // why the tier is off, nil when it runs
-	lsmErr error // why the LSM hook is not the one in use, when it is not
+	deny   bool // the LSM hook refuses lying frames
+	// lsmReports: the LSM hook is the only one and reports every frame;
+	// beside the tracepoint it reports only what it refused.
+	lsmReports bool
+	err        error // why the tier is off, nil when it runs
+	lsmErr     error // why the LSM hook is not the one in use, when it is not
 }
 
 // attachFrames attaches the frame program: the LSM hook where block mode
@@ -51,24 +54,40 @@ func (t *Tracer) attachFrames(spec *ebpf.CollectionSpec) error {
 		}
 		return err == nil
 	}
+	lsm := false
 	if t.opts.FrameDeny && lsmErr == nil && try(frameLSM) {
-		t.frames.deny = true
-		return nil
-	}
-	if len(errs) > 0 {
-		lsmErr = errs[0]
+		lsm, t.frames.deny = true, true
+	} else if len(errs) > 0 {
+		t.frames.lsmErr = errs[0]
 	}
 	if try(frameTracepoint) {
-		t.frames.lsmErr = lsmErr
-		return nil
+		if t.frames.lsmErr == nil && !lsm && t.opts.FrameDeny {
+			t.frames.lsmErr = fmt.Errorf("%s: %w", frameLSM, lsmErr)
+		}
+		t.frames.hook = frameTracepoint
+		if lsm {
+			t.frames.hook = frameLSM + "+" + frameTracepoint
+		}
+	} else if !lsm && lsmErr == nil && try(frameLSM) {
+		lsm = true
+		t.frames.hook, t.frames.lsmReports = frameLSM, true
+	} else if lsm {
+		t.frames.hook, t.frames.lsmReports = frameLSM, true
 	}
-	if lsmErr == nil && try(frameLSM) {
-		return nil
+	if t.frames.hook == "" {
+		if lsmErr != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", frameLSM, lsmErr))
+		}
+		return errors.Join(errs...)
 	}
-	if lsmErr != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", frameLSM, lsmErr))
+	rd, err := ringbuf.NewReader(t.maps.Frames)
+	if err != nil {
+		return fmt.Errorf("open the frame ring buffer: %w", err)
 	}
-	return errors.Join(errs...)
+	t.frames.reader, t.frames.out = rd, make(chan []byte, t.opts.QueueSize)
+	t.wg.Add(1)
+	go t.readFrames()
+	return nil
 }
 
 func (t *Tracer) attachFrameHook(spec *ebpf.CollectionSpec, hook string) error {
@@ -102,15 +121,8 @@ func (t *Tracer) attachFrameHook(spec *ebpf.CollectionSpec, hook string) error {
 		objs.Prog.Close()
 		return fmt.Errorf("attach %s (needs %s): %w", hook, need, err)
 	}
-	rd, err := ringbuf.NewReader(t.maps.Frames)
-	if err != nil {
-		l.Close()
-		objs.Prog.Close()
-		return fmt.Errorf("open the frame ring buffer: %w", err)
-	}
-	t.frames = frameTier{link: l, prog: objs.Prog, reader: rd, out: make(chan []byte, t.opts.QueueSize), hook: hook}
-	t.wg.Add(1)
-	go t.readFrames()
+	t.frames.links = append(t.frames.links, l)
+	t.frames.progs = append(t.frames.progs, objs.Prog)
 	return nil
 }
 
@@ -182,8 +194,10 @@ func (t *Tracer) FrameStats() (FrameStats, error) {
 
 func (t *Tracer) detachFrames() error {
 	var err error
-	if t.frames.link != nil {
-		err = t.frames.link.Close()
+	for _, l := range t.frames.links {
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if t.frames.reader != nil {
 		if cerr := t.frames.reader.Close(); err == nil {
@@ -194,8 +208,11 @@ func (t *Tracer) detachFrames() error {
 }
 
 func (t *Tracer) closeFrameProgram() error {
-	if t.frames.prog != nil {
-		return t.frames.prog.Close()
+	var err error
+	for _, p := range t.frames.progs {
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
 	}
-	return nil
+	return err
 }

@@ -22,11 +22,11 @@ type mitmexecAncestor struct {
 }
 
 type mitmexecConfig struct {
-	_         structs.HostLayout
-	SelfTgid  uint32
-	SubmitAll uint32
-	FrameDeny uint32
-	Pad       uint32
+	_               structs.HostLayout
+	SelfTgid        uint32
+	SubmitAll       uint32
+	FrameDeny       uint32
+	FrameLsmReports uint32
 }
 
 type mitmexecEnvBuf struct {
@@ -128,8 +128,35 @@ type mitmexecFrameEvent struct {
 	Flags               uint16
 	Comm                [16]int8
 	Device              [16]int8
-	Data                [128]uint8
+	Data                [256]uint8
 	_                   [4]byte
+}
+
+type mitmexecFrameLoop struct {
+	_   structs.HostLayout
+	Po  uint64
+	Net uint64
+	Vec uint64
+	L   struct {
+		_         structs.HostLayout
+		StatusOff uint32
+		StatusLen uint32
+		LenOff    uint32
+		MacOff    uint32
+		NetOff    uint32
+		DataOff   uint32
+		HasOff    int32
+		Pad       uint32
+	}
+	Head      uint32
+	FrameMax  uint32
+	Vlen      uint32
+	Refused   int32
+	Read      int32
+	Ifindex0  int32
+	Protocol0 uint16
+	Flags0    uint16
+	Lsm       uint32
 }
 
 type mitmexecNameKey struct {
@@ -156,6 +183,7 @@ const (
 	mitmexecMapFingerprints                = "fingerprints"
 	mitmexecMapForks                       = "forks"
 	mitmexecMapFrameCounters               = "frame_counters"
+	mitmexecMapFrameLoopState              = "frame_loop_state"
 	mitmexecMapFrameScratch                = "frame_scratch"
 	mitmexecMapFrames                      = "frames"
 	mitmexecMapLastWakeup                  = "last_wakeup"
@@ -246,6 +274,7 @@ type mitmexecMapSpecs struct {
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
 	Forks              *ebpf.MapSpec `ebpf:"forks"`
 	FrameCounters      *ebpf.MapSpec `ebpf:"frame_counters"`
+	FrameLoopState     *ebpf.MapSpec `ebpf:"frame_loop_state"`
 	FrameScratch       *ebpf.MapSpec `ebpf:"frame_scratch"`
 	Frames             *ebpf.MapSpec `ebpf:"frames"`
 	LastWakeup         *ebpf.MapSpec `ebpf:"last_wakeup"`
@@ -296,6 +325,7 @@ type mitmexecMaps struct {
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
 	Forks              *ebpf.Map `ebpf:"forks"`
 	FrameCounters      *ebpf.Map `ebpf:"frame_counters"`
+	FrameLoopState     *ebpf.Map `ebpf:"frame_loop_state"`
 	FrameScratch       *ebpf.Map `ebpf:"frame_scratch"`
 	Frames             *ebpf.Map `ebpf:"frames"`
 	LastWakeup         *ebpf.Map `ebpf:"last_wakeup"`
@@ -314,6 +344,7 @@ func (m *mitmexecMaps) Close() error {
 		m.Fingerprints,
 		m.Forks,
 		m.FrameCounters,
+		m.FrameLoopState,
 		m.FrameScratch,
 		m.Frames,
 		m.LastWakeup,

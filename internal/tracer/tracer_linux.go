@@ -145,6 +145,9 @@ func New(opts Options) (*Tracer, error) {
 	if t.frames.deny {
 		cfg.FrameDeny = 1
 	}
+	if t.frames.lsmReports {
+		cfg.FrameLsmReports = 1
+	}
 	if opts.SubmitAll {
 		cfg.SubmitAll = 1
 	}

@@ -16,6 +16,7 @@ type Class string
 const (
 	ClassARP      Class = "arp"                        // ARP request or reply: "SenderIP is at SenderMAC"
 	ClassNA       Class = "ndp_neighbor_advertisement" // "Target is at the option's MAC"
+	ClassNS       Class = "ndp_neighbor_solicitation"  // "my source address is at my source link-layer option's MAC"
 	ClassRA       Class = "ndp_router_advertisement"   // "I am a router (for these prefixes)"
 	ClassRedirect Class = "icmpv6_redirect"            // "use this next hop instead"
 	ClassDHCPv6   Class = "dhcpv6_server"              // DHCPv6 advertise or reply: "I am your DHCP server"
@@ -24,6 +25,7 @@ const (
 	etherTypeVLAN       = 0x8100
 	etherTypeQinQ       = 0x88a8
 	sockDgram           = 2
+	maxExtHeaders       = 2 // as the kernel's filter (EXT_HEADERS in bpf/frame.h)
 )
 
 // Claim is what a frame says about addresses.
@@ -87,7 +89,8 @@ func parseARP(d []byte) (Claim, error) {
 	}
 	htype, ptype := binary.BigEndian.Uint16(d), binary.BigEndian.Uint16(d[2:])
 	hlen, plen, op := int(d[4]), int(d[5]), int(binary.BigEndian.Uint16(d[6:]))
-	if htype != 1 || ptype != 0x0800 || hlen != 6 || plen != 4 {
+	// Linux's arp_process takes IEEE 802 (6) for Ethernet (1) too
+	if (htype != 1 && htype != 6) || ptype != 0x0800 || hlen != 6 || plen != 4 {
 		return Claim{}, fmt.Errorf("%w: ARP for hardware %d/%d bytes, protocol %#04x/%d bytes; only Ethernet/IPv4 is judged", ErrMalformed, htype, hlen, ptype, plen)
 	}
 	if op != 1 && op != 2 {
@@ -113,6 +116,18 @@ func parseIPv6(d []byte, srcMAC net.HardwareAddr) (Claim, error) {
 	}
 	src, dst := netip.AddrFrom16([16]byte(d[8:24])), netip.AddrFrom16([16]byte(d[24:40]))
 	nh, body := d[6], d[40:]
+	// Neighbour discovery behind hop-by-hop, routing or destination
+	// options is accepted by the kernel (RFC 7113's RA-Guard evasion).
+	for ext := 0; ext < maxExtHeaders && (nh == 0 || nh == 43 || nh == 60); ext++ {
+		if len(body) < 2 {
+			return Claim{}, fmt.Errorf("%w: IPv6 extension header cut", ErrTruncated)
+		}
+		n := (int(body[1]) + 1) * 8
+		if len(body) < n {
+			return Claim{}, fmt.Errorf("%w: IPv6 extension header of %d bytes cut at %d", ErrTruncated, n, len(body))
+		}
+		nh, body = body[0], body[n:]
+	}
 	switch nh {
 	case 58: // ICMPv6
 		if len(body) < 4 {
@@ -123,6 +138,19 @@ func parseIPv6(d []byte, srcMAC net.HardwareAddr) (Claim, error) {
 			return Claim{Class: ClassRA, Op: typ, Address: src, MAC: srcMAC, Target: dst}, nil
 		case 137:
 			return Claim{Class: ClassRedirect, Op: typ, Address: src, MAC: srcMAC, Target: dst}, nil
+		case 135:
+			if src.IsUnspecified() {
+				return Claim{}, fmt.Errorf("%w: a neighbour solicitation from :: (duplicate address detection)", ErrNoClaim)
+			}
+			if len(body) < 24 {
+				return Claim{}, fmt.Errorf("%w: neighbour solicitation is %d bytes, want 24", ErrTruncated, len(body))
+			}
+			c := Claim{Class: ClassNS, Op: typ, Address: src, MAC: srcMAC, Target: netip.AddrFrom16([16]byte(body[8:24]))}
+			// the source link-layer address option (type 1) names the MAC
+			if opts := body[24:]; len(opts) >= 8 && opts[0] == 1 && opts[1] == 1 {
+				c.MAC = net.HardwareAddr(opts[2:8])
+			}
+			return c, nil
 		case 136:
 			if len(body) < 24 {
 				return Claim{}, fmt.Errorf("%w: neighbor advertisement is %d bytes, want 24", ErrTruncated, len(body))

@@ -58,7 +58,7 @@ const (
 	offComm      = 84
 	offDevice    = 100
 	offData      = 116
-	CaptureBytes = 128
+	CaptureBytes = 256
 	// RecordSize is sizeof(struct frame_event): 8-byte aligned.
 	RecordSize = (offData + CaptureBytes + 7) &^ 7
 )

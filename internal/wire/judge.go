@@ -91,6 +91,16 @@ func Judge(c *Claim, iface *Interface) Verdict {
 		return Verdict{Lie: true, TechniqueID: techniqueAiTM, TechniqueName: nameAiTM, Behaviour: ndSpoofer,
 			Detail: fmt.Sprintf("neighbor advertisement (override %t, solicited %t) claims %s is at %s, told to %s, %s, which does not hold %s",
 				c.Override, c.Solicited, c.Address, c.MAC, c.Target, on, c.Address)}
+	case ClassNS:
+		// a solicitation updates the receiver's entry for its source
+		// (RFC 4861 7.2.3): from an address the interface does not hold,
+		// it plants the sender's MAC for someone else's address
+		if iface.Holds(c.Address) {
+			return Verdict{}
+		}
+		return Verdict{Lie: true, TechniqueID: techniqueAiTM, TechniqueName: nameAiTM, Behaviour: ndSpoofer,
+			Detail: fmt.Sprintf("neighbor solicitation from %s claims it is at %s, asking for %s, %s, which does not hold %s",
+				c.Address, c.MAC, c.Target, on, c.Address)}
 	case ClassRA:
 		return Verdict{Lie: true, TechniqueID: techniqueAiTM, TechniqueName: nameAiTM, Behaviour: rogueRouter,
 			Detail: fmt.Sprintf("router advertisement from %s (%s) to %s forged through a packet socket %s", c.Address, c.MAC, c.Target, on)}

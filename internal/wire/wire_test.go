@@ -18,6 +18,7 @@ var (
 	att4   = netip.MustParseAddr("10.0.0.66")
 	gw6    = netip.MustParseAddr("fd00::1")
 	att6   = netip.MustParseAddr("fd00::66")
+	vic6   = netip.MustParseAddr("fd00::2")
 )
 
 func ether(proto uint16, payload []byte) []byte {
@@ -50,6 +51,12 @@ func na(flags byte, target netip.Addr) []byte {
 	return append(b, append([]byte{2, 1}, attMAC...)...)
 }
 
+func ns(target netip.Addr) []byte {
+	b := []byte{135, 0, 0, 0, 0, 0, 0, 0}
+	b = append(b, target.AsSlice()...)
+	return append(b, append([]byte{1, 1}, attMAC...)...)
+}
+
 func raw(data []byte) *Frame { return &Frame{SockType: 3, Flags: FlagLinkHeader, Data: data} }
 
 var attIface = &Interface{Index: 2, Name: "eth0", Addrs: []netip.Addr{att4, att6, netip.MustParseAddr("fe80::66")}}
@@ -77,6 +84,11 @@ func TestJudge(t *testing.T) {
 		{"solicited NA without override (proxy ND)", raw(ether(0x86dd, ipv6(58, att6, att6, na(0x40, gw6)))), false, "", ""},
 		{"unsolicited NA for its own address", raw(ether(0x86dd, ipv6(58, att6, att6, na(0x20, att6)))), false, "", ""},
 		{"router advertisement", raw(ether(0x86dd, ipv6(58, att6, gw6, append([]byte{134, 0, 0, 0}, make([]byte, 12)...)))), true, "rogue_ipv6_router", "T1557"},
+		{"ARP reply claiming the gateway, IEEE 802 hardware type", raw(ether(0x0806, append([]byte{0, 6}, arp(2, gw4, vic4)[2:]...))), true, "arp_spoofer", "T1557.002"},
+		{"NA behind a destination-options header", raw(ether(0x86dd, ipv6(60, att6, gw6.Next(), append([]byte{58, 0, 1, 4, 0, 0, 0, 0}, na(0x20, gw6)...)))), true, "ndp_spoofer", "T1557"},
+		{"RA behind hop-by-hop and destination options", raw(ether(0x86dd, ipv6(0, att6, gw6, append([]byte{60, 0, 1, 4, 0, 0, 0, 0, 58, 0, 1, 4, 0, 0, 0, 0}, append([]byte{134, 0, 0, 0}, make([]byte, 12)...)...)))), true, "rogue_ipv6_router", "T1557"},
+		{"NS from the gateway's address", raw(ether(0x86dd, ipv6(58, gw6, vic6, ns(vic6)))), true, "ndp_spoofer", "T1557"},
+		{"NS from its own address", raw(ether(0x86dd, ipv6(58, att6, gw6, ns(gw6)))), false, "", ""},
 		{"redirect", raw(ether(0x86dd, ipv6(58, att6, gw6, append([]byte{137, 0, 0, 0}, make([]byte, 36)...)))), true, "icmpv6_redirector", "T1557"},
 		{"DHCPv6 reply", raw(ether(0x86dd, ipv6(17, att6, gw6, []byte{2, 35, 2, 34, 0, 12, 0, 0, 7, 0, 0, 1}))), true, "rogue_dhcpv6_server", "T1557.003"},
 	}
@@ -106,7 +118,9 @@ func TestParseBadFrames(t *testing.T) {
 		{"empty", raw(nil), ErrTruncated},
 		{"Ethernet header cut", raw(full[:10]), ErrTruncated},
 		{"ARP body cut", raw(full[:30]), ErrTruncated},
-		{"ARP for token ring", raw(ether(0x0806, append([]byte{0, 6}, arp(2, gw4, vic4)[2:]...))), ErrMalformed},
+		{"ARP for frame relay", raw(ether(0x0806, append([]byte{0, 15}, arp(2, gw4, vic4)[2:]...))), ErrMalformed},
+		{"NS from :: (duplicate address detection)", raw(ether(0x86dd, ipv6(58, netip.IPv6Unspecified(), gw6, ns(gw6)))), ErrNoClaim},
+		{"extension header cut", raw(ether(0x86dd, ipv6(60, att6, gw6, []byte{58, 4, 0, 0}))), ErrTruncated},
 		{"RARP opcode", raw(ether(0x0806, append(arp(2, gw4, vic4)[:6], append([]byte{0, 3}, arp(2, gw4, vic4)[8:]...)...))), ErrNoClaim},
 		{"IPv4 frame", raw(ether(0x0800, make([]byte, 40))), ErrNoClaim},
 		{"IPv6 header cut", raw(ether(0x86dd, make([]byte, 20))), ErrTruncated},
