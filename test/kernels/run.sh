@@ -98,7 +98,7 @@ build() { # arch
 }
 built=" "
 
-# --- initramfs: busybox, the 9p modules, init.sh ------------------------------
+# --- initramfs: busybox, the 9p, veth and bridge modules, init.sh -----------
 initrd() { # kerneldir release arch -> path
   local kdir=$1 rel=$2 arch=$3 out="$CACHE/initrd/$2.cpio.gz" tmp bb mods
   tmp=$(mktemp -d)
@@ -117,7 +117,8 @@ initrd() { # kerneldir release arch -> path
   [ -s "$mods/modules.dep" ] || depmod -b "$kdir" "$rel" || return 1
   # modules.dep lists each module's dependencies, the last to load first
   local order=() seen=" " m line deps d i
-  for m in virtio_pci 9pnet_virtio 9p overlay; do
+  # veth and bridge: the behaviour tests' LAN in network namespaces
+  for m in virtio_pci 9pnet_virtio 9p overlay veth bridge; do
     line=$(grep -E "(^|/)$m\.ko(\.xz|\.zst)?:" "$mods/modules.dep") || continue # built in
     deps=(${line#*:})
     for ((i=${#deps[@]}-1; i>=0; i--)); do d=${deps[$i]}; [[ $seen == *" $d "* ]] || { order+=("$d"); seen+="$d "; }; done
