@@ -77,7 +77,15 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		}
 	}
 	for _, f := range inv.Interpreters {
-		if err := r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint); err != nil {
+		// the structure names a patched copy (a header byte changed) that
+		// neither the hash nor the fingerprint recognises any more
+		var structure *elfid.Identity
+		if f.Fingerprint != nil {
+			if st, err := installedStructure(f.Path); err == nil {
+				structure = &st
+			}
+		}
+		if err := r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint, structure); err != nil {
 			return 0, fmt.Errorf("program kernel with interpreter %s: %w", f.Path, err)
 		}
 	}

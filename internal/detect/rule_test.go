@@ -97,7 +97,7 @@ func newTestRule(t *testing.T, files *fakeFiles) *Rule {
 	fp := ettercapFP
 	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp, nil)
 	r.AddInstalled(cat.ByFileName("sslsplit"), event.FileID{Dev: 1, Ino: 500, CtimeNs: 1}, "", nil, &sslsplitELF)
-	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil)
+	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil, nil)
 	return r
 }
 
@@ -312,8 +312,21 @@ func (k *fakeKernel) PutVerdict(id event.FileID, v event.Verdict) error {
 func (k *fakeKernel) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
 
 func TestRuleIdentityVerdicts(t *testing.T) {
-	files := &fakeFiles{execSums: map[event.FileID]string{{Dev: 1, Ino: 900}: bettercapSum}}
+	plain := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("9", 64)}}}
+	dashELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("d", 64)}}}
+	ldELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("e", 64)}}}
+	files := &fakeFiles{
+		execSums: map[event.FileID]string{{Dev: 1, Ino: 900}: bettercapSum},
+		execELF: map[event.FileID]elfid.Identity{
+			{Dev: 1, Ino: 50}: plain, {Dev: 1, Ino: 51}: plain, {Dev: 1, Ino: 70}: plain,
+			{Dev: 1, Ino: 71}: dashELF, {Dev: 1, Ino: 72}: ldELF, {Dev: 1, Ino: 73}: plain,
+			{Dev: 1, Ino: 74}: plain, {Dev: 1, Ino: 75}: plain,
+		},
+	}
 	r := newTestRule(t, files)
+	// the host's shell and loader, as the inventory finds them
+	r.AddInterpreter(Shell, event.FileID{Dev: 1, Ino: 7100}, "", nil, &dashELF)
+	r.AddInterpreter(Loader, event.FileID{Dev: 1, Ino: 7200}, "", nil, &ldELF)
 	kernel := r.kernel.(*fakeKernel)
 	cases := []struct {
 		name string
@@ -321,11 +334,15 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 		kind uint8
 	}{
 		{"tool by content", elf("agent", "/tmp/agent", event.FileID{Dev: 1, Ino: 900}), event.VerdictTool},
-		{"interpreter", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
+		{"interpreter by name", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
 		{"benign", elf("ls", "/bin/ls", event.FileID{Dev: 1, Ino: 70}), event.VerdictBenign},
-		{"shell", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
-		{"loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 72}), event.VerdictLoader},
+		{"the host's shell by its code", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
+		{"the host's loader by its code", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 72}), event.VerdictLoader},
 		{"musl loader", elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 73}), event.VerdictInterpreter},
+		// a shell or loader known by its name only gets no kernel shortcut:
+		// each of its execs comes up
+		{"unknown file named sh", elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 74}), event.VerdictInterpreter},
+		{"unknown file named like the loader", elf("ld-linux-x86-64.so.2", "/tmp/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 75}), event.VerdictInterpreter},
 		// a script's verdict belongs to the script, never to its interpreter
 		{"shebang tool script", func() event.Exec {
 			e := elf("python3.11", "/usr/bin/mitmdump", event.FileID{Dev: 1, Ino: 51})
@@ -355,6 +372,141 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 				t.Errorf("a verdict the kernel forgot was not written back")
 			}
 		})
+	}
+}
+
+// TestRuleUnreadNotCached: a first sight whose file could not be read (gone,
+// renamed, refused, cut by a time bound) is never cached, benign or as an
+// interpreter by its name; it is counted, and the next exec is judged anew.
+func TestRuleUnreadNotCached(t *testing.T) {
+	files := &fakeFiles{execELF: map[event.FileID]elfid.Identity{}}
+	r := newTestRule(t, files)
+	kernel := r.kernel.(*fakeKernel)
+	for _, c := range []struct {
+		name string
+		exec event.Exec
+	}{
+		{"unreadable unknown file", elf("x", "/tmp/d/x", event.FileID{Dev: 1, Ino: 800})},
+		{"unreadable file named sh", elf("sh", "/tmp/d/sh", event.FileID{Dev: 1, Ino: 801})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN a patched copy of sslsplit that cannot be read at its first sight
+			e := c.exec
+			before := r.Unread()
+			res := r.Judge(&e)
+			// THEN nothing is written to the kernel, and the failed read is counted
+			if _, ok := kernel.verdicts[e.File]; ok || res.Detected {
+				t.Fatalf("unread first sight: kernel verdict written %v, detected %v", ok, res.Detected)
+			}
+			if r.Unread() != before+1 {
+				t.Errorf("unread count %d, want %d", r.Unread(), before+1)
+			}
+			// WHEN the next exec of the same file can be read
+			files.execELF[e.File] = elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("1", 64)}}}
+			e.Reasons |= event.ReasonUnknown
+			res = r.Judge(&e)
+			// THEN it is the tool, cached as one
+			if !res.Detected || res.Detection.Tool.Name != "sslsplit" || kernel.verdicts[e.File].Kind != event.VerdictTool {
+				t.Fatalf("readable second sight: detected %v %+v, kernel %+v; want sslsplit cached as a tool", res.Detected, res.Detection, kernel.verdicts[e.File])
+			}
+		})
+	}
+}
+
+// TestRuleIdentityBeforeName: a copy of a tool named like an interpreter
+// is the tool (and cached as one, never as a shell), and a copy of the
+// host's python or loader under another name, or with a byte of its header
+// changed, is still that interpreter.
+func TestRuleIdentityBeforeName(t *testing.T) {
+	pyELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("a", 64)}, {Name: ".rodata", SHA256: strings.Repeat("b", 64)}}}
+	ldELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("c", 64)}}}
+	patchedLoader := event.FileID{Dev: 1, Ino: 1003, CtimeNs: 5}
+	files := &fakeFiles{
+		execSums: map[event.FileID]string{{Dev: 1, Ino: 1000, CtimeNs: 5}: bettercapSum},
+		execELF: map[event.FileID]elfid.Identity{
+			{Dev: 1, Ino: 1001, CtimeNs: 5}: {Found: arpspoofSignature}, // arpspoof named sh
+			{Dev: 1, Ino: 1002, CtimeNs: 5}: pyELF,                      // python patched, named sh
+			patchedLoader:                   ldELF,
+			{Dev: 1, Ino: 1004, CtimeNs: 5}: sslsplitELF, // sslsplit named perl
+		},
+		programELF: map[string]elfid.Identity{"/tmp/py": pyELF},
+		scripts: map[string]fakeScript{
+			"/tmp/wrapper.py": {sum: trueSum, body: "from mitmproxy.tools.main import mitmdump\nmitmdump()\n"},
+		},
+	}
+	r := newTestRule(t, files)
+	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 60, CtimeNs: 1}, "", nil, &pyELF)
+	r.AddInterpreter(Loader, event.FileID{Dev: 1, Ino: 61, CtimeNs: 1}, "", nil, &ldELF)
+	kernel := r.kernel.(*fakeKernel)
+	withReasons := func(e event.Exec, fp bool) event.Exec {
+		e.Reasons |= event.ReasonUnknown
+		if fp {
+			e.Reasons |= event.ReasonFingerprint
+			e.KernelToolID = r.cat.ByFileName("ettercap").ID
+		}
+		return e
+	}
+	cases := []struct {
+		name  string
+		exec  event.Exec
+		tool  string
+		match Match
+		kind  uint8 // the kernel's verdict on the file
+	}{
+		{"bettercap copy named sh", withReasons(elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 1000, CtimeNs: 5}, "sh", "-c", "true"), false), "bettercap", MatchContentHash, event.VerdictTool},
+		{"arpspoof copy named sh", withReasons(elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 1001, CtimeNs: 5}, "sh", "-h"), false), "arpspoof", MatchStructure, event.VerdictTool},
+		{"sslsplit copy named perl", withReasons(elf("perl", "/tmp/perl", event.FileID{Dev: 1, Ino: 1004, CtimeNs: 5}, "perl", "-e", "1"), false), "sslsplit", MatchStructure, event.VerdictTool},
+		{"ettercap copy named perl, gone: the kernel's fingerprint", withReasons(elf("perl", "/tmp/perl", event.FileID{Dev: 1, Ino: 1005, CtimeNs: 5}, "perl", "-v"), true), "ettercap", MatchFingerprint, event.VerdictTool},
+		{"patched python named sh runs -c", withReasons(elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 1002, CtimeNs: 5}, "sh", "-c", "import runpy; runpy.run_path('/usr/bin/mitmdump', run_name='__main__')"), false), "mitmdump", MatchInterpreterArgs, event.VerdictInterpreter},
+		{"patched loader runs a tool", withReasons(elf("svc", "/tmp/svc", patchedLoader, "svc", "--inhibit-rpath", "", "/usr/bin/ettercap"), false), "ettercap", MatchInterpreterArgs, event.VerdictLoader},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.exec
+			res := r.Judge(&e)
+			if !res.Detected || res.Detection.Tool.Name != c.tool || res.Detection.Match != c.match {
+				t.Fatalf("got detected %v %+v, want %s by %s", res.Detected, res.Detection, c.tool, c.match)
+			}
+			if v := kernel.verdicts[e.File]; v.Kind != c.kind {
+				t.Errorf("kernel verdict kind %d, want %d", v.Kind, c.kind)
+			}
+		})
+	}
+	// the loader's program is judged as if exec'd: python by its code, its
+	// own argv read as python's, and the process counts as python
+	loader := elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 61, CtimeNs: 1})
+	for _, c := range []struct {
+		name string
+		args []string
+		tool string
+	}{
+		{"loader runs python running a tool script", []string{"ld.so", "/tmp/py", "/usr/bin/mitmdump", "--version"}, "mitmdump"},
+		{"loader runs python -c", []string{"ld.so", "--argv0", "x", "/tmp/py", "-c", "from mitmproxy.tools.main import mitmweb; mitmweb()"}, "mitmweb"},
+		{"loader runs python with a wrapper", []string{"ld.so", "--library-path", "/x", "/tmp/py", "-W", "ignore", "/tmp/wrapper.py"}, "mitmdump"},
+		{"loader runs the loader", []string{"ld.so", "/lib64/ld-linux-x86-64.so.2", "/tmp/py", "-m", "mitm6"}, "mitm6"},
+		{"loader runs python by name", []string{"ld.so", "/usr/bin/python3.11", "/usr/bin/mitmdump"}, "mitmdump"},
+		{"loader runs python, nothing of a tool", []string{"ld.so", "/tmp/py", "-c", "print(1)"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := loader
+			e.Args = c.args
+			res := r.Judge(&e)
+			if c.tool == "" {
+				if res.Detected {
+					t.Fatalf("want no detection, got %s", res.Detection.Tool.Name)
+				}
+			} else if !res.Detected || res.Detection.Tool.Name != c.tool {
+				t.Fatalf("got detected %v %v, want %s", res.Detected, res.Detection.Tool, c.tool)
+			}
+			if !r.IsPython(&e) && c.name != "loader runs the loader" {
+				t.Errorf("the loader's process runs python: IsPython false")
+			}
+		})
+	}
+	notPython := loader
+	notPython.Args = []string{"ld.so", "/bin/ls"}
+	if r.IsPython(&notPython) {
+		t.Errorf("ld.so /bin/ls: IsPython true")
 	}
 }
 
