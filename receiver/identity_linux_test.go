@@ -203,3 +203,26 @@ func TestPrivilegedUnreadFirstSightRetried(t *testing.T) {
 	}
 	t.Fatal("no first sight went unread in 20 attempts")
 }
+
+// TestPrivilegedRedactCodeLiteral: mitmdump started from python -c with a
+// credential in its argument list is reported without the credential.
+func TestPrivilegedRedactCodeLiteral(t *testing.T) {
+	l := startLive(t, nil)
+	marker := newMarker("code_literal_secret")
+	code := `from mitmproxy.tools.main import mitmdump; mitmdump(["--set", "upstream_auth=alice:S3cretPw", "--version"])`
+	if out, err := exec.Command("/usr/bin/python3", "-c", code, marker).CombinedOutput(); err != nil {
+		t.Logf("python3 -c: %v\n%s", err, out)
+	}
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 {
+		t.Fatalf("%d records, want 1", len(got))
+	}
+	line, _ := got[0].attrs["process.command_line"].(string)
+	if strings.Contains(line, "S3cretPw") || !strings.Contains(line, "upstream_auth=REDACTED") {
+		t.Errorf("process.command_line %q: want the credential redacted", line)
+	}
+	if args := fmt.Sprint(got[0].attrs["process.command_args"]); strings.Contains(args, "S3cretPw") {
+		t.Errorf("process.command_args %s carries the credential", args)
+	}
+}
