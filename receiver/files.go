@@ -3,6 +3,13 @@
 package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
@@ -59,4 +66,55 @@ func (h hostFiles) ProgramELF(e *event.Exec, p string) (elfid.Identity, error) {
 func (h hostFiles) Cmdline(e *event.Exec) ([]string, error) {
 	args, _, err := procstat.Cmdline(h.procRoot, e.PID, e.StartBootTimeNs, maxCmdlineBytes)
 	return args, err
+}
+
+// maxEnvironBytes bounds the environment read of one process.
+const maxEnvironBytes = 256 << 10
+
+// Environ reads the environment of the exec'd process, if it is still the
+// same process.
+func (h hostFiles) Environ(e *event.Exec) ([]string, error) {
+	vars, _, err := procstat.Environ(h.procRoot, e.PID, e.StartBootTimeNs, maxEnvironBytes)
+	return vars, err
+}
+
+// ReadDir lists a directory as the exec'd process sees it: a relative
+// path from its working directory, an absolute one from its root. The
+// process must be the exec's on both sides of the read.
+func (h hostFiles) ReadDir(e *event.Exec, dir string, max int) ([]string, error) {
+	pidDir := filepath.Join(h.procRoot, strconv.FormatUint(uint64(e.PID), 10))
+	base := filepath.Join(pidDir, "cwd")
+	if filepath.IsAbs(dir) {
+		base = filepath.Join(pidDir, "root")
+	}
+	if err := h.sameProcess(e); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(base, dir))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(max + 1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if len(names) > max {
+		return nil, fmt.Errorf("directory %q of pid %d holds more than %d names", dir, e.PID, max)
+	}
+	if err := h.sameProcess(e); err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+func (h hostFiles) sameProcess(e *event.Exec) error {
+	st, err := procstat.Read(h.procRoot, e.PID)
+	if err != nil {
+		return err
+	}
+	if !st.SameStart(e.StartBootTimeNs) {
+		return fmt.Errorf("pid %d is another process than the exec's", e.PID)
+	}
+	return nil
 }

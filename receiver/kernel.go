@@ -89,6 +89,9 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 			return 0, fmt.Errorf("program kernel with interpreter %s: %w", f.Path, err)
 		}
 	}
+	for _, f := range inventory.Compilers(maxHashBytes) {
+		r.rule.AddCompiler(f.SHA256)
+	}
 	if r.modules != nil {
 		n, err := r.modules.Set(moduleMarks(cat))
 		if err != nil {

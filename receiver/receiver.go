@@ -401,8 +401,9 @@ func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
 		e = r.execFromProc(ev.PID)
 	}
 	// Only an interpreter running the module is a run of the tool: cat,
-	// grep, a backup or an editor opening the same file is not.
-	if !r.rule.IsPython(&e) {
+	// grep, a backup or an editor opening the same file is not, and
+	// neither is python byte-compiling it (py_compile, compileall).
+	if !r.rule.IsPython(&e) || r.rule.CompileOnly(&e) {
 		return
 	}
 	r.report(detectionRecord{Exec: e, Detection: d}, true)

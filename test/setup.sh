@@ -12,8 +12,9 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # clang/llvm/libbpf-dev: the drift check recompiles the BPF C; gcc and
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
-# post steps; the real tools the privileged tests exec.
-packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs
+# post steps; python3-pip, -setuptools, -wheel: a real pip install of a local
+# package (compiling is no run); the real tools the privileged tests exec.
+packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 python3-pip python3-setuptools python3-wheel strace nodejs
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6)
 missing=()
 for p in "${packages[@]}"; do

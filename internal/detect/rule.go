@@ -35,6 +35,12 @@ type Files interface {
 	Stdin(e *event.Exec) (sum string, head []byte, err error)
 	// Cmdline reads the whole argv of the exec'd process, while it lives.
 	Cmdline(e *event.Exec) ([]string, error)
+	// Environ reads the environment of the exec'd process, while it lives.
+	Environ(e *event.Exec) ([]string, error)
+	// ReadDir lists at most max names of a directory as the process sees
+	// it (relative to its working directory, or absolute in its root); a
+	// missing directory is an fs.ErrNotExist.
+	ReadDir(e *event.Exec, dir string, max int) ([]string, error)
 }
 
 // Kernel is the kernel's half of the one verdict cache: what the rule
@@ -97,6 +103,7 @@ type Rule struct {
 	interpBySum         map[string]InterpreterKind
 	interpByFingerprint map[event.Fingerprint]InterpreterKind
 	interpBySection     map[string]InterpreterKind // .text/.rodata hashes of installed interpreters
+	compilers           map[string]bool            // SHA-256 of the host's byte-compiling scripts
 }
 
 // NewRule returns a rule over the catalog, writing what it learns into

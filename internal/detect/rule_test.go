@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ type fakeFiles struct {
 	programELF map[string]elfid.Identity       // programs by path as the exec names them
 	scripts    map[string]fakeScript           // scripts by path as the exec names them
 	cmdlines   map[uint32][]string             // whole argv of live processes
+	environ    map[uint32][]string             // environments of live processes
+	dirs       map[string][]string             // directories as the processes see them
 }
 
 func (f *fakeFiles) ExecELF(e *event.Exec) (elfid.Identity, error) {
@@ -42,6 +45,24 @@ func (f *fakeFiles) Cmdline(e *event.Exec) ([]string, error) {
 		return c, nil
 	}
 	return nil, errors.New("process exited")
+}
+
+func (f *fakeFiles) Environ(e *event.Exec) ([]string, error) {
+	if v, ok := f.environ[e.PID]; ok {
+		return v, nil
+	}
+	return nil, errors.New("process exited")
+}
+
+func (f *fakeFiles) ReadDir(_ *event.Exec, dir string, max int) ([]string, error) {
+	names, ok := f.dirs[dir]
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	if len(names) > max {
+		return nil, errors.New("too many names")
+	}
+	return names, nil
 }
 
 type fakeScript struct {

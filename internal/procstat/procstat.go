@@ -87,11 +87,22 @@ func Cmdline(procRoot string, pid uint32, startBootNs uint64, maxBytes int) (arg
 	return cmdline(procRoot, pid, startBootNs, maxBytes, nil)
 }
 
+// Environ is Cmdline for the process's environment (NAME=VALUE strings):
+// what the process shows now, which it may have rewritten.
+func Environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int) (vars []string, truncated bool, err error) {
+	return readList(procRoot, pid, startBootNs, maxBytes, "environ", nil)
+}
+
 // cmdline is Cmdline with a hook run between the read and the second start
 // check, for tests.
 func cmdline(procRoot string, pid uint32, startBootNs uint64, maxBytes int, between func()) ([]string, bool, error) {
+	return readList(procRoot, pid, startBootNs, maxBytes, "cmdline", between)
+}
+
+// readList reads a NUL-separated list of /proc/PID (cmdline, environ).
+func readList(procRoot string, pid uint32, startBootNs uint64, maxBytes int, name string, between func()) ([]string, bool, error) {
 	if maxBytes <= 0 {
-		return nil, false, fmt.Errorf("cmdline bound maxBytes is %d, want more than 0", maxBytes)
+		return nil, false, fmt.Errorf("%s bound maxBytes is %d, want more than 0", name, maxBytes)
 	}
 	// The directory descriptor holds the process itself, not its number:
 	// once that process is gone, nothing under it opens, even when a new
@@ -100,20 +111,20 @@ func cmdline(procRoot string, pid uint32, startBootNs uint64, maxBytes int, betw
 	// counts as the exec's process.
 	dir, err := unix.Open(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, false, fmt.Errorf("cmdline of pid %d: %w", pid, err)
+		return nil, false, fmt.Errorf("%s of pid %d: %w", name, pid, err)
 	}
 	defer unix.Close(dir)
 	if err := sameStartAt(dir, pid, startBootNs); err != nil {
 		return nil, false, err
 	}
-	f, err := openAt(dir, "cmdline")
+	f, err := openAt(dir, name)
 	if err != nil {
-		return nil, false, fmt.Errorf("cmdline of pid %d: %w", pid, err)
+		return nil, false, fmt.Errorf("%s of pid %d: %w", name, pid, err)
 	}
 	defer f.Close()
 	b, cut, err := readBounded(f, maxBytes)
 	if err != nil {
-		return nil, false, fmt.Errorf("cmdline of pid %d: %w", pid, err)
+		return nil, false, fmt.Errorf("%s of pid %d: %w", name, pid, err)
 	}
 	if between != nil {
 		between()
