@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -224,5 +225,50 @@ func TestPrivilegedRedactCodeLiteral(t *testing.T) {
 	}
 	if args := fmt.Sprint(got[0].attrs["process.command_args"]); strings.Contains(args, "S3cretPw") {
 		t.Errorf("process.command_args %s carries the credential", args)
+	}
+}
+
+// TestPrivilegedForkedPythonChild: a python child that forked without
+// exec'ing, made itself not dumpable (its /proc entries then belong to
+// root) and imports a tool's entry module is reported with its own
+// credentials, its cgroup and its ancestry, all from /proc checked against
+// its start time.
+func TestPrivilegedForkedPythonChild(t *testing.T) {
+	l := startLive(t, nil)
+	marker := newMarker("forked_child")
+	code := `import os, ctypes, time
+pid = os.fork()
+if pid == 0:
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+    m = "mitm" + "proxy.tools." + "main"
+    __import__(m)
+    time.sleep(1)
+    os._exit(0)
+os.waitpid(pid, 0)
+`
+	cmd := exec.Command("/usr/bin/python3", "-c", code, marker)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 {
+		t.Fatalf("%d records, want 1 (the child's module load)", len(got))
+	}
+	a := got[0].attrs
+	if a["process.pid"] == int64(cmd.Process.Pid) || a["process.parent_pid"] != int64(cmd.Process.Pid) {
+		t.Errorf("pid %v parent %v, want the child of %d", a["process.pid"], a["process.parent_pid"], cmd.Process.Pid)
+	}
+	if a["process.user.id"] != int64(65534) || a["process.real_user.id"] != int64(65534) {
+		t.Errorf("user %v real user %v, want 65534 (not the owner of /proc/PID)", a["process.user.id"], a["process.real_user.id"])
+	}
+	if cg, _ := a["process.linux.cgroup"].(string); !strings.HasPrefix(cg, "/") {
+		t.Errorf("process.linux.cgroup %q, want the child's cgroup", cg)
+	}
+	anc, _ := a["mitmexec.ancestors"].([]any)
+	if len(anc) == 0 || !strings.HasPrefix(fmt.Sprint(anc[0]), fmt.Sprintf("%d:", cmd.Process.Pid)) {
+		t.Errorf("mitmexec.ancestors %v, want the python parent %d first", anc, cmd.Process.Pid)
 	}
 }

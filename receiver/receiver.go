@@ -396,10 +396,7 @@ func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
 	if !ok {
 		return
 	}
-	e, ok := r.recent.get(ev.PID)
-	if !ok {
-		e = r.execFromProc(ev.PID)
-	}
+	e := r.execOf(ev.PID)
 	// Only an interpreter running the module is a run of the tool: cat,
 	// grep, a backup or an editor opening the same file is not, and
 	// neither is python byte-compiling it (py_compile, compileall).

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package receiver
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mitmexec/mitmexec/internal/event"
+)
+
+// writeProcEntry writes procRoot/PID/{stat,cmdline,status} for a process that
+// started at start clock ticks.
+func writeProcEntry(t *testing.T, root string, pid, ppid, start int, cmdline string, uid int) {
+	t.Helper()
+	d := filepath.Join(root, strconv.Itoa(pid))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"stat":    fmt.Sprintf("%d (python3) S %d 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, ppid, start),
+		"cmdline": cmdline,
+		"status":  fmt.Sprintf("Name:\tpython3\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\n", uid, uid, uid, uid, uid, uid, uid, uid),
+		"cgroup":  "0::/user.slice/app.scope\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestExecOfChecksTheStartTime(t *testing.T) {
+	root := t.TempDir()
+	r := &mitmexecReceiver{procRoot: root, recent: newRecentExecs(8), bootClock: func() time.Duration { return time.Hour }}
+	// GIVEN the kernel's record of pid 100, which started at tick 500
+	r.recent.put(&event.Exec{PID: 100, StartBootTimeNs: 500 * 1e7, Args: []string{"python3", "kernel-record"}, EUID: 1000})
+
+	// WHEN pid 100 is still that process
+	writeProcEntry(t, root, 100, 1, 500, "python3\x00now\x00", 1000)
+	// THEN the kernel's record describes it
+	if e := r.execOf(100); len(e.Args) < 2 || e.Args[1] != "kernel-record" {
+		t.Errorf("same process: args %v, want the kernel's record", e.Args)
+	}
+
+	// WHEN pid 100 is another process now (it started at tick 900)
+	writeProcEntry(t, root, 100, 50, 900, "python3\x00reused\x00", 2000)
+	writeProcEntry(t, root, 50, 1, 100, "sh\x00", 0)
+	e := r.execOf(100)
+	// THEN the stale record is not used: /proc describes the new process,
+	// its credentials from status, its cgroup and its parent chain
+	if len(e.Args) < 2 || e.Args[1] != "reused" || e.EUID != 2000 || e.UID != 2000 || e.StartBootTimeNs != 900*1e7 {
+		t.Errorf("reused pid: %+v, want the new process from /proc", e)
+	}
+	if e.Cgroup != "/user.slice/app.scope" || len(e.Ancestors) != 1 || e.Ancestors[0].PID != 50 {
+		t.Errorf("reused pid: cgroup %q ancestors %+v, want its cgroup and parent chain", e.Cgroup, e.Ancestors)
+	}
+
+	// WHEN the process is gone
+	if err := os.RemoveAll(filepath.Join(root, "100")); err != nil {
+		t.Fatal(err)
+	}
+	// THEN the kernel's record is what is left of the opener
+	if e := r.execOf(100); len(e.Args) < 2 || e.Args[1] != "kernel-record" {
+		t.Errorf("gone process: args %v, want the kernel's record", e.Args)
+	}
+}
