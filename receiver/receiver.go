@@ -436,15 +436,21 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject {
 	e := &rec.Exec
 	var paths []string
-	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" {
+	// A path the kernel cut shows only its innermost components: it would
+	// name another place. It never satisfies an entry.
+	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" && !e.Has(event.FlagExePathTruncated) {
 		if id, err := fileid.Path(e.ExePath); err == nil && id.Dev == e.File.Dev && id.Ino == e.File.Ino {
 			paths = append(paths, e.ExePath)
 		}
 	}
+	cgroup := e.Cgroup
+	if e.Has(event.FlagCgroupTruncated) {
+		cgroup = ""
+	}
 	return allowlist.Subject{
 		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.SHA256,
 		UID: e.EUID, User: r.enricher.Owner(e.EUID), ParentExecutable: r.enricher.ParentExecutable(e),
-		ContainerID: enrich.ContainerID(e.Cgroup), Cgroup: e.Cgroup,
+		ContainerID: enrich.ContainerID(cgroup), Cgroup: cgroup,
 	}
 }
 

@@ -3,6 +3,7 @@
 package receiver
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/mitmexec/mitmexec/internal/allowlist"
+	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
@@ -67,5 +74,37 @@ func TestExecOfChecksTheStartTime(t *testing.T) {
 	// THEN the kernel's record is what is left of the opener
 	if e := r.execOf(100); len(e.Args) < 2 || e.Args[1] != "kernel-record" {
 		t.Errorf("gone process: args %v, want the kernel's record", e.Args)
+	}
+}
+
+// TestTruncatedPathsAllowNothing: a cgroup or executable path the kernel cut
+// at its depth bound shows only its innermost components, which would read
+// as another place: it never satisfies an allow entry, and the record says
+// it was cut.
+func TestTruncatedPathsAllowNothing(t *testing.T) {
+	r := newFakeReceiver(t, new(consumertest.LogsSink), newFakeSource())
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Shutdown(context.Background()) }()
+	r.allow = allowlist.New([]allowlist.Entry{{CgroupPrefix: "/system.slice/qa-proxy.service"}, {CgroupPrefix: "/"}})
+	e := event.Exec{PID: 7, Cgroup: "/system.slice/qa-proxy.service/a/b/c/d/e/f", ExePath: "/usr/bin/x", Flags: event.FlagCgroupTruncated | event.FlagExePathTruncated | event.FlagCwdTruncated}
+	rec := detectionRecord{Exec: e, Detection: detect.Detection{Tool: &detect.Tool{Name: "ettercap"}}}
+	s := r.allowSubject(&rec)
+	if s.Cgroup != "" || s.ContainerID != "" || len(s.ExecutablePaths) != 0 {
+		t.Errorf("subject of truncated paths: %+v, want no cgroup, container or path", s)
+	}
+	if i := r.allow.Match(s); i >= 0 {
+		t.Errorf("allow entry %d matched a cut cgroup", i)
+	}
+	// the whole path still matches
+	rec.Exec.Flags = 0
+	if r.allow.Match(r.allowSubject(&rec)) < 0 {
+		t.Errorf("the whole cgroup path matched no entry")
+	}
+	a := pcommon.NewMap()
+	putTruncatedPaths(a, &e)
+	if v, ok := a.Get("mitmexec.paths_truncated"); !ok || v.Slice().Len() != 3 {
+		t.Errorf("mitmexec.paths_truncated = %v, want executable, working_directory, cgroup", a.AsRaw())
 	}
 }
