@@ -99,8 +99,8 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		}
 		r.set.Logger.Debug("tool module files watched", zap.Int("files", n))
 	}
-	for _, pid := range r.killer.protected() {
-		if err := r.source.Protect(pid); err != nil {
+	for _, p := range r.killer.protected() {
+		if err := r.source.Protect(p.pid, p.startTicks); err != nil {
 			return 0, fmt.Errorf("program kernel protected processes: %w", err)
 		}
 	}

@@ -41,7 +41,7 @@ type execSource interface {
 	PutVerdict(id event.FileID, v event.Verdict) error
 	PutName(name string, v event.Verdict) error
 	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
-	Protect(pid uint32) error
+	Protect(pid uint32, startTicks uint64) error
 	Stats() (tracer.Stats, error)
 	// Deny is nil when the kernel refuses tool execs itself (BPF LSM),
 	// else why it does not.

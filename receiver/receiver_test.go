@@ -57,7 +57,7 @@ func (f *fakeSource) PutName(n string, v event.Verdict) error {
 	return nil
 }
 func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
-func (f *fakeSource) Protect(uint32) error                                  { return nil }
+func (f *fakeSource) Protect(uint32, uint64) error                          { return nil }
 func (f *fakeSource) Deny() error                                           { return errors.New("fake kernel without BPF LSM") }
 func (f *fakeSource) Stats() (tracer.Stats, error) {
 	return tracer.Stats{Execs: 10, Submitted: 3}, nil
