@@ -272,3 +272,29 @@ os.waitpid(pid, 0)
 		t.Errorf("mitmexec.ancestors %v, want the python parent %d first", anc, cmd.Process.Pid)
 	}
 }
+
+// TestPrivilegedContainerExitedFirstSight: a tool copy run under a path
+// only its own mount namespace has, gone before the judge reads it, is read
+// through its parent (alive, same namespace) and reported.
+func TestPrivilegedContainerExitedFirstSight(t *testing.T) {
+	l := startLive(t, nil)
+	arpspoof := lookPath(t, "arpspoof")
+	base := t.TempDir()
+	real, hidden := filepath.Join(base, "real"), filepath.Join(base, "hidden")
+	for _, d := range []string{real, hidden} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patchedCopy(t, arpspoof, filepath.Join(real, "netcheck"))
+	marker := newMarker("exited_in_namespace")
+	// the tool dies in its loader at once (1 MB of address space); its
+	// parent shell stays a second
+	script := fmt.Sprintf("mount --bind %s %s && (ulimit -v 1000; %s -h %s); sleep 1", real, hidden, filepath.Join(hidden, "netcheck"), marker)
+	_ = exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).Run()
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 || got[0].attrs["mitmexec.tool.name"] != "arpspoof" {
+		t.Fatalf("%d records, want 1 of arpspoof", len(got))
+	}
+}

@@ -205,6 +205,16 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 	if e.ExePath != "" && e.Nlink > 0 {
 		cands = append(cands, candidate{e.ExePath, safeopen.OpenRegularNoFollow, false})
 	}
+	// A process in a container that has exited left a path that means
+	// nothing in the collector's namespace; its parent, in the same mount
+	// namespace and usually still alive, resolves it in that root.
+	if e.ExePath != "" && e.Nlink > 0 && !e.Has(event.FlagExePathTruncated) && e.PPID > 1 && e.MntNS != 0 &&
+		mountNamespaceOf(h.pidDir(e.PPID)) == e.MntNS {
+		ppid := e.PPID
+		cands = append(cands, candidate{e.ExePath, func(p string) (*os.File, unix.Stat_t, error) {
+			return safeopen.OpenInProcess(h.procRoot, ppid, p)
+		}, false})
+	}
 	var lastErr error = ErrGone
 	for i, c := range cands {
 		f, st, err := c.open(c.path)
@@ -484,4 +494,18 @@ func (h *Hasher) putScript(id event.FileID, r scriptResult) {
 	}
 	h.scripts[id] = r
 	h.scriptsBytes += len(r.head)
+}
+
+// mountNamespaceOf returns the inode number of the mount namespace of the
+// process at pidDir, 0 when it cannot be read.
+func mountNamespaceOf(pidDir string) uint32 {
+	link, err := os.Readlink(filepath.Join(pidDir, "ns", "mnt"))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "mnt:["), "]"), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
 }
