@@ -14,6 +14,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
 	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 // Bounds on what one exec may make the receiver read: the structure of an
@@ -88,6 +89,9 @@ func (h hostFiles) ReadDir(e *event.Exec, dir string, max int) ([]string, error)
 		base = filepath.Join(pidDir, "root")
 	}
 	if err := h.sameProcess(e); err != nil {
+		return nil, err
+	}
+	if err := safeopen.RefuseUntrusted(h.procRoot, e.PID, dir); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(filepath.Join(base, dir))

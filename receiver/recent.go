@@ -13,6 +13,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 // recentExecs remembers the exec records of interpreters that were not
@@ -93,7 +94,10 @@ func (r *mitmexecReceiver) execFromProc(pid uint32) event.Exec {
 	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10))
 	exePath, errPath := os.Readlink(filepath.Join(dir, "exe"))
 	var exe unix.Stat_t
-	errStat := unix.Stat(filepath.Join(dir, "exe"), &exe)
+	errStat := safeopen.RefuseUntrusted(r.procRoot, pid, "/proc/self/exe") // a stat of a FUSE file asks its server
+	if errStat == nil {
+		errStat = unix.Stat(filepath.Join(dir, "exe"), &exe)
+	}
 	if again, err := procstat.Read(r.procRoot, pid); err != nil || !again.SameStart(e.StartBootTimeNs) {
 		return e // the exe link may have been another process's
 	}

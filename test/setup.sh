@@ -13,8 +13,9 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # binutils (objcopy): test fixtures; strace: the hostile-input suite watches
 # the collector's opens; nodejs: the GitHub Action's test runs its main and
 # post steps; python3-pip, -setuptools, -wheel: a real pip install of a local
-# package (compiling is no run); the real tools the privileged tests exec.
-packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 python3-pip python3-setuptools python3-wheel strace nodejs
+# package (compiling is no run); python3-fusepy: a FUSE server that never
+# answers the collector; the real tools the privileged tests exec.
+packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 python3-pip python3-setuptools python3-wheel python3-fusepy strace nodejs
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6)
 missing=()
 for p in "${packages[@]}"; do

@@ -201,6 +201,13 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 		// process runs whatever device stat reports.
 		anyDev bool
 	}
+	if e.Has(event.FlagUntrustedFS) {
+		// The kernel saw the file on FUSE: its server may never answer our
+		// open (and what it would serve us proves nothing). It is judged by
+		// what exec read, the kernel's fingerprint.
+		h.lost.Add(1)
+		return nil, unix.Stat_t{}, -1, fmt.Errorf("executable %q of pid %d: %w", e.ExePath, e.PID, safeopen.ErrUntrustedFS)
+	}
 	cands := []candidate{{filepath.Join(h.pidDir(e.PID), "exe"), safeopen.OpenRegular, true}}
 	if e.ExePath != "" && e.Nlink > 0 {
 		cands = append(cands, candidate{e.ExePath, safeopen.OpenRegularNoFollow, false})
@@ -307,7 +314,11 @@ func (h *Hasher) OpenScript(e *event.Exec, p string) (*os.File, unix.Stat_t, err
 	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
 	if err != nil {
 		if host, ok := h.hostPath(e, p); ok {
-			f, st, err = safeopen.OpenRegular(host)
+			// the collector's own mount table says whether the host's
+			// path leads onto FUSE
+			if err = safeopen.RefuseUntrusted(h.procRoot, uint32(os.Getpid()), host); err == nil {
+				f, st, err = safeopen.OpenRegular(host)
+			}
 		}
 	}
 	if err != nil {

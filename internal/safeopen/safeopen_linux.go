@@ -203,6 +203,11 @@ func OpenInProcess(procRoot string, pid uint32, p string) (*os.File, unix.Stat_t
 		return nil, unix.Stat_t{}, fmt.Errorf("path %q holds a NUL byte", p)
 	}
 	pidDir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
+	if lexEntry, lexOwn, err := ownEntry(p); err == nil {
+		if err := refuseUntrusted(pidDir, p, lexOwn, lexEntry); err != nil {
+			return nil, unix.Stat_t{}, err
+		}
+	}
 	rootFd, err := openPath(filepath.Join(pidDir, "root"), unix.O_DIRECTORY)
 	if err != nil {
 		return nil, unix.Stat_t{}, fmt.Errorf("root of pid %d: %w", pid, err)
