@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
@@ -32,13 +33,33 @@ type hostFiles struct {
 	needles  []string
 }
 
-func (h hostFiles) structure(f interface {
-	ReadAt([]byte, int64) (int, error)
-}, size int64) (elfid.Identity, error) {
+func (h hostFiles) structure(f io.ReaderAt, size int64) (elfid.Identity, error) {
 	// A Go build is named by its module; its sections are hashed only for
 	// the installed builds (kernel.go), whose renamed or patched copies the
-	// kernel's fingerprint recognises anyway.
-	return elfid.Read(f, size, elfid.Options{MaxBytes: maxStructureBytes, Needles: h.needles, SkipGoSections: true})
+	// kernel's fingerprint recognises anyway. The read is bounded in time
+	// like every other: a file whose reads crawl (a slow network mount)
+	// ends as an unread first sight, judged again at its next exec.
+	r := deadlineReader{r: f, deadline: time.Now().Add(maxStructureTime)}
+	return elfid.Read(r, size, elfid.Options{MaxBytes: maxStructureBytes, Needles: h.needles, SkipGoSections: true})
+}
+
+// maxStructureTime bounds the reading of one executable's structure.
+const maxStructureTime = filehash.DefaultExecTime
+
+// errStructureTime ends a structure read past maxStructureTime.
+var errStructureTime = errors.New("elf structure read over its time bound")
+
+// deadlineReader fails every read after its deadline.
+type deadlineReader struct {
+	r        io.ReaderAt
+	deadline time.Time
+}
+
+func (d deadlineReader) ReadAt(p []byte, off int64) (int, error) {
+	if time.Now().After(d.deadline) {
+		return 0, fmt.Errorf("%w (%s)", errStructureTime, maxStructureTime)
+	}
+	return d.r.ReadAt(p, off)
 }
 
 // ExecELF reads the structure of the very file the exec loaded.

@@ -3,7 +3,9 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,5 +108,34 @@ func TestTruncatedPathsAllowNothing(t *testing.T) {
 	putTruncatedPaths(a, &e)
 	if v, ok := a.Get("mitmexec.paths_truncated"); !ok || v.Slice().Len() != 3 {
 		t.Errorf("mitmexec.paths_truncated = %v, want executable, working_directory, cgroup", a.AsRaw())
+	}
+}
+
+// slowReaderAt takes its time over every read of an ELF file's bytes.
+type slowReaderAt struct {
+	b []byte
+	d time.Duration
+}
+
+func (s slowReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.d)
+	return bytes.NewReader(s.b).ReadAt(p, off)
+}
+
+func TestStructureReadIsBoundedInTime(t *testing.T) {
+	// GIVEN an executable whose every read takes 300 ms
+	b, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	// WHEN its structure is read
+	_, err = hostFiles{}.structure(slowReaderAt{b, 300 * time.Millisecond}, int64(len(b)))
+	// THEN the read ends at the time bound, with an error that says so
+	if !errors.Is(err, errStructureTime) {
+		t.Fatalf("reading a crawling file: %v, want the time bound's error", err)
+	}
+	if d := time.Since(begin); d > maxStructureTime+time.Second {
+		t.Errorf("structure read took %v, bound %v", d, maxStructureTime)
 	}
 }
