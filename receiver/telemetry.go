@@ -52,6 +52,10 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 		tb.RegisterReceiverMitmexecJudgeDroppedCallback(local(&r.judgeDropped)),
 		tb.RegisterReceiverMitmexecModuleLoadsCallback(local(&r.moduleLoads)),
 		tb.RegisterReceiverMitmexecSummarizedCallback(local(&r.summarized)),
+		tb.RegisterReceiverMitmexecUnreadFirstSightsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(r.rule.Unread()))
+			return nil
+		}),
 		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
 			st := r.hasher.Stats()
 			o.Observe(int64(st.Lost + st.TooLarge))
