@@ -285,8 +285,13 @@ func (r *Rule) Judge(e *event.Exec) Result {
 	res := Result{SHA256: id.sum, Interpreter: id.kind == event.VerdictInterpreter}
 	if id.tool != nil {
 		match, detail := id.match, id.detail
-		if r.cat.byName[e.Name] == id.tool {
+		switch {
+		case r.cat.byName[e.Name] == id.tool:
 			match, detail = MatchExecutableName, e.Name
+		case match == MatchExecutableName:
+			// The identity was first judged under the tool's name; this
+			// exec reached the same inode under another one: a hard link.
+			match, detail = MatchInode, ""
 		}
 		if detail == "" {
 			detail = e.ExePath

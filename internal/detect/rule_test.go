@@ -658,3 +658,20 @@ func TestCatalogBinaryCarriesNoSignature(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleHardLinkAfterTheName: an inode first judged under the tool's own
+// name and then exec'd through a hard link is reported as the inode, not
+// the name this exec did not have.
+func TestRuleHardLinkAfterTheName(t *testing.T) {
+	r := newTestRule(t, &fakeFiles{})
+	id := event.FileID{Dev: 1, Ino: 200, CtimeNs: 9} // arpspoof, linked since the scan
+	byName := elf("arpspoof", "/dev/fd/3", id)
+	byName.Nlink = 2
+	r.Judge(&byName)
+	link := elf("netcheck", "/tmp/netcheck", id)
+	link.Nlink = 2
+	res := r.Judge(&link)
+	if !res.Detected || res.Detection.Tool.Name != "arpspoof" || res.Detection.Match != MatchInode {
+		t.Fatalf("hard link after the name: %+v, want arpspoof by inode", res.Detection)
+	}
+}
