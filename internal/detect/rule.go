@@ -312,7 +312,10 @@ func (r *Rule) Judge(e *event.Exec) Result {
 		}
 	}
 	if kind != NotInterpreter {
-		if d, ok := r.interpreter(e, kind); ok {
+		// ldd's listing is taken from a loader known by what it is only:
+		// a file merely named like the loader may run what it is given
+		lists := kind == Loader && e.Has(event.FlagLoaderLists) && !id.byName
+		if d, ok := r.interpreter(e, kind, lists); ok {
 			res.Detection, res.Detected = d, true
 			return res
 		}
@@ -330,12 +333,12 @@ func (r *Rule) Judge(e *event.Exec) Result {
 // interpreter judges what an interpreter's argv says it runs. An argv the
 // kernel cut is read whole from the process where it still lives, and is
 // never taken to mean "no program".
-func (r *Rule) interpreter(e *event.Exec, kind InterpreterKind) (Detection, bool) {
+func (r *Rule) interpreter(e *event.Exec, kind InterpreterKind, lists bool) (Detection, bool) {
 	args, complete := argvOf(e)
-	d, ok, undecided := r.runs(e, kind, args, 0)
+	d, ok, undecided := r.runs(e, kind, args, 0, lists)
 	if !ok && undecided && !complete && r.files != nil {
 		if full, err := r.files.Cmdline(e); err == nil && len(full) > 0 {
-			d, ok, _ = r.runs(e, kind, full, 0)
+			d, ok, _ = r.runs(e, kind, full, 0, lists)
 		}
 	}
 	return d, ok
@@ -347,7 +350,7 @@ const maxLoaderDepth = 4
 // runs judges what args, the argv of an interpreter of kind, runs. depth
 // counts the loaders in front of it. undecided says the program may sit
 // in a part of argv the kernel did not capture.
-func (r *Rule) runs(e *event.Exec, kind InterpreterKind, args []string, depth int) (d Detection, ok, undecided bool) {
+func (r *Rule) runs(e *event.Exec, kind InterpreterKind, args []string, depth int, lists bool) (d Detection, ok, undecided bool) {
 	inv := argv.Parse(kind, args)
 	undecided = inv.Undecided()
 	named := inv.Script != "" && inv.Script != argv.Elided
@@ -362,7 +365,7 @@ func (r *Rule) runs(e *event.Exec, kind InterpreterKind, args []string, depth in
 		}
 	case inv.Stdin && kind == Python:
 		d, ok = r.stdin(e)
-	case named && kind == Loader && e.Has(event.FlagLoaderLists):
+	case named && lists:
 		return Detection{}, false, false // ldd: glibc's loader lists the libraries and runs nothing
 	case named && (kind == Loader || kind == MuslLoader):
 		return r.loaded(e, args[inv.At:], depth)
@@ -471,7 +474,7 @@ func (r *Rule) loaded(e *event.Exec, args []string, depth int) (Detection, bool,
 	if kind == NotInterpreter || depth+1 >= maxLoaderDepth {
 		return Detection{}, false, false
 	}
-	return r.runs(e, kind, args, depth+1)
+	return r.runs(e, kind, args, depth+1, false)
 }
 
 // programKind is the interpreter a program named in argv is, by its

@@ -119,6 +119,7 @@ func newTestRule(t *testing.T, files *fakeFiles) *Rule {
 	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp, nil)
 	r.AddInstalled(cat.ByFileName("sslsplit"), event.FileID{Dev: 1, Ino: 500, CtimeNs: 1}, "", nil, &sslsplitELF)
 	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil, nil)
+	r.AddInterpreter(Loader, event.FileID{Dev: 1, Ino: 56}, "", nil, nil) // the host's loader
 	return r
 }
 
@@ -238,6 +239,8 @@ func TestRule(t *testing.T) {
 		{"dynamic loader benign", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/bin/ls"), "", ""},
 		// ldd of a tool before the loader's verdict reached the kernel
 		{"glibc loader listing (ldd)", withFlags(elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "", ""},
+		// a file merely named like the loader may run what it is given, listing variable or not
+		{"unknown file named like the loader, listing variable set", withFlags(elf("ld-linux-x86-64.so.2", "/tmp/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 58}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "ettercap", MatchInterpreterArgs},
 		// musl's loader ignores LD_TRACE_LOADED_OBJECTS: it runs the tool
 		{"musl loader with LD_TRACE_LOADED_OBJECTS", withFlags(elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 57}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "ettercap", MatchInterpreterArgs},
 		{"musl loader --list", elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 57}, "ld.so", "--list", "/usr/bin/ettercap"), "", ""},
