@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
@@ -40,7 +41,8 @@ func (h hostFiles) structure(f io.ReaderAt, size int64) (elfid.Identity, error) 
 	// like every other: a file whose reads crawl (a slow network mount)
 	// ends as an unread first sight, judged again at its next exec.
 	r := deadlineReader{r: f, deadline: time.Now().Add(maxStructureTime)}
-	return elfid.Read(r, size, elfid.Options{MaxBytes: maxStructureBytes, Needles: h.needles, SkipGoSections: true})
+	needles := append(append([]string(nil), h.needles...), detect.InterpreterNeedles()...)
+	return elfid.Read(r, size, elfid.Options{MaxBytes: maxStructureBytes, Needles: needles, SkipGoSections: true})
 }
 
 // maxStructureTime bounds the reading of one executable's structure.

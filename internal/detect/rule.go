@@ -464,6 +464,9 @@ func (r *Rule) loaded(e *event.Exec, args []string, depth int) (Detection, bool,
 				return Detection{Tool: t, Match: MatchStructure, Detail: "loader " + p + ": " + what, Script: p}, true, false
 			}
 			kind = r.interpreterBy(sum, &st)
+			if kind == NotInterpreter && pythonByStructure(&st) {
+				kind = Python
+			}
 		} else {
 			kind = r.interpreterBy(sum, nil)
 		}
@@ -488,6 +491,9 @@ func (r *Rule) programKind(e *event.Exec, p string) InterpreterKind {
 		}
 		if k := r.interpreterBy(sum, st); k != NotInterpreter {
 			return k
+		}
+		if pythonByStructure(st) {
+			return Python
 		}
 	}
 	return r.cat.Interpreter(path.Base(p))
@@ -633,6 +639,9 @@ func (r *Rule) byContent(e *event.Exec) (identity, bool) {
 		}
 		if k := r.interpreterBy("", &st); k != NotInterpreter {
 			return identity{kind: event.VerdictInterpreter, interp: k}, true
+		}
+		if pythonByStructure(&st) {
+			return identity{kind: event.VerdictInterpreter, interp: Python}, true
 		}
 		if !r.cat.HasSHA256() {
 			return identity{}, true

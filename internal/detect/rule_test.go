@@ -678,3 +678,43 @@ func TestRuleHardLinkAfterTheName(t *testing.T) {
 		t.Fatalf("hard link after the name: %+v, want arpspoof by inode", res.Detection)
 	}
 }
+
+// TestRulePythonByStructure: a python the host never had (another build, a
+// container's, one linked to libpython) is python by its structure, under
+// any name: its -c is read as python's.
+func TestRulePythonByStructure(t *testing.T) {
+	static := elfid.Identity{Found: []string{cpythonUsage}}
+	shared := elfid.Identity{Needed: []string{"libpython3.12.so.1.0", "libc.so.6"}}
+	goProgram := elfid.Identity{GoModule: "example.com/x", Found: []string{cpythonUsage}}
+	files := &fakeFiles{execELF: map[event.FileID]elfid.Identity{
+		{Dev: 2, Ino: 1}: static, {Dev: 2, Ino: 2}: shared, {Dev: 2, Ino: 3}: goProgram,
+	}}
+	r := newTestRule(t, files)
+	code := "from mitmproxy.tools.main import mitmdump; mitmdump()"
+	for _, c := range []struct {
+		name string
+		exec event.Exec
+		tool string
+	}{
+		{"static python named sh", elf("sh", "/x/sh", event.FileID{Dev: 2, Ino: 1}, "sh", "-c", code), "mitmdump"},
+		{"libpython python named bash", elf("bash", "/x/bash", event.FileID{Dev: 2, Ino: 2}, "bash", "-c", code), "mitmdump"},
+		{"Go program holding the usage line", elf("sh", "/x/sh", event.FileID{Dev: 2, Ino: 3}, "sh", "-c", code), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.exec
+			res := r.Judge(&e)
+			if c.tool == "" {
+				if res.Detected {
+					t.Fatalf("want no detection, got %+v", res.Detection)
+				}
+				return
+			}
+			if !res.Detected || res.Detection.Tool.Name != c.tool {
+				t.Fatalf("got %+v, want %s", res.Detection, c.tool)
+			}
+			if !r.IsPython(&e) {
+				t.Errorf("IsPython false for a python by structure")
+			}
+		})
+	}
+}
