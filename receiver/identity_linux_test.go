@@ -34,6 +34,26 @@ func patchedCopy(t *testing.T, src, dst string) {
 	}
 }
 
+// noSectionHeadersCopy is patchedCopy that also drops the section header
+// table (e_shoff, e_shnum, e_shstrndx zeroed, as sstrip leaves a file):
+// the program still runs, but has no section to hash.
+func noSectionHeadersCopy(t *testing.T, src, dst string) {
+	t.Helper()
+	patchedCopy(t, src, dst)
+	b, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[4] != 2 || b[5] != 1 {
+		t.Fatalf("%s is not a little-endian ELF64 file", src)
+	}
+	clear(b[0x28:0x30])
+	clear(b[0x3c:0x40])
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func realPath(t *testing.T, p string) string {
 	t.Helper()
 	r, err := filepath.EvalSymlinks(p)
@@ -62,6 +82,8 @@ func TestPrivilegedIdentityBeforeName(t *testing.T) {
 	copyFile(t, arpspoof, filepath.Join(dir, "a", "sh"))
 	copyFile(t, ettercap, filepath.Join(dir, "a", "perl"))
 	patchedCopy(t, arpspoof, filepath.Join(dir, "b", "bash"))
+	noSectionHeadersCopy(t, arpspoof, filepath.Join(dir, "b", "dash"))
+	noSectionHeadersCopy(t, ettercap, filepath.Join(dir, "b", "netmon"))
 	patchedCopy(t, python, filepath.Join(dir, "c", "sh"))
 	patchedCopy(t, python, filepath.Join(dir, "c", "svc-helper"))
 	patchedCopy(t, loader, filepath.Join(dir, "d", "svc-loader"))
@@ -74,6 +96,8 @@ func TestPrivilegedIdentityBeforeName(t *testing.T) {
 		{name: "arpspoof named sh -c", tool: "arpspoof", argv: []string{filepath.Join(dir, "a", "sh"), "-c", "true"}},
 		{name: "ettercap named perl", tool: "ettercap", argv: []string{filepath.Join(dir, "a", "perl"), "--version"}},
 		{name: "patched arpspoof named bash", tool: "arpspoof", match: "elf_structure", argv: []string{filepath.Join(dir, "b", "bash"), "-h"}},
+		{name: "patched arpspoof without section headers named dash", tool: "arpspoof", match: "elf_structure", argv: []string{filepath.Join(dir, "b", "dash"), "-h"}},
+		{name: "patched ettercap without section headers", tool: "ettercap", match: "elf_structure", argv: []string{filepath.Join(dir, "b", "netmon"), "--version"}},
 		{name: "patched python named sh", tool: "mitmdump", match: "interpreter_args", argv: []string{filepath.Join(dir, "c", "sh"), "-c", runpy}},
 		{name: "patched python", tool: "mitmdump", match: "script", argv: []string{filepath.Join(dir, "c", "svc-helper"), mitmdump, "--version"}},
 		{name: "patched loader", tool: "ettercap", argv: []string{filepath.Join(dir, "d", "svc-loader"), ettercap, "--version"}},

@@ -116,7 +116,7 @@ func installedStructure(p string) (elfid.Identity, error) {
 		return elfid.Identity{}, err
 	}
 	defer f.Close()
-	return elfid.Read(f, st.Size, elfid.Options{MaxBytes: maxStructureBytes})
+	return elfid.Read(f, st.Size, elfid.Options{MaxBytes: maxStructureBytes, HashSegments: true})
 }
 
 // moduleMarks lists the files of every catalog module that starts a tool:

@@ -85,7 +85,14 @@ type Options struct {
 	// MiB) is most of the cost of a first sight on a build machine, where
 	// every test binary is new.
 	SkipGoSections bool
+	// HashSegments hashes every loadable segment (PT_LOAD) as well, for the
+	// installed builds whose stripped copies must still match. Without it
+	// segments are hashed, and searched for needles, only where the file
+	// has no section to hash: section headers are not needed to run a
+	// program, and a copy without them keeps its segments.
+	HashSegments bool
 }
+
 
 // Section is one hashed section.
 type Section struct {
@@ -179,6 +186,11 @@ func read(r io.ReaderAt, size int64, o Options, chunk int) (id Identity, err err
 	}
 	if err := s.sections(f, &id); err != nil {
 		return Identity{}, err
+	}
+	if o.HashSegments || len(id.Code) == 0 {
+		if err := s.segments(f, &id, len(id.Code) == 0); err != nil {
+			return Identity{}, err
+		}
 	}
 	for i, n := range o.Needles {
 		if s.m.found[i] && !contains(id.Found, n) {
@@ -490,6 +502,7 @@ type scanner struct {
 	size  int64
 	chunk int
 	m     *matcher
+	mask  []bool // bytes of the ELF header hashed as zero (segments only)
 }
 
 type job struct {
@@ -539,7 +552,7 @@ func (s *scanner) sections(f *elf.File, id *Identity) error {
 		if buf == nil {
 			buf = make([]byte, s.m.overlap()+s.chunk)
 		}
-		sum, err := s.stream(buf, sec, j.search && s.m.left > 0)
+		sum, err := s.stream(buf, int64(sec.Offset), int64(sec.FileSize), j.search && s.m.left > 0)
 		if err != nil {
 			return fmt.Errorf("elf section %.64q (%d bytes at offset %d): %w", sec.Name, sec.FileSize, sec.Offset, err)
 		}
@@ -550,11 +563,38 @@ func (s *scanner) sections(f *elf.File, id *Identity) error {
 	return nil
 }
 
-func (s *scanner) stream(buf []byte, sec *elf.Section, search bool) (string, error) {
+// segments hashes the loadable segments, naming each PT_LOAD#i with its
+// permissions, and searches them for needles when search is set (a file
+// without sections: the read-only data sits in one of them).
+func (s *scanner) segments(f *elf.File, id *Identity, search bool) error {
+	var buf []byte
+	for i, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Filesz < minHashed {
+			continue
+		}
+		if p.Off > uint64(s.size) || p.Filesz > uint64(s.size)-p.Off || p.Filesz > uint64(s.r.remaining()) {
+			id.Partial = true
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, s.m.overlap()+s.chunk)
+		}
+		s.mask = headerMask(f.Class)
+		sum, err := s.stream(buf, int64(p.Off), int64(p.Filesz), search && s.m.left > 0)
+		s.mask = nil
+		if err != nil {
+			return fmt.Errorf("elf segment %d (%d bytes at offset %d): %w", i, p.Filesz, p.Off, err)
+		}
+		id.Code = append(id.Code, Section{Name: fmt.Sprintf("PT_LOAD#%d %s", i, p.Flags), Size: p.Filesz, SHA256: sum})
+	}
+	return nil
+}
+
+func (s *scanner) stream(buf []byte, start, size int64, search bool) (string, error) {
 	h := sha256.New()
 	keep := 0
 	ov := s.m.overlap()
-	off, end := int64(sec.Offset), int64(sec.Offset+sec.FileSize)
+	off, end := start, start+size
 	for off < end {
 		n := int(min(int64(s.chunk), end-off))
 		m, err := s.r.ReadAt(buf[keep:keep+n], off)
@@ -564,7 +604,11 @@ func (s *scanner) stream(buf []byte, sec *elf.Section, search bool) (string, err
 			}
 			return "", err
 		}
-		h.Write(buf[keep : keep+n])
+		if s.mask != nil && off < int64(len(s.mask)) {
+			h.Write(masked(buf[keep:keep+n], off, s.mask))
+		} else {
+			h.Write(buf[keep : keep+n])
+		}
 		off += int64(n)
 		w := buf[:keep+n]
 		if search && s.m.left > 0 {
@@ -574,6 +618,39 @@ func (s *scanner) stream(buf []byte, sec *elf.Section, search bool) (string, err
 		copy(buf, w[len(w)-keep:])
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// headerMask marks the ELF header bytes a segment's hash leaves out, as the
+// kernel's fingerprint does: e_ident's OS ABI, ABI version and padding,
+// and the fields that only locate the section headers. The loader reads
+// none of them, so a copy that changes them runs as the original.
+func headerMask(class elf.Class) []bool {
+	m := make([]bool, 64)
+	for i := 7; i < 16; i++ {
+		m[i] = true
+	}
+	spans := [][2]int{{0x28, 8}, {0x3a, 6}} // e_shoff; e_shentsize, e_shnum, e_shstrndx
+	if class == elf.ELFCLASS32 {
+		spans = [][2]int{{0x20, 4}, {0x2e, 6}}
+	}
+	for _, sp := range spans {
+		for i := sp[0]; i < sp[0]+sp[1]; i++ {
+			m[i] = true
+		}
+	}
+	return m
+}
+
+// masked returns b, read at file offset off, with the masked header bytes
+// zeroed (a copy; b is left as it is for the needle search).
+func masked(b []byte, off int64, mask []bool) []byte {
+	out := append([]byte(nil), b...)
+	for i := range out {
+		if o := off + int64(i); o < int64(len(mask)) && mask[o] {
+			out[i] = 0
+		}
+	}
+	return out
 }
 
 func contains(l []string, s string) bool {
