@@ -97,6 +97,14 @@ func TestPrivilegedFUSENeverWedges(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", filepath.Join(mnt, "script.py"), marker).Run(); err != nil {
 		t.Fatalf("the script served by FUSE: %v", err)
 	}
+	// a symbolic link elsewhere that leads onto the FUSE mount
+	link := filepath.Join(dir, "link.py")
+	if err := os.Symlink(filepath.Join(mnt, "script.py"), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("/usr/bin/python3", link, marker).Run(); err != nil {
+		t.Fatalf("the script served by FUSE through a link: %v", err)
+	}
 	time.Sleep(500 * time.Millisecond) // the judges have had both
 	tool := newMarker("tool_beside_fuse")
 	_ = exec.Command(lookPath(t, "ettercap"), "--version", tool).Run()

@@ -314,11 +314,9 @@ func (h *Hasher) OpenScript(e *event.Exec, p string) (*os.File, unix.Stat_t, err
 	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
 	if err != nil {
 		if host, ok := h.hostPath(e, p); ok {
-			// the collector's own mount table says whether the host's
-			// path leads onto FUSE
-			if err = safeopen.RefuseUntrusted(h.procRoot, uint32(os.Getpid()), host); err == nil {
-				f, st, err = safeopen.OpenRegular(host)
-			}
+			// resolved in the collector's own root, with the same checks:
+			// its mount table says whether the path leads onto FUSE
+			f, st, err = safeopen.OpenInProcess(h.procRoot, uint32(os.Getpid()), host)
 		}
 	}
 	if err != nil {

@@ -101,12 +101,31 @@ func mountOf(ms []mountEntry, p string) (mountEntry, bool) {
 // directory, is refused while the table has one; a symbolic link in an
 // absolute path that leads onto FUSE is not seen.
 func refuseUntrusted(pidDir, p string, own bool, entry string) error {
+	_, err := fuseMounted(pidDir, p, own, entry)
+	return err
+}
+
+// fuseMounted is refuseUntrusted that also says whether the process's mount
+// table holds a FUSE mount at all: an absolute path it lets through must
+// then be resolved without symbolic links, which could lead onto one.
+func fuseMounted(pidDir, p string, own bool, entry string) (bool, error) {
+	err := refuseTextually(pidDir, p, own, entry)
+	if errors.Is(err, errNoFUSE) {
+		return false, nil
+	}
+	return true, err
+}
+
+// errNoFUSE says the mount table holds no FUSE mount.
+var errNoFUSE = errors.New("no FUSE mount")
+
+func refuseTextually(pidDir, p string, own bool, entry string) error {
 	ms, err := mounts(pidDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// No table, no process: the resolution under its root fails
 		// the same way, before any file system is asked.
-		return nil
+		return errNoFUSE
 	case err != nil:
 		return fmt.Errorf("%q: mount table unread (%v): %w", p, err, ErrUntrustedFS)
 	}
@@ -115,7 +134,7 @@ func refuseUntrusted(pidDir, p string, own bool, entry string) error {
 		anyFUSE = anyFUSE || IsFUSE(m.fstype)
 	}
 	if !anyFUSE {
-		return nil
+		return errNoFUSE
 	}
 	untrusted := fmt.Errorf("%q: %w", p, ErrUntrustedFS)
 	switch {
