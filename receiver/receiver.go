@@ -450,7 +450,7 @@ func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject 
 	return allowlist.Subject{
 		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.SHA256,
 		UID: e.EUID, User: r.enricher.Owner(e.EUID), ParentExecutable: r.enricher.ParentExecutable(e),
-		ContainerID: enrich.ContainerID(cgroup), Cgroup: cgroup,
+		ContainerID: enrich.ContainerIDOf(e), Cgroup: cgroup,
 	}
 }
 

@@ -42,7 +42,7 @@ func New(procRoot, passwdPath string, hasher Hasher) *Enricher {
 // Enrich returns the context of e. sum is the executable's SHA-256 when the
 // rule already computed it.
 func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
-	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerID(e.Cgroup)}
+	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerIDOf(e)}
 	if c.SHA256 == "" && en.hasher != nil {
 		if s, err := en.hasher.ExecSHA256(e); err == nil {
 			c.SHA256 = s
@@ -130,6 +130,16 @@ func UserDelegated(cgroup string) bool {
 		}
 	}
 	return false
+}
+
+// ContainerIDOf is ContainerID of the exec's cgroup, "" when the kernel cut
+// the path at its depth bound: its innermost components, shown from the
+// root, could read as any layout.
+func ContainerIDOf(e *event.Exec) string {
+	if e.Has(event.FlagCgroupTruncated) {
+		return ""
+	}
+	return ContainerID(e.Cgroup)
 }
 
 // ContainerID extracts a container id from a cgroup v2 path in the layouts

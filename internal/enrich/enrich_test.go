@@ -35,6 +35,11 @@ func TestContainerID(t *testing.T) {
 			t.Errorf("ContainerID(%q) = %q, want %q", cgroup, got, want)
 		}
 	}
+	// the innermost components of a deeper path, shown from the root
+	cut := event.Exec{Cgroup: "/system.slice/a/b/c/d/e/f/docker-" + id + ".scope", Flags: event.FlagCgroupTruncated}
+	if got := ContainerIDOf(&cut); got != "" {
+		t.Errorf("ContainerIDOf a cut cgroup = %q, want none", got)
+	}
 }
 
 type fakeHasher struct{ sum string }
