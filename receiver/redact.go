@@ -746,6 +746,19 @@ func program(args []string) (name string, at int) {
 				i++
 			}
 			continue
+		case strings.HasPrefix(base, "ld-linux") || strings.HasPrefix(base, "ld-musl") || base == "ld.so":
+			// the loader runs the program after its own options; that
+			// program (python, a tool) is read as if exec'd
+			kind := argv.Loader
+			if strings.HasPrefix(base, "ld-musl") {
+				kind = argv.MuslLoader
+			}
+			inv := argv.Parse(kind, args[i:])
+			if inv.Script == "" || inv.Script == argv.Elided {
+				return "", len(args)
+			}
+			i += inv.At - 1
+			continue
 		case strings.HasPrefix(base, "python") || strings.HasPrefix(base, "pypy"):
 			return script(args, i, argv.Python)
 		case strings.HasPrefix(base, "perl"):

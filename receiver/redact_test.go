@@ -59,6 +59,12 @@ var redactTests = []struct {
 	{"python option with a value before the script", []string{"python3", "--check-hash-based-pycs", "always", "/usr/bin/nxc", "-p", "secret"}, false,
 		[]string{"python3", "--check-hash-based-pycs", "always", "/usr/bin/nxc", "-p", "REDACTED"}},
 
+	// The loader runs the tool, or python running it: read as if exec'd.
+	{"loader runs a tool", []string{"/lib64/ld-linux-x86-64.so.2", "--library-path", "/x", "/usr/bin/nxc", "-p", "pw"}, false,
+		[]string{"/lib64/ld-linux-x86-64.so.2", "--library-path", "/x", "/usr/bin/nxc", "-p", "REDACTED"}},
+	{"loader runs python running a tool", []string{"ld.so", "--argv0", "x", "/usr/bin/python3", "-W", "ignore", "/usr/bin/nxc", "-p", "pw"}, false,
+		[]string{"ld.so", "--argv0", "x", "/usr/bin/python3", "-W", "ignore", "/usr/bin/nxc", "-p", "REDACTED"}},
+
 	// impacket.
 	{"impacket target", []string{"impacket-secretsdump", "corp/alice:Pass@10.0.0.5"}, false, []string{"impacket-secretsdump", "corp/alice:REDACTED@10.0.0.5"}},
 	{"impacket target without domain", []string{"psexec.py", "alice:Pass@10.0.0.5", "cmd.exe"}, false, []string{"psexec.py", "alice:REDACTED@10.0.0.5", "cmd.exe"}},
