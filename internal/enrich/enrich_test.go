@@ -27,8 +27,8 @@ func TestContainerID(t *testing.T) {
 		"/system.slice/docker-" + id[:12] + ".scope": "",
 		// a user's own cgroups, named like a runtime's
 		"/user.slice/user-1000.slice/user@1000.service/app.slice/docker-" + id + ".scope": "",
-		"/user.slice/user-1000.slice/user@1000.service/docker/" + id:                       "",
-		"/mxaudit/x/system.slice/docker-" + id + ".scope":                                  "",
+		"/user.slice/user-1000.slice/user@1000.service/docker/" + id:                      "",
+		"/mxaudit/x/system.slice/docker-" + id + ".scope":                                 "",
 	}
 	for cgroup, want := range cases {
 		if got := ContainerID(cgroup); got != want {
