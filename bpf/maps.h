@@ -42,13 +42,30 @@ struct {
 } config_map SEC(".maps");
 
 /* Processes block mode must never kill: the collector and its ancestors
- * (pid 1 is refused outright). Filled by user space at start. */
+ * (pid 1 is refused outright), tgid -> start in clock ticks since boot
+ * (start_boottime / PROTECT_TICK_NS, what /proc/PID/stat shows; 0: any
+ * start). A pid names a process only while it lives: a later process with
+ * the pid of an ancestor that exited is not protected. Filled by user space
+ * at start. */
+#define PROTECT_TICK_NS 10000000ULL /* 1/USER_HZ: 100 on every Linux ABI */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } protected SEC(".maps");
+
+/* Whether the current process is one block mode must never kill. */
+static __always_inline int is_protected(__u32 tgid, struct task_struct *task, struct config *cfg)
+{
+	if (tgid <= 1 || (cfg && tgid == cfg->self_tgid))
+		return 1;
+	__u64 *start = bpf_map_lookup_elem(&protected, &tgid);
+	if (!start)
+		return 0;
+	__u64 boot = BPF_CORE_READ(task, group_leader, start_boottime);
+	return *start == 0 || boot / PROTECT_TICK_NS == *start;
+}
 
 /* The process table: child tgid -> parent, written on fork only. An array
  * slot per pid modulo FORK_SLOTS: a fork costs one plain store, no hash and

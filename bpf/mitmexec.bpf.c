@@ -320,12 +320,12 @@ static __always_inline void judge_first_sight(struct file *file, struct linux_bi
 /* Killing from here stops the program before its first own instruction:
  * the new image is mapped but userspace has not been entered yet. pid 1,
  * the collector and the processes it protects are never killed. */
-static __always_inline void kill_if_told(struct exec_decision *d, struct config *cfg)
+static __always_inline void kill_if_told(struct exec_decision *d, struct task_struct *task, struct config *cfg)
 {
 	if (!d->tool_id || d->action != ACTION_KILL)
 		return;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (tgid <= 1 || (cfg && tgid == cfg->self_tgid) || bpf_map_lookup_elem(&protected, &tgid))
+	if (is_protected(tgid, task, cfg))
 		return;
 	if (bpf_send_signal(9) == 0) {
 		d->flags |= FLAG_KILLED;
@@ -403,7 +403,7 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
 
 	if (untrusted)
 		d.flags |= FLAG_UNTRUSTED_FS;
-	kill_if_told(&d, cfg);
+	kill_if_told(&d, task, cfg);
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -462,7 +462,7 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 zero = 0;
 	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
-	if (tgid <= 1 || (cfg && tgid == cfg->self_tgid) || bpf_map_lookup_elem(&protected, &tgid))
+	if (is_protected(tgid, task, cfg))
 		return 0;
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -3,7 +3,6 @@
 package receiver // import "github.com/mitmexec/mitmexec/receiver"
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net/netip"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/procstat"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
@@ -306,8 +304,6 @@ func (r *mitmexecReceiver) senderExec(f *wire.Frame) event.Exec {
 		if f.ExecPID == f.PID {
 			e.Name = f.Comm
 		}
-	} else {
-		r.procContext(&e)
 	}
 	e.Filename = e.ExePath
 	e.File = f.Exe
@@ -319,58 +315,8 @@ func (r *mitmexecReceiver) senderExec(f *wire.Frame) event.Exec {
 	return e
 }
 
-// procContext adds what /proc says of a live process beyond execFromProc:
-// its cgroup, namespaces and ancestry (each ancestor pinned by start time).
-func (r *mitmexecReceiver) procContext(e *event.Exec) {
-	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(e.PID), 10))
-	if f, err := os.Open(filepath.Join(dir, "cgroup")); err == nil {
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 4096), 4096)
-		for sc.Scan() {
-			if p, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-				e.Cgroup = p
-			}
-		}
-		f.Close()
-	}
-	e.PidNS = nsInode(dir, "pid")
-	e.MntNS = mountNamespace(r.procRoot, e.PID)
-	e.VPID = nsPid(dir)
-	pid := e.PPID
-	for i := 0; i < 8 && pid > 1; i++ {
-		st, err := procstat.Read(r.procRoot, pid)
-		if err != nil {
-			break
-		}
-		e.Ancestors = append(e.Ancestors, event.Ancestor{PID: pid, StartBootTime: st.StartTicks * 1e7})
-		pid = st.PPID
-	}
-}
-
-// nsPid is the process's pid in its own pid namespace, the last of the
-// "NSpid:" line of its status (one per nested namespace, outermost first);
-// 0 when it cannot be read.
-func nsPid(dir string) uint32 {
-	b, err := os.ReadFile(filepath.Join(dir, "status"))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return 0
-			}
-			n, err := strconv.ParseUint(f[len(f)-1], 10, 32)
-			if err != nil {
-				return 0
-			}
-			return uint32(n)
-		}
-	}
-	return 0
-}
-
+// nsInode is the inode of a process's namespace of a kind ("pid", "mnt",
+// "net"), 0 when it cannot be read.
 func nsInode(dir, kind string) uint32 {
 	link, err := os.Readlink(filepath.Join(dir, "ns", kind))
 	if err != nil {

@@ -185,9 +185,9 @@ func TestPrivilegedBehaviourLies(t *testing.T) {
 	// A copy of thc-ipv6's parasite6 no static identity of the original
 	// survives: other bytes in the ELF header's padding and at its end.
 	ndcheck := filepath.Join(dir, "ndcheck")
-	patchedCopy(t, "/usr/bin/atk6-parasite6", ndcheck)
+	paddedCopy(t, "/usr/bin/atk6-parasite6", ndcheck)
 	routerCopy := filepath.Join(dir, "netcfg")
-	patchedCopy(t, "/usr/bin/atk6-fake_router6", routerCopy)
+	paddedCopy(t, "/usr/bin/atk6-fake_router6", routerCopy)
 
 	// the victim keeps asking for the gateway, so a poisoner has something to answer
 	// (and forgets the answer each time, so it asks again)
@@ -280,10 +280,10 @@ sendp(Ether(dst="33:33:00:01:00:02")/IPv6(src="fe80::66", dst=%q)/UDP(sport=547,
 	_ = att4
 }
 
-// patchedCopy copies a program with bytes changed where nothing runs: the
+// paddedCopy copies a program with bytes changed where nothing runs: the
 // ELF header's padding (so the kernel's fingerprint differs) and bytes
 // appended (so its hash does).
-func patchedCopy(t *testing.T, src, dst string) {
+func paddedCopy(t *testing.T, src, dst string) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {

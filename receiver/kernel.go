@@ -77,9 +77,20 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		}
 	}
 	for _, f := range inv.Interpreters {
-		if err := r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint); err != nil {
+		// the structure names a patched copy (a header byte changed) that
+		// neither the hash nor the fingerprint recognises any more
+		var structure *elfid.Identity
+		if f.Fingerprint != nil {
+			if st, err := installedStructure(f.Path); err == nil {
+				structure = &st
+			}
+		}
+		if err := r.rule.AddInterpreter(f.Kind, f.ID, f.SHA256, f.Fingerprint, structure); err != nil {
 			return 0, fmt.Errorf("program kernel with interpreter %s: %w", f.Path, err)
 		}
+	}
+	for _, f := range inventory.Compilers(maxHashBytes) {
+		r.rule.AddCompiler(f.SHA256)
 	}
 	if r.modules != nil {
 		n, err := r.modules.Set(moduleMarks(cat))
@@ -88,8 +99,8 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		}
 		r.set.Logger.Debug("tool module files watched", zap.Int("files", n))
 	}
-	for _, pid := range r.killer.protected() {
-		if err := r.source.Protect(pid); err != nil {
+	for _, p := range r.killer.protected() {
+		if err := r.source.Protect(p.pid, p.startTicks); err != nil {
 			return 0, fmt.Errorf("program kernel protected processes: %w", err)
 		}
 	}
@@ -105,7 +116,7 @@ func installedStructure(p string) (elfid.Identity, error) {
 		return elfid.Identity{}, err
 	}
 	defer f.Close()
-	return elfid.Read(f, st.Size, elfid.Options{MaxBytes: maxStructureBytes})
+	return elfid.Read(f, st.Size, elfid.Options{MaxBytes: maxStructureBytes, HashSegments: true})
 }
 
 // moduleMarks lists the files of every catalog module that starts a tool:

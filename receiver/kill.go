@@ -44,7 +44,12 @@ const (
 // start time so that a reused pid is spared.
 type killer struct {
 	procRoot string
-	guard    map[uint32]bool
+	// guard: the processes never killed, pid -> start (clock ticks since
+	// boot). A pid names a process only while it lives: once an ancestor
+	// of the collector exits, the next process with its pid is not
+	// protected. A start of 0 guards the pid whatever its start: pid 1,
+	// and a process whose start could not be read.
+	guard map[uint32]uint64
 	// childrenFiles: the kernel has CONFIG_PROC_CHILDREN, so each thread
 	// lists its own children and the walk need not read every process.
 	childrenFiles bool
@@ -66,14 +71,18 @@ type pidfds struct {
 }
 
 func newKiller(procRoot string) *killer {
-	k := &killer{procRoot: procRoot, guard: map[uint32]bool{1: true},
+	k := &killer{procRoot: procRoot, guard: map[uint32]uint64{1: 0},
 		maxProcs: maxKillProcs, stopWait: killStopWait, pidfds: hostPidfds}
-	for pid := uint32(os.Getpid()); pid > 1 && !k.guard[pid]; {
-		k.guard[pid] = true
-		st, err := procstat.Read(procRoot, pid)
-		if err != nil {
+	for pid := uint32(os.Getpid()); pid > 1; {
+		if _, seen := k.guard[pid]; seen {
 			break
 		}
+		st, err := procstat.Read(procRoot, pid)
+		if err != nil {
+			k.guard[pid] = 0
+			break
+		}
+		k.guard[pid] = st.StartTicks
 		pid = st.PPID
 	}
 	children, _ := filepath.Glob(filepath.Join(procRoot, "self", "task", "*", "children"))
@@ -81,11 +90,25 @@ func newKiller(procRoot string) *killer {
 	return k
 }
 
-// protected lists the pids the kernel must not kill either.
-func (k *killer) protected() []uint32 {
-	out := make([]uint32, 0, len(k.guard))
-	for pid := range k.guard {
-		out = append(out, pid)
+// guarded reports whether the process pid that started at startTicks is
+// one the killer must spare.
+func (k *killer) guarded(pid uint32, startTicks uint64) bool {
+	s, ok := k.guard[pid]
+	return ok && (s == 0 || s == startTicks)
+}
+
+// protectedProcess is a process the kernel must not kill either: its pid
+// and its start in clock ticks since boot (0: any).
+type protectedProcess struct {
+	pid        uint32
+	startTicks uint64
+}
+
+// protected lists the processes the kernel must not kill either.
+func (k *killer) protected() []protectedProcess {
+	out := make([]protectedProcess, 0, len(k.guard))
+	for pid, start := range k.guard {
+		out = append(out, protectedProcess{pid, start})
 	}
 	return out
 }
@@ -103,7 +126,7 @@ var errProtected = errors.New("process is protected: pid 1, the collector or one
 // parent before children, and killed only once a walk of it finds nothing
 // new.
 func (k *killer) kill(pid uint32, startBootNs uint64) (killResult, error) {
-	if k.guard[pid] {
+	if pid == 1 {
 		return killResult{}, errProtected
 	}
 	fd, err := k.pidfds.open(pid)
@@ -121,6 +144,10 @@ func (k *killer) kill(pid uint32, startBootNs uint64) (killResult, error) {
 	if err != nil {
 		k.pidfds.close(fd)
 		return killResult{}, fmt.Errorf("pid %d already exited: %w", pid, err)
+	}
+	if k.guarded(pid, e.startTicks) {
+		k.pidfds.close(fd)
+		return killResult{}, errProtected
 	}
 	if startBootNs != 0 && !(procstat.Stat{PPID: e.ppid, StartTicks: e.startTicks}).SameStart(startBootNs) {
 		k.pidfds.close(fd)
@@ -259,7 +286,7 @@ func (w *killWalk) takeLed(all []procEntry) {
 // same reason as the tool's, and also spares whatever started before the
 // tool.
 func (w *killWalk) take(pid uint32, want func(procEntry) bool) {
-	if w.capped || w.taken[pid] || w.k.guard[pid] {
+	if w.capped || w.taken[pid] || pid == 1 {
 		return
 	}
 	if len(w.members) >= w.k.maxProcs {
@@ -274,7 +301,7 @@ func (w *killWalk) take(pid uint32, want func(procEntry) bool) {
 		return // otherwise it exited since it was listed
 	}
 	e, err := readProcEntry(filepath.Join(w.k.procRoot, strconv.FormatUint(uint64(pid), 10), "stat"))
-	if err != nil || e.startTicks < w.rootStart || !want(e) || w.k.pidfds.signal(fd, syscall.SIGSTOP) != nil {
+	if err != nil || e.startTicks < w.rootStart || !want(e) || w.k.guarded(pid, e.startTicks) || w.k.pidfds.signal(fd, syscall.SIGSTOP) != nil {
 		w.k.pidfds.close(fd)
 		return
 	}

@@ -146,7 +146,7 @@ func (f *fakeProcRoot) pidfds() pidfds {
 }
 
 func (f *fakeProcRoot) killer(childrenFiles bool) *killer {
-	return &killer{procRoot: f.root, guard: map[uint32]bool{1: true, 999: true}, childrenFiles: childrenFiles,
+	return &killer{procRoot: f.root, guard: map[uint32]uint64{1: 0, 999: 540}, childrenFiles: childrenFiles,
 		maxProcs: maxKillProcs, stopWait: 2 * time.Second, pidfds: f.pidfds()}
 }
 
@@ -248,8 +248,9 @@ func TestKillTakesOrphansOfAGroupTheToolLeads(t *testing.T) {
 }
 
 func TestKillRefusesGuardedAndReusedPids(t *testing.T) {
-	// GIVEN a process that started at tick 500
-	f := newFakeProcRoot(t, fakeProc{pid: 100, ppid: 50, pgrp: 50, session: 50, start: 500})
+	// GIVEN a process that started at tick 500, and the guarded 999
+	f := newFakeProcRoot(t, fakeProc{pid: 100, ppid: 50, pgrp: 50, session: 50, start: 500},
+		fakeProc{pid: 999, ppid: 102, pgrp: 60, session: 60, start: 540})
 	k := f.killer(true)
 	// WHEN a guarded pid, a pid with another start and a gone pid are killed
 	if _, err := k.kill(999, 0); !errors.Is(err, errProtected) {
@@ -360,8 +361,28 @@ func TestNewKillerLooksForChildrenFiles(t *testing.T) {
 	// guards pid 1 and itself either way
 	for root, want := range map[string]bool{with: true, without: false} {
 		k := newKiller(root)
-		if k.childrenFiles != want || !k.guard[1] || !k.guard[uint32(os.Getpid())] {
+		_, one := k.guard[1]
+		_, self := k.guard[uint32(os.Getpid())]
+		if k.childrenFiles != want || !one || !self {
 			t.Errorf("%s: children files %v, guard %v; want %v", root, k.childrenFiles, k.guard, want)
 		}
+	}
+}
+
+// TestKillGuardIsAProcessNotAPid: the guard names a process by its pid and
+// its start; a later process that reuses a guarded pid is killed like any.
+func TestKillGuardIsAProcessNotAPid(t *testing.T) {
+	// GIVEN pid 999 guarded as the process that started at tick 540, and
+	// now held by another process that started at tick 700
+	f := newFakeProcRoot(t, fakeProc{pid: 999, ppid: 50, pgrp: 999, session: 50, start: 700})
+	k := f.killer(true)
+	// WHEN that process is killed
+	res, err := k.kill(999, 700*tick)
+	// THEN it is
+	if err != nil || res.Killed != 1 {
+		t.Fatalf("reused guarded pid: %+v, %v; want it killed", res, err)
+	}
+	if got := k.protected(); len(got) != 2 {
+		t.Errorf("protected %v, want pid 1 and 999 with their starts", got)
 	}
 }

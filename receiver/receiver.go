@@ -42,7 +42,7 @@ type execSource interface {
 	PutVerdict(id event.FileID, v event.Verdict) error
 	PutName(name string, v event.Verdict) error
 	PutFingerprint(fp event.Fingerprint, v event.Verdict) error
-	Protect(pid uint32) error
+	Protect(pid uint32, startTicks uint64) error
 	Stats() (tracer.Stats, error)
 	// Deny is nil when the kernel refuses tool execs itself (BPF LSM),
 	// else why it does not.
@@ -412,17 +412,11 @@ func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
 	if !ok {
 		return
 	}
-	e, ok := r.recent.get(ev.PID)
-	if !ok {
-		// The open can be judged before the exec that started the process
-		// (another judge holds it): its container and pod come from /proc,
-		// the process being alive while it opens the module.
-		e = r.execFromProc(ev.PID)
-		r.procContext(&e)
-	}
+	e := r.execOf(ev.PID)
 	// Only an interpreter running the module is a run of the tool: cat,
-	// grep, a backup or an editor opening the same file is not.
-	if !r.rule.IsPython(&e) {
+	// grep, a backup or an editor opening the same file is not, and
+	// neither is python byte-compiling it (py_compile, compileall).
+	if !r.rule.IsPython(&e) || r.rule.CompileOnly(&e) {
 		return
 	}
 	r.report(detectionRecord{Exec: e, Detection: d}, true)
@@ -464,15 +458,21 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject {
 	e := &rec.Exec
 	var paths []string
-	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" {
+	// A path the kernel cut shows only its innermost components: it would
+	// name another place. It never satisfies an entry.
+	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" && !e.Has(event.FlagExePathTruncated) {
 		if id, err := fileid.Path(e.ExePath); err == nil && id.Dev == e.File.Dev && id.Ino == e.File.Ino {
 			paths = append(paths, e.ExePath)
 		}
 	}
+	cgroup := e.Cgroup
+	if e.Has(event.FlagCgroupTruncated) {
+		cgroup = ""
+	}
 	return allowlist.Subject{
 		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.SHA256,
 		UID: e.EUID, User: r.enricher.Owner(e.EUID), ParentExecutable: r.enricher.ParentExecutable(e),
-		ContainerID: enrich.ContainerID(e.Cgroup), Cgroup: e.Cgroup,
+		ContainerID: enrich.ContainerIDOf(e), Cgroup: cgroup,
 	}
 }
 

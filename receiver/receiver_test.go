@@ -57,7 +57,7 @@ func (f *fakeSource) PutName(n string, v event.Verdict) error {
 	return nil
 }
 func (f *fakeSource) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
-func (f *fakeSource) Protect(uint32) error                                  { return nil }
+func (f *fakeSource) Protect(uint32, uint64) error                          { return nil }
 func (f *fakeSource) Deny() error                                           { return errors.New("fake kernel without BPF LSM") }
 func (f *fakeSource) Stats() (tracer.Stats, error) {
 	return tracer.Stats{Execs: 10, Submitted: 3}, nil
@@ -117,8 +117,18 @@ func TestReceiverDetectsFromFakeSource(t *testing.T) {
 		t.Errorf("kernel name table: ettercap verdict %+v, want a tool", v)
 	}
 
-	// WHEN the kernel sends a benign exec, a record it cannot decode and a tool exec
-	benign := event.Exec{Name: "ls", Filename: "/bin/ls", ExePath: "/usr/bin/ls", File: event.FileID{Dev: 1, Ino: 2}, PID: 5, Reasons: event.ReasonUnknown}
+	// WHEN the kernel sends a benign exec (of a file that can be read: an
+	// unread first sight is never cached), a record it cannot decode and
+	// a tool exec
+	ls, err := filepath.EvalSymlinks("/bin/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsID, err := fileid.Path(ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	benign := event.Exec{Name: "ls", Filename: "/bin/ls", ExePath: ls, File: lsID, Nlink: 1, PID: 5, Reasons: event.ReasonUnknown}
 	src.records <- event.Encode(&benign)
 	src.records <- []byte("garbage")
 	tool := event.Exec{Name: "ettercap", Filename: "/usr/bin/ettercap", ExePath: "/usr/bin/ettercap", File: event.FileID{Dev: 1, Ino: 3},

@@ -5,6 +5,8 @@ package receiver // import "github.com/mitmexec/mitmexec/receiver"
 import (
 	"regexp"
 	"strings"
+
+	"github.com/mitmexec/mitmexec/internal/argv"
 )
 
 // redacted replaces a secret in argv.
@@ -265,7 +267,10 @@ func isHeaderOption(a string) bool {
 //   - bettercap's "set NAME VALUE" when NAME ends in password, pass,
 //     secret, token or key;
 //   - in code (python -c, perl -e, ruby -e, sh -c; any argument in fact),
-//     string literals assigned or passed to a secret-named name;
+//     string literals assigned or passed to a secret-named name, string
+//     literals that are arguments themselves ("upstream_auth=alice:pw" in
+//     mitmdump(["--set", ...])), and the literal after one naming a
+//     secret option in a list (["--password", "pw"]);
 //   - ntlmrelayx's --add-computer NAME PASSWORD.
 //
 // lastCut says the kernel cut the final argument at its capture bound; a URL
@@ -398,6 +403,7 @@ func redactOnce(a string, isProgram, last bool) string {
 	}
 	if strings.ContainsAny(a, `'"`) {
 		a = redactCodeSecrets(a)
+		a = redactLiterals(a)
 	}
 	if strings.Contains(a, "set") {
 		a = redactBettercapSet(a)
@@ -654,6 +660,41 @@ func redactCodeSecrets(a string) string {
 	return replaceSpans(a, spans, func(string) string { return redacted })
 }
 
+// redactLiterals reads each string literal in code as the argument it
+// will become (a list handed to a tool's main or to subprocess): a
+// secret-named "name=value" keeps its name, and a literal that follows one
+// naming a secret option ("--password", "pw"), with nothing but commas
+// and blanks between them, goes whole.
+func redactLiterals(a string) string {
+	var spans [][2]int
+	var with []string
+	prevSecret, prevEnd := false, 0
+	for i := 0; i < len(a); {
+		if a[i] != '\'' && a[i] != '"' {
+			i++
+			continue
+		}
+		cs, ce, end := quotedEnd(a, i)
+		content := a[cs:ce]
+		r := content
+		name, hasValue, ok := optionName(content)
+		switch {
+		case prevSecret && strings.Trim(a[prevEnd:i], " \t\r\n,") == "" && content != "":
+			r = redacted
+		case ok && hasValue && isSecretName(name):
+			r = content[:strings.IndexByte(content, '=')+1] + redacted
+		}
+		if r != content {
+			spans = append(spans, [2]int{cs, ce})
+			with = append(with, r)
+		}
+		prevSecret = ok && !hasValue && strings.HasPrefix(content, "-") && isSecretName(name)
+		prevEnd, i = end, end
+	}
+	n := 0
+	return replaceSpans(a, spans, func(string) string { n++; return with[n-1] })
+}
+
 // redactBettercapSet redacts the value of bettercap's "set NAME VALUE" when
 // NAME is a secret's. The value runs to the command's end: ';', a new
 // line, the quote that opened the command, or the end of a; a quoted
@@ -692,7 +733,9 @@ func redactBettercapSet(a string) string {
 // program returns the tool's name as toolSecretOptions knows it, and the
 // index of the argument that names it. A script run by its interpreter
 // ("python3 /usr/bin/nxc", from a #! line) is the tool, not the
-// interpreter; code given with -c, -e or a module with -m is no tool.
+// interpreter; code given with -c, -e or a module with -m is no tool. The
+// interpreter's options are read with internal/argv's grammar, the one
+// detection reads: both see the same script.
 func program(args []string) (name string, at int) {
 	for i := 0; i < len(args); i++ {
 		base := toolName(args[i])
@@ -703,41 +746,38 @@ func program(args []string) (name string, at int) {
 				i++
 			}
 			continue
+		case strings.HasPrefix(base, "ld-linux") || strings.HasPrefix(base, "ld-musl") || base == "ld.so":
+			// the loader runs the program after its own options; that
+			// program (python, a tool) is read as if exec'd
+			kind := argv.Loader
+			if strings.HasPrefix(base, "ld-musl") {
+				kind = argv.MuslLoader
+			}
+			inv := argv.Parse(kind, args[i:])
+			if inv.Script == "" || inv.Script == argv.Elided {
+				return "", len(args)
+			}
+			i += inv.At - 1
+			continue
 		case strings.HasPrefix(base, "python") || strings.HasPrefix(base, "pypy"):
-			return script(args, i, "cm", "WX")
+			return script(args, i, argv.Python)
 		case strings.HasPrefix(base, "perl"):
-			return script(args, i, "eE", "IM")
+			return script(args, i, argv.Perl)
 		case strings.HasPrefix(base, "ruby"):
-			return script(args, i, "e", "Ir")
+			return script(args, i, argv.Ruby)
 		}
 		return base, i
 	}
 	return "", len(args)
 }
 
-// script finds the script after an interpreter at args[i]: the first
-// operand after the interpreter's options. code lists the options that
-// give code instead of a script, takesValue those that take a separate
-// value.
-func script(args []string, i int, code, takesValue string) (string, int) {
-	for j := i + 1; j < len(args); j++ {
-		a := args[j]
-		switch {
-		case a == "--":
-			if j+1 < len(args) {
-				return toolName(args[j+1]), j + 1
-			}
-			return "", len(args)
-		case len(a) >= 2 && a[0] == '-' && strings.IndexByte(code, a[1]) >= 0:
-			return "", len(args)
-		case len(a) == 2 && a[0] == '-' && strings.IndexByte(takesValue, a[1]) >= 0:
-			j++
-		case strings.HasPrefix(a, "-") && a != "-":
-		default:
-			return toolName(a), j
-		}
+// script finds the script run by the interpreter of kind at args[i].
+func script(args []string, i int, kind argv.Kind) (string, int) {
+	inv := argv.Parse(kind, args[i:])
+	if inv.Script == "" || inv.Script == argv.Elided {
+		return "", len(args)
 	}
-	return "", len(args)
+	return toolName(inv.Script), i + inv.At
 }
 
 // toolName is a program's base name, lower case, without a script's

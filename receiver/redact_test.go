@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mitmexec/mitmexec/internal/argv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,6 +45,25 @@ var redactTests = []struct {
 	{"--bypass is not a password", []string{"tool", "--bypass", "x"}, false, []string{"tool", "--bypass", "x"}},
 	{"--author is not auth", []string{"tool", "--author", "x"}, false, []string{"tool", "--author", "x"}},
 	{"argv[0] is never an option", []string{"--password", "x"}, false, []string{"--password", "x"}},
+
+	// Secrets in code literals: the arguments a list hands to a tool.
+	{"code: name=value literal", []string{"python3", "-c", `from mitmproxy.tools.main import mitmdump; mitmdump(["--set", "upstream_auth=alice:S3cret"])`}, false,
+		[]string{"python3", "-c", `from mitmproxy.tools.main import mitmdump; mitmdump(["--set", "upstream_auth=REDACTED"])`}},
+	{"code: value after a secret option", []string{"python3", "-c", `import subprocess; subprocess.run(['tool', '--proxyauth', 'alice:pw', "--password",  "x y"])`}, false,
+		[]string{"python3", "-c", `import subprocess; subprocess.run(['tool', '--proxyauth', 'REDACTED', "--password",  "REDACTED"])`}},
+	{"code: other options stay", []string{"python3", "-c", `main(["--listen-port", "8080", "--mode", "transparent"])`}, false,
+		[]string{"python3", "-c", `main(["--listen-port", "8080", "--mode", "transparent"])`}},
+	{"code: perl list", []string{"perl", "-e", `system("sshpass", "--password", 'pw')`}, false, []string{"perl", "-e", `system("sshpass", "--password", 'REDACTED')`}},
+	// One grammar with detection: --check-hash-based-pycs takes a value, so
+	// the script is nxc, whose -p is a password.
+	{"python option with a value before the script", []string{"python3", "--check-hash-based-pycs", "always", "/usr/bin/nxc", "-p", "secret"}, false,
+		[]string{"python3", "--check-hash-based-pycs", "always", "/usr/bin/nxc", "-p", "REDACTED"}},
+
+	// The loader runs the tool, or python running it: read as if exec'd.
+	{"loader runs a tool", []string{"/lib64/ld-linux-x86-64.so.2", "--library-path", "/x", "/usr/bin/nxc", "-p", "pw"}, false,
+		[]string{"/lib64/ld-linux-x86-64.so.2", "--library-path", "/x", "/usr/bin/nxc", "-p", "REDACTED"}},
+	{"loader runs python running a tool", []string{"ld.so", "--argv0", "x", "/usr/bin/python3", "-W", "ignore", "/usr/bin/nxc", "-p", "pw"}, false,
+		[]string{"ld.so", "--argv0", "x", "/usr/bin/python3", "-W", "ignore", "/usr/bin/nxc", "-p", "REDACTED"}},
 
 	// impacket.
 	{"impacket target", []string{"impacket-secretsdump", "corp/alice:Pass@10.0.0.5"}, false, []string{"impacket-secretsdump", "corp/alice:REDACTED@10.0.0.5"}},
@@ -185,5 +206,48 @@ func FuzzRedact(f *testing.F) {
 			require.LessOrEqual(t, len(once[i]), len(args[i])+maxArgGrowth, "argument %d grew too much", i)
 		}
 		require.Equal(t, once, twice, "not idempotent")
+
+		// A secret in a code literal, however the code around it reads,
+		// never comes out: as "name=value" in a list, and after a secret
+		// option. The input is the code around it; the secret is fixed.
+		const secret = "Zq7S3cretXv9"
+		for _, lit := range []string{`"upstream_auth=` + secret + `"`, `'--password', '` + secret + `'`, `"--proxyauth", "alice:` + secret + `"`} {
+			code := s + "; main([" + lit + "])"
+			if strings.ContainsAny(s, "'\"\\") {
+				continue // the fuzzed code may open a literal that swallows ours
+			}
+			got := redactArgs([]string{"python3", "-c", code}, lastCut)
+			require.NotContains(t, strings.Join(got, " "), secret, "secret in %q", code)
+		}
 	})
+}
+
+// TestRedactSharesTheDetectionGrammar pins that redaction finds the script
+// where detection does: internal/argv's grammar, whatever options with
+// values come first.
+func TestRedactSharesTheDetectionGrammar(t *testing.T) {
+	for _, args := range [][]string{
+		{"python3", "--check-hash-based-pycs", "always", "T", "-p", "secret"},
+		{"python3", "-W", "ignore", "-X", "dev", "/usr/bin/nxc", "-p", "x"},
+		{"python3", "-Wignore", "-I", "tool.py"},
+		{"python3", "-c", "code", "-p", "x"},
+		{"perl", "-I", "lib", "-w", "s.pl", "-p"},
+		{"ruby", "-r", "x", "s.rb"},
+	} {
+		kind := argv.Python
+		switch args[0] {
+		case "perl":
+			kind = argv.Perl
+		case "ruby":
+			kind = argv.Ruby
+		}
+		inv := argv.Parse(kind, args)
+		name, at := program(args)
+		if inv.Script == "" {
+			assert.Equal(t, len(args), at, "%v: redaction found a script, detection none", args)
+			continue
+		}
+		assert.Equal(t, inv.At, at, "%v: redaction reads the script at %d (%s), detection at %d (%s)", args, at, name, inv.At, inv.Script)
+		assert.Equal(t, toolName(inv.Script), name, "%v", args)
+	}
 }

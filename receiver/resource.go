@@ -103,7 +103,7 @@ func nodeResource(res resourceInfo, logger *zap.Logger) resourceInfo {
 func (res resourceInfo) forRecord(ctx context.Context, rec *detectionRecord) resourceInfo {
 	id := rec.Context.ContainerID
 	if id == "" {
-		id = enrich.ContainerID(rec.Exec.Cgroup)
+		id = enrich.ContainerIDOf(&rec.Exec)
 	}
 	if id == "" {
 		return res

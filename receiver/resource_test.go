@@ -148,16 +148,16 @@ func TestModuleLoadBeforeItsExecKeepsThePod(t *testing.T) {
 	cgroup := "/kubepods/besteffort/pod0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/" + podContainerID
 	for name, body := range map[string]string{
 		"cgroup": "12:pids:" + cgroup + "\n1:name=systemd:" + cgroup + "\n0::" + cgroup + "\n",
-		"status": "Name:\tpython3\nTgid:\t4242\nNSpid:\t4242\t36\nPPid:\t1\n",
+		"status": "Name:\tpython3\nTgid:\t4242\nNSpid:\t4242\t36\nPPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+		"stat":   "4242 (python3) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := &mitmexecReceiver{procRoot: root}
-	e := event.Exec{PID: 4242}
+	r := &mitmexecReceiver{procRoot: root, bootClock: func() time.Duration { return time.Hour }}
 	// WHEN its context is read from /proc
-	r.procContext(&e)
+	e := r.execFromProc(4242)
 	// THEN the record has the container, the pod and the pid inside it
 	rec := detectionRecord{Exec: e}
 	ld, _ := newLogs(resourceInfo{HostName: "n"}.forRecord(context.Background(), &rec))

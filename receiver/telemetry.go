@@ -60,6 +60,10 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 			}
 			return nil
 		}),
+		tb.RegisterReceiverMitmexecUnreadFirstSightsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(r.rule.Unread()))
+			return nil
+		}),
 		tb.RegisterReceiverMitmexecHashFailuresCallback(func(_ context.Context, o metric.Int64Observer) error {
 			st := r.hasher.Stats()
 			o.Observe(int64(st.Lost + st.TooLarge))

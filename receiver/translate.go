@@ -86,6 +86,7 @@ const (
 	attrExecutableInode  = "mitmexec.executable.inode"
 	attrExecutableDevice = "mitmexec.executable.device"
 	attrArgsTruncated    = "mitmexec.args_truncated"
+	attrPathsTruncated   = "mitmexec.paths_truncated"
 	attrParentExecutable = "mitmexec.parent.executable.path"
 	attrAncestors        = "mitmexec.ancestors"
 	attrContainerID      = "container.id"
@@ -223,6 +224,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	}
 	// Always said: "not truncated" is as true and as useful as "truncated".
 	a.PutBool(attrArgsTruncated, cut || e.Has(event.FlagArgsTruncated))
+	putTruncatedPaths(a, e)
 	putStrIf(a, attrParentExecutable, r.Context.ParentExecutable)
 	if len(r.Context.Ancestors) > 0 {
 		s := a.PutEmptySlice(attrAncestors)
@@ -429,5 +431,27 @@ func boundArgs(args []string, maxBytes int) ([]string, bool) {
 func putStrIf(m pcommon.Map, k, v string) {
 	if v != "" {
 		m.PutStr(k, v)
+	}
+}
+
+// putTruncatedPaths names the paths the kernel cut at its depth bound (the
+// innermost components kept): shown as if whole, they would name another
+// place. None of them ever satisfies an allow-list entry.
+func putTruncatedPaths(a pcommon.Map, e *event.Exec) {
+	var names []string
+	for _, p := range []struct {
+		flag event.Flag
+		name string
+	}{{event.FlagExePathTruncated, "executable"}, {event.FlagCwdTruncated, "working_directory"}, {event.FlagCgroupTruncated, "cgroup"}} {
+		if e.Has(p.flag) {
+			names = append(names, p.name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	s := a.PutEmptySlice(attrPathsTruncated)
+	for _, n := range names {
+		s.AppendEmpty().SetStr(n)
 	}
 }

@@ -22,9 +22,10 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # tcpdump: the behaviour tests' LAN in network namespaces, its spoofers and
 # its truthful senders; test/cri's runtime: containerd 1.6 (its CRI plugin
 # included) and runc, the CNI plugins, a static busybox and libc6-dev for
-# the static pause it builds.
+# the static pause it builds; python3-fusepy: a FUSE server that never
+# answers the collector.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
-  python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema
+  python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema python3-fusepy
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
   iproute2 python3-scapy iputils-arping iputils-ping tcpdump
   containerd runc containernetworking-plugins busybox-static libc6-dev)

@@ -104,6 +104,9 @@ func (e Entry) matches(s Subject) bool {
 
 // cgroupUnder matches whole path components: /a/b is under /a, /ab is not.
 func cgroupUnder(cgroup, prefix string) bool {
+	if cgroup == "" {
+		return false // unknown, or cut by the kernel: under nothing
+	}
 	prefix = strings.TrimSuffix(prefix, "/")
 	return cgroup == prefix || strings.HasPrefix(cgroup, prefix+"/") || prefix == ""
 }

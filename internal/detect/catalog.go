@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mitmexec/mitmexec/internal/argv"
 	"github.com/mitmexec/mitmexec/internal/elfid"
 )
 
@@ -341,21 +342,17 @@ func containsAll(have, want []string) bool {
 func (c *Catalog) Executables() map[string]*Tool { return c.byExec }
 
 // InterpreterKind classifies an interpreter binary by how its arguments name
-// the program it runs.
-type InterpreterKind int
+// the program it runs (the grammar is internal/argv's).
+type InterpreterKind = argv.Kind
 
 const (
-	NotInterpreter InterpreterKind = iota
-	Python
-	Shell
-	Perl
-	Ruby
-	// Loader is the dynamic linker run as a program: ld.so /usr/bin/ettercap
-	// execs ld.so, and ettercap never passes through execve.
-	Loader
-	// MuslLoader is musl's: it ignores LD_TRACE_LOADED_OBJECTS (its ldd is
-	// `ld.so --list`), so only its argv says whether it runs the program.
-	MuslLoader
+	NotInterpreter = argv.NotInterpreter
+	Python         = argv.Python
+	Shell          = argv.Shell
+	Perl           = argv.Perl
+	Ruby           = argv.Ruby
+	Loader         = argv.Loader
+	MuslLoader     = argv.MuslLoader
 )
 
 func defaultInterpreters() map[string]InterpreterKind {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mitmexec/mitmexec/internal/argv"
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 )
@@ -34,6 +35,12 @@ type Files interface {
 	Stdin(e *event.Exec) (sum string, head []byte, err error)
 	// Cmdline reads the whole argv of the exec'd process, while it lives.
 	Cmdline(e *event.Exec) ([]string, error)
+	// Environ reads the environment of the exec'd process, while it lives.
+	Environ(e *event.Exec) ([]string, error)
+	// ReadDir lists at most max names of a directory as the process sees
+	// it (relative to its working directory, or absolute in its root); a
+	// missing directory is an fs.ErrNotExist.
+	ReadDir(e *event.Exec, dir string, max int) ([]string, error)
 }
 
 // Kernel is the kernel's half of the one verdict cache: what the rule
@@ -64,6 +71,10 @@ type inodeKey struct {
 type identity struct {
 	kind   uint8
 	interp InterpreterKind
+	// byName: nothing in the file's content said what it is, only its
+	// name says interpreter. The kernel then keeps no shortcut for it
+	// (sh -c, ldd): every exec of it comes up and is judged here.
+	byName bool
 	tool   *Tool
 	match  Match
 	detail string
@@ -81,6 +92,7 @@ type Rule struct {
 	actions map[string]uint8 // the exec hook's action per tool name; alert when absent
 
 	kernelErrors atomic.Uint64
+	unread       atomic.Uint64
 
 	mu                  sync.Mutex
 	fingerprints        map[event.Fingerprint]*Tool
@@ -90,6 +102,8 @@ type Rule struct {
 	sections            map[string]*Tool   // .text/.rodata hashes of installed tool builds
 	interpBySum         map[string]InterpreterKind
 	interpByFingerprint map[event.Fingerprint]InterpreterKind
+	interpBySection     map[string]InterpreterKind // .text/.rodata hashes of installed interpreters
+	compilers           map[string]bool            // SHA-256 of the host's byte-compiling scripts
 }
 
 // NewRule returns a rule over the catalog, writing what it learns into
@@ -105,11 +119,17 @@ func NewRule(cat *Catalog, files Files, kernel Kernel, actions map[string]uint8)
 		sections:            map[string]*Tool{},
 		interpBySum:         map[string]InterpreterKind{},
 		interpByFingerprint: map[event.Fingerprint]InterpreterKind{},
+		interpBySection:     map[string]InterpreterKind{},
 	}
 }
 
 // KernelErrors counts verdicts the kernel refused to store.
 func (r *Rule) KernelErrors() uint64 { return r.kernelErrors.Load() }
+
+// Unread counts first sights whose file could not be read (gone, renamed,
+// refused, cut by a time bound): judged by what the kernel sent, and not
+// cached, so that the next exec of the file is judged again.
+func (r *Rule) Unread() uint64 { return r.unread.Load() }
 
 // ToolVerdict is the kernel's verdict for a tool's files and names.
 func (r *Rule) ToolVerdict(t *Tool) event.Verdict {
@@ -121,6 +141,8 @@ func (r *Rule) verdict(id identity) event.Verdict {
 	switch {
 	case id.tool != nil:
 		return r.ToolVerdict(id.tool)
+	case id.kind == event.VerdictInterpreter && id.byName:
+		return event.Verdict{Kind: event.VerdictInterpreter}
 	case id.kind == event.VerdictInterpreter:
 		return event.Verdict{Kind: KernelVerdict(id.interp)}
 	}
@@ -186,9 +208,10 @@ func (r *Rule) AddInstalled(t *Tool, id event.FileID, sum string, fp *event.Fing
 	return err
 }
 
-// AddInterpreter records an interpreter found on the host, with its hash
-// and fingerprint so that a renamed copy of it is still read as one.
-func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string, fp *event.Fingerprint) error {
+// AddInterpreter records an interpreter found on the host, with its hash,
+// fingerprint and structure so that a renamed or patched copy of it is
+// still read as one.
+func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string, fp *event.Fingerprint, structure *elfid.Identity) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.remember(id, identity{kind: event.VerdictInterpreter, interp: kind, sum: sum})
@@ -198,7 +221,31 @@ func (r *Rule) AddInterpreter(kind InterpreterKind, id event.FileID, sum string,
 	if fp != nil {
 		r.interpByFingerprint[*fp] = kind
 	}
+	if structure != nil {
+		for _, s := range structure.Code {
+			r.interpBySection[s.SHA256] = kind
+		}
+	}
 	return err
+}
+
+// interpreterBy names the installed interpreter a file's content or code
+// is: its hash, else one of its code or constant-data sections (a copy
+// with a header byte changed, bytes appended, a section added).
+func (r *Rule) interpreterBy(sum string, st *elfid.Identity) InterpreterKind {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k, ok := r.interpBySum[sum]; ok && sum != "" {
+		return k
+	}
+	if st != nil {
+		for _, s := range st.Code {
+			if k, ok := r.interpBySection[s.SHA256]; ok {
+				return k
+			}
+		}
+	}
+	return NotInterpreter
 }
 
 func (r *Rule) bySum(sum string) *Tool {
@@ -230,16 +277,23 @@ func (r *Rule) byStructure(id *elfid.Identity) (*Tool, string) {
 }
 
 // Judge evaluates one exec. The order matters: the loaded file itself
-// first (its name, its identity, its content), then what it runs (a script
-// behind a shebang, an interpreter's arguments), then the name it was
-// invoked by. argv[0] and comm never decide anything: the caller sets them.
+// first (what it is: a tool's name, its identity, its content; an
+// interpreter's name only where these said nothing), then what it runs (a
+// script behind a shebang, an interpreter's arguments), then the name it
+// was invoked by. argv[0] and comm never decide anything: the caller sets
+// them.
 func (r *Rule) Judge(e *event.Exec) Result {
 	id := r.identityOf(e)
 	res := Result{SHA256: id.sum, Interpreter: id.kind == event.VerdictInterpreter}
 	if id.tool != nil {
 		match, detail := id.match, id.detail
-		if r.cat.byName[e.Name] == id.tool {
+		switch {
+		case r.cat.byName[e.Name] == id.tool:
 			match, detail = MatchExecutableName, e.Name
+		case match == MatchExecutableName:
+			// The identity was first judged under the tool's name; this
+			// exec reached the same inode under another one: a hard link.
+			match, detail = MatchInode, ""
 		}
 		if detail == "" {
 			detail = e.ExePath
@@ -248,10 +302,9 @@ func (r *Rule) Judge(e *event.Exec) Result {
 		res.Detected = true
 		return res
 	}
-	kind := r.cat.Interpreter(e.Name)
-	if kind == NotInterpreter {
-		kind = id.interp // a renamed copy of an interpreter
-	}
+	// What the file is decides how its argv reads; its name only where
+	// its content said nothing (identityOf).
+	kind := id.interp
 	// A shebang script runs in the language of the interpreter the kernel
 	// loaded for it.
 	if e.Has(event.FlagScript) && e.Filename != "" {
@@ -261,7 +314,10 @@ func (r *Rule) Judge(e *event.Exec) Result {
 		}
 	}
 	if kind != NotInterpreter {
-		if d, ok := r.interpreter(e, kind); ok {
+		// ldd's listing is taken from a loader known by what it is only:
+		// a file merely named like the loader may run what it is given
+		lists := kind == Loader && e.Has(event.FlagLoaderLists) && !id.byName
+		if d, ok := r.interpreter(e, kind, lists); ok {
 			res.Detection, res.Detected = d, true
 			return res
 		}
@@ -279,38 +335,47 @@ func (r *Rule) Judge(e *event.Exec) Result {
 // interpreter judges what an interpreter's argv says it runs. An argv the
 // kernel cut is read whole from the process where it still lives, and is
 // never taken to mean "no program".
-func (r *Rule) interpreter(e *event.Exec, kind InterpreterKind) (Detection, bool) {
-	argv, complete := argvOf(e)
-	inv := parseInterpreterArgs(kind, argv)
-	if !complete && inv.undecided() && r.files != nil {
+func (r *Rule) interpreter(e *event.Exec, kind InterpreterKind, lists bool) (Detection, bool) {
+	args, complete := argvOf(e)
+	d, ok, undecided := r.runs(e, kind, args, 0, lists)
+	if !ok && undecided && !complete && r.files != nil {
 		if full, err := r.files.Cmdline(e); err == nil && len(full) > 0 {
-			inv = parseInterpreterArgs(kind, full)
+			d, ok, _ = r.runs(e, kind, full, 0, lists)
 		}
 	}
-	switch {
-	case inv.module != "" && kind == Python:
-		if t := r.cat.moduleTool(inv.module, "", nil); t != nil {
-			return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-m " + inv.module}, true
-		}
-	case inv.code != "" && kind == Python:
-		if t, what := r.cat.pythonCodeTool(inv.code); t != nil {
-			return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-c " + what}, true
-		}
-	case inv.stdin && kind == Python:
-		return r.stdin(e)
-	case inv.script != "" && inv.script != elided && kind == Loader && e.Has(event.FlagLoaderLists):
-		return Detection{}, false // ldd: glibc's loader lists the libraries and runs nothing
-	case inv.script != "" && inv.script != elided && (kind == Loader || kind == MuslLoader):
-		return r.loaded(e, inv.script)
-	case inv.script != "" && inv.script != elided:
-		return r.script(e, inv.script, kind)
-	}
-	return Detection{}, false
+	return d, ok
 }
 
-// elided stands for the part of argv the kernel did not capture. It holds
-// a NUL, which no real argument can.
-const elided = "\x00elided"
+// maxLoaderDepth bounds loaders run by loaders (ld.so ld.so ... PROGRAM).
+const maxLoaderDepth = 4
+
+// runs judges what args, the argv of an interpreter of kind, runs. depth
+// counts the loaders in front of it. undecided says the program may sit
+// in a part of argv the kernel did not capture.
+func (r *Rule) runs(e *event.Exec, kind InterpreterKind, args []string, depth int, lists bool) (d Detection, ok, undecided bool) {
+	inv := argv.Parse(kind, args)
+	undecided = inv.Undecided()
+	named := inv.Script != "" && inv.Script != argv.Elided
+	switch {
+	case inv.Module != "" && kind == Python:
+		if t := r.cat.moduleTool(inv.Module, "", nil); t != nil {
+			return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-m " + inv.Module}, true, undecided
+		}
+	case inv.Code != "" && kind == Python:
+		if t, what := r.cat.pythonCodeTool(inv.Code); t != nil {
+			return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "-c " + what}, true, undecided
+		}
+	case inv.Stdin && kind == Python:
+		d, ok = r.stdin(e)
+	case named && lists:
+		return Detection{}, false, false // ldd: glibc's loader lists the libraries and runs nothing
+	case named && (kind == Loader || kind == MuslLoader):
+		return r.loaded(e, args[inv.At:], depth)
+	case named:
+		d, ok = r.script(e, inv.Script, kind)
+	}
+	return d, ok, undecided
+}
 
 // argvOf returns argv as far as the kernel captured it, with the middle
 // it left out (FlagArgsElided) as one elided argument, and whether it is
@@ -320,17 +385,17 @@ func argvOf(e *event.Exec) ([]string, bool) {
 		return e.Args, !e.Has(event.FlagArgsTruncated)
 	}
 	// The last argument of the start and the first of the end are cut.
-	argv := make([]string, 0, len(e.Args)+len(e.ArgsTail)+1)
+	out := make([]string, 0, len(e.Args)+len(e.ArgsTail)+1)
 	if len(e.Args) > 1 {
-		argv = append(argv, e.Args[:len(e.Args)-1]...)
+		out = append(out, e.Args[:len(e.Args)-1]...)
 	} else {
-		argv = append(argv, "")
+		out = append(out, "")
 	}
-	argv = append(argv, elided)
+	out = append(out, argv.Elided)
 	if len(e.ArgsTail) > 1 {
-		argv = append(argv, e.ArgsTail[1:]...)
+		out = append(out, e.ArgsTail[1:]...)
 	}
-	return argv, false
+	return out, false
 }
 
 // script judges a script by its name, then by its content: a renamed copy
@@ -379,38 +444,88 @@ func (r *Rule) stdin(e *event.Exec) (Detection, bool) {
 	return Detection{}, false
 }
 
-// loaded judges the program the dynamic linker was asked to load: by its
-// name, then by its structure, like the exec of the program itself.
-func (r *Rule) loaded(e *event.Exec, p string) (Detection, bool) {
+// loaded judges the program the dynamic linker was asked to load, args
+// being its argv from the program on: as if it had been exec'd, by its
+// name, then its content and structure, and when it is an interpreter by
+// what its own arguments run.
+func (r *Rule) loaded(e *event.Exec, args []string, depth int) (Detection, bool, bool) {
+	p := args[0]
 	if t := r.cat.byExec[path.Base(p)]; t != nil {
-		return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "loader " + p, Script: p}, true
+		return Detection{Tool: t, Match: MatchInterpreterArgs, Detail: "loader " + p, Script: p}, true, false
 	}
-	if r.files == nil {
-		return Detection{}, false
-	}
-	if sum, _, err := r.files.Script(e, p); err == nil {
-		if t := r.bySum(sum); t != nil {
-			return Detection{Tool: t, Match: MatchContentHash, Detail: "loader " + p + " sha256 " + sum, Script: p}, true
+	kind := NotInterpreter
+	if r.files != nil {
+		sum, _, err := r.files.Script(e, p)
+		if err == nil {
+			if t := r.bySum(sum); t != nil {
+				return Detection{Tool: t, Match: MatchContentHash, Detail: "loader " + p + " sha256 " + sum, Script: p}, true, false
+			}
+		}
+		if st, err := r.files.ProgramELF(e, p); err == nil {
+			if t, what := r.byStructure(&st); t != nil {
+				return Detection{Tool: t, Match: MatchStructure, Detail: "loader " + p + ": " + what, Script: p}, true, false
+			}
+			kind = r.interpreterBy(sum, &st)
+			if kind == NotInterpreter && pythonByStructure(&st) {
+				kind = Python
+			}
+		} else {
+			kind = r.interpreterBy(sum, nil)
 		}
 	}
-	if st, err := r.files.ProgramELF(e, p); err == nil {
-		if t, what := r.byStructure(&st); t != nil {
-			return Detection{Tool: t, Match: MatchStructure, Detail: "loader " + p + ": " + what, Script: p}, true
-		}
+	if kind == NotInterpreter {
+		kind = r.cat.Interpreter(path.Base(p))
 	}
-	return Detection{}, false
+	if kind == NotInterpreter || depth+1 >= maxLoaderDepth {
+		return Detection{}, false, false
+	}
+	return r.runs(e, kind, args, depth+1, false)
 }
 
-// IsPython reports whether an exec loaded a Python interpreter: by name
-// (python3.11), or by identity (a renamed copy of the host's python).
-func (r *Rule) IsPython(e *event.Exec) bool {
-	if r.cat.Interpreter(e.Name) == Python {
-		return true
+// programKind is the interpreter a program named in argv is, by its
+// content or structure, else by its name.
+func (r *Rule) programKind(e *event.Exec, p string) InterpreterKind {
+	if r.files != nil {
+		sum, _, _ := r.files.Script(e, p)
+		var st *elfid.Identity
+		if s, err := r.files.ProgramELF(e, p); err == nil {
+			st = &s
+		}
+		if k := r.interpreterBy(sum, st); k != NotInterpreter {
+			return k
+		}
+		if pythonByStructure(st) {
+			return Python
+		}
 	}
+	return r.cat.Interpreter(path.Base(p))
+}
+
+// IsPython reports whether a process runs Python: the file it exec'd is a
+// Python interpreter (by identity: a renamed or patched copy of the host's
+// python; by name only where its content said nothing), or it exec'd the
+// dynamic loader and the loader runs Python.
+func (r *Rule) IsPython(e *event.Exec) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	id, ok := r.known.get(e.File)
-	return ok && id.kind == event.VerdictInterpreter && id.interp == Python
+	r.mu.Unlock()
+	kind := NotInterpreter
+	switch {
+	case ok && id.kind == event.VerdictInterpreter:
+		kind = id.interp
+	case !ok:
+		kind = r.cat.Interpreter(e.Name)
+	}
+	args, _ := argvOf(e)
+	for depth := 0; (kind == Loader || kind == MuslLoader) && depth < maxLoaderDepth; depth++ {
+		inv := argv.Parse(kind, args)
+		if inv.Script == "" || inv.Script == argv.Elided {
+			return false
+		}
+		args = args[inv.At:]
+		kind = r.programKind(e, args[0])
+	}
+	return kind == Python
 }
 
 // JudgeModule names the tool whose module a process opened (a fanotify
@@ -420,99 +535,4 @@ func (r *Rule) JudgeModule(module, file string) (Detection, bool) {
 		return Detection{Tool: t, Match: MatchModuleLoad, Detail: module + " (" + file + ")"}, true
 	}
 	return Detection{}, false
-}
-
-// identityOf returns the verdict on the loaded file alone, from the cache
-// or judged now and then cached on both sides.
-func (r *Rule) identityOf(e *event.Exec) identity {
-	if e.Has(event.FlagUntrustedFS) {
-		return r.judgeIdentity(e) // every exec of a FUSE file is judged anew
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if id, ok := r.known.get(e.File); ok {
-		if e.Reasons&event.ReasonUnknown != 0 {
-			// the kernel's LRU forgot it: put it back, so that the file
-			// does not come up on every exec from now on (an error is counted)
-			_ = r.remember(e.File, id)
-		}
-		return id
-	}
-	r.mu.Unlock()
-	id := r.judgeIdentity(e)
-	r.mu.Lock()
-	_ = r.remember(e.File, id) // counted in KernelErrors
-	return id
-}
-
-func (r *Rule) judgeIdentity(e *event.Exec) identity {
-	if t := r.cat.byExec[e.Name]; t != nil {
-		return identity{kind: event.VerdictTool, tool: t, match: MatchExecutableName}
-	}
-	if e.Reasons&event.ReasonVerdictTool != 0 {
-		if t := r.cat.ByID(e.KernelToolID); t != nil {
-			return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
-		}
-	}
-	if k := r.cat.Interpreter(e.Name); k != NotInterpreter {
-		return identity{kind: event.VerdictInterpreter, interp: k}
-	}
-	// A hard link is the installed file under another name; linking
-	// changed its change time, so only device and inode still agree. Only
-	// while the inode has several names: an inode number freed by an
-	// upgrade and reused for another file (one name) is not the tool.
-	r.mu.Lock()
-	var t *Tool
-	if e.Nlink > 1 {
-		t = r.installed[inodeKey{e.File.Dev, e.File.Ino}]
-	}
-	fpTool := r.fingerprints[e.Fingerprint()]
-	ik, copied := r.interpByFingerprint[e.Fingerprint()]
-	r.mu.Unlock()
-	if t != nil {
-		return identity{kind: event.VerdictTool, tool: t, match: MatchInode}
-	}
-	// Content, where the file can still be read: its structure, then the
-	// exact hash; else the fingerprint the kernel took before the program
-	// ran. The structure alone covers the host's builds (their sections)
-	// and the catalog's signatures, so a whole-file hash, a second read of
-	// the file, is taken only where the catalog lists exact hashes or the
-	// file has no ELF structure to read.
-	var sum string
-	if r.files != nil {
-		st, err := r.files.ExecELF(e)
-		if err == nil {
-			if t, what := r.byStructure(&st); t != nil {
-				return identity{kind: event.VerdictTool, tool: t, match: MatchStructure, detail: what}
-			}
-		}
-		if err != nil || r.cat.HasSHA256() {
-			if s, err := r.files.ExecSHA256(e); err == nil {
-				sum = s
-				if t := r.bySum(s); t != nil {
-					return identity{kind: event.VerdictTool, tool: t, match: MatchContentHash, detail: "sha256 " + s, sum: sum}
-				}
-				r.mu.Lock()
-				k, ok := r.interpBySum[s]
-				r.mu.Unlock()
-				if ok {
-					return identity{kind: event.VerdictInterpreter, interp: k, sum: sum}
-				}
-			}
-		}
-	}
-	if copied && fpTool == nil {
-		return identity{kind: event.VerdictInterpreter, interp: ik, sum: sum}
-	}
-	// The kernel's fingerprint is what exec read: the same entry point and
-	// program headers as a tool's build, which only another build of the
-	// same sources shares. It decides where the file is gone, and where a
-	// patched build no longer hashes like the original.
-	if fpTool == nil && e.Reasons&event.ReasonFingerprint != 0 {
-		fpTool = r.cat.ByID(e.KernelToolID)
-	}
-	if fpTool != nil {
-		return identity{kind: event.VerdictTool, tool: fpTool, match: MatchFingerprint, detail: "first 256 bytes", sum: sum}
-	}
-	return identity{kind: event.VerdictBenign, sum: sum}
 }

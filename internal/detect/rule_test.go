@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -21,6 +22,8 @@ type fakeFiles struct {
 	programELF map[string]elfid.Identity       // programs by path as the exec names them
 	scripts    map[string]fakeScript           // scripts by path as the exec names them
 	cmdlines   map[uint32][]string             // whole argv of live processes
+	environ    map[uint32][]string             // environments of live processes
+	dirs       map[string][]string             // directories as the processes see them
 }
 
 func (f *fakeFiles) ExecELF(e *event.Exec) (elfid.Identity, error) {
@@ -42,6 +45,24 @@ func (f *fakeFiles) Cmdline(e *event.Exec) ([]string, error) {
 		return c, nil
 	}
 	return nil, errors.New("process exited")
+}
+
+func (f *fakeFiles) Environ(e *event.Exec) ([]string, error) {
+	if v, ok := f.environ[e.PID]; ok {
+		return v, nil
+	}
+	return nil, errors.New("process exited")
+}
+
+func (f *fakeFiles) ReadDir(_ *event.Exec, dir string, max int) ([]string, error) {
+	names, ok := f.dirs[dir]
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	if len(names) > max {
+		return nil, errors.New("too many names")
+	}
+	return names, nil
 }
 
 type fakeScript struct {
@@ -97,7 +118,8 @@ func newTestRule(t *testing.T, files *fakeFiles) *Rule {
 	fp := ettercapFP
 	r.AddInstalled(cat.ByFileName("ettercap"), event.FileID{Dev: 1, Ino: 400, CtimeNs: 1}, "", &fp, nil)
 	r.AddInstalled(cat.ByFileName("sslsplit"), event.FileID{Dev: 1, Ino: 500, CtimeNs: 1}, "", nil, &sslsplitELF)
-	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil)
+	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 50, CtimeNs: 1}, pythonSum, nil, nil)
+	r.AddInterpreter(Loader, event.FileID{Dev: 1, Ino: 56}, "", nil, nil) // the host's loader
 	return r
 }
 
@@ -217,6 +239,8 @@ func TestRule(t *testing.T) {
 		{"dynamic loader benign", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/bin/ls"), "", ""},
 		// ldd of a tool before the loader's verdict reached the kernel
 		{"glibc loader listing (ldd)", withFlags(elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 56}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "", ""},
+		// a file merely named like the loader may run what it is given, listing variable or not
+		{"unknown file named like the loader, listing variable set", withFlags(elf("ld-linux-x86-64.so.2", "/tmp/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 58}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "ettercap", MatchInterpreterArgs},
 		// musl's loader ignores LD_TRACE_LOADED_OBJECTS: it runs the tool
 		{"musl loader with LD_TRACE_LOADED_OBJECTS", withFlags(elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 57}, "ld.so", "/usr/bin/ettercap"), event.FlagLoaderLists), "ettercap", MatchInterpreterArgs},
 		{"musl loader --list", elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 57}, "ld.so", "--list", "/usr/bin/ettercap"), "", ""},
@@ -312,8 +336,21 @@ func (k *fakeKernel) PutVerdict(id event.FileID, v event.Verdict) error {
 func (k *fakeKernel) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
 
 func TestRuleIdentityVerdicts(t *testing.T) {
-	files := &fakeFiles{execSums: map[event.FileID]string{{Dev: 1, Ino: 900}: bettercapSum}}
+	plain := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("9", 64)}}}
+	dashELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("d", 64)}}}
+	ldELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("e", 64)}}}
+	files := &fakeFiles{
+		execSums: map[event.FileID]string{{Dev: 1, Ino: 900}: bettercapSum},
+		execELF: map[event.FileID]elfid.Identity{
+			{Dev: 1, Ino: 50}: plain, {Dev: 1, Ino: 51}: plain, {Dev: 1, Ino: 70}: plain,
+			{Dev: 1, Ino: 71}: dashELF, {Dev: 1, Ino: 72}: ldELF, {Dev: 1, Ino: 73}: plain,
+			{Dev: 1, Ino: 74}: plain, {Dev: 1, Ino: 75}: plain,
+		},
+	}
 	r := newTestRule(t, files)
+	// the host's shell and loader, as the inventory finds them
+	r.AddInterpreter(Shell, event.FileID{Dev: 1, Ino: 7100}, "", nil, &dashELF)
+	r.AddInterpreter(Loader, event.FileID{Dev: 1, Ino: 7200}, "", nil, &ldELF)
 	kernel := r.kernel.(*fakeKernel)
 	cases := []struct {
 		name string
@@ -321,11 +358,15 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 		kind uint8
 	}{
 		{"tool by content", elf("agent", "/tmp/agent", event.FileID{Dev: 1, Ino: 900}), event.VerdictTool},
-		{"interpreter", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
+		{"interpreter by name", elf("python3.11", "/usr/bin/python3", event.FileID{Dev: 1, Ino: 50}), event.VerdictInterpreter},
 		{"benign", elf("ls", "/bin/ls", event.FileID{Dev: 1, Ino: 70}), event.VerdictBenign},
-		{"shell", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
-		{"loader", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 72}), event.VerdictLoader},
+		{"the host's shell by its code", elf("dash", "/bin/sh", event.FileID{Dev: 1, Ino: 71}), event.VerdictShell},
+		{"the host's loader by its code", elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 72}), event.VerdictLoader},
 		{"musl loader", elf("ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", event.FileID{Dev: 1, Ino: 73}), event.VerdictInterpreter},
+		// a shell or loader known by its name only gets no kernel shortcut:
+		// each of its execs comes up
+		{"unknown file named sh", elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 74}), event.VerdictInterpreter},
+		{"unknown file named like the loader", elf("ld-linux-x86-64.so.2", "/tmp/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 75}), event.VerdictInterpreter},
 		// a script's verdict belongs to the script, never to its interpreter
 		{"shebang tool script", func() event.Exec {
 			e := elf("python3.11", "/usr/bin/mitmdump", event.FileID{Dev: 1, Ino: 51})
@@ -355,6 +396,141 @@ func TestRuleIdentityVerdicts(t *testing.T) {
 				t.Errorf("a verdict the kernel forgot was not written back")
 			}
 		})
+	}
+}
+
+// TestRuleUnreadNotCached: a first sight whose file could not be read (gone,
+// renamed, refused, cut by a time bound) is never cached, benign or as an
+// interpreter by its name; it is counted, and the next exec is judged anew.
+func TestRuleUnreadNotCached(t *testing.T) {
+	files := &fakeFiles{execELF: map[event.FileID]elfid.Identity{}}
+	r := newTestRule(t, files)
+	kernel := r.kernel.(*fakeKernel)
+	for _, c := range []struct {
+		name string
+		exec event.Exec
+	}{
+		{"unreadable unknown file", elf("x", "/tmp/d/x", event.FileID{Dev: 1, Ino: 800})},
+		{"unreadable file named sh", elf("sh", "/tmp/d/sh", event.FileID{Dev: 1, Ino: 801})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// GIVEN a patched copy of sslsplit that cannot be read at its first sight
+			e := c.exec
+			before := r.Unread()
+			res := r.Judge(&e)
+			// THEN nothing is written to the kernel, and the failed read is counted
+			if _, ok := kernel.verdicts[e.File]; ok || res.Detected {
+				t.Fatalf("unread first sight: kernel verdict written %v, detected %v", ok, res.Detected)
+			}
+			if r.Unread() != before+1 {
+				t.Errorf("unread count %d, want %d", r.Unread(), before+1)
+			}
+			// WHEN the next exec of the same file can be read
+			files.execELF[e.File] = elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("1", 64)}}}
+			e.Reasons |= event.ReasonUnknown
+			res = r.Judge(&e)
+			// THEN it is the tool, cached as one
+			if !res.Detected || res.Detection.Tool.Name != "sslsplit" || kernel.verdicts[e.File].Kind != event.VerdictTool {
+				t.Fatalf("readable second sight: detected %v %+v, kernel %+v; want sslsplit cached as a tool", res.Detected, res.Detection, kernel.verdicts[e.File])
+			}
+		})
+	}
+}
+
+// TestRuleIdentityBeforeName: a copy of a tool named like an interpreter
+// is the tool (and cached as one, never as a shell), and a copy of the
+// host's python or loader under another name, or with a byte of its header
+// changed, is still that interpreter.
+func TestRuleIdentityBeforeName(t *testing.T) {
+	pyELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("a", 64)}, {Name: ".rodata", SHA256: strings.Repeat("b", 64)}}}
+	ldELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("c", 64)}}}
+	patchedLoader := event.FileID{Dev: 1, Ino: 1003, CtimeNs: 5}
+	files := &fakeFiles{
+		execSums: map[event.FileID]string{{Dev: 1, Ino: 1000, CtimeNs: 5}: bettercapSum},
+		execELF: map[event.FileID]elfid.Identity{
+			{Dev: 1, Ino: 1001, CtimeNs: 5}: {Found: arpspoofSignature}, // arpspoof named sh
+			{Dev: 1, Ino: 1002, CtimeNs: 5}: pyELF,                      // python patched, named sh
+			patchedLoader:                   ldELF,
+			{Dev: 1, Ino: 1004, CtimeNs: 5}: sslsplitELF, // sslsplit named perl
+		},
+		programELF: map[string]elfid.Identity{"/tmp/py": pyELF},
+		scripts: map[string]fakeScript{
+			"/tmp/wrapper.py": {sum: trueSum, body: "from mitmproxy.tools.main import mitmdump\nmitmdump()\n"},
+		},
+	}
+	r := newTestRule(t, files)
+	r.AddInterpreter(Python, event.FileID{Dev: 1, Ino: 60, CtimeNs: 1}, "", nil, &pyELF)
+	r.AddInterpreter(Loader, event.FileID{Dev: 1, Ino: 61, CtimeNs: 1}, "", nil, &ldELF)
+	kernel := r.kernel.(*fakeKernel)
+	withReasons := func(e event.Exec, fp bool) event.Exec {
+		e.Reasons |= event.ReasonUnknown
+		if fp {
+			e.Reasons |= event.ReasonFingerprint
+			e.KernelToolID = r.cat.ByFileName("ettercap").ID
+		}
+		return e
+	}
+	cases := []struct {
+		name  string
+		exec  event.Exec
+		tool  string
+		match Match
+		kind  uint8 // the kernel's verdict on the file
+	}{
+		{"bettercap copy named sh", withReasons(elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 1000, CtimeNs: 5}, "sh", "-c", "true"), false), "bettercap", MatchContentHash, event.VerdictTool},
+		{"arpspoof copy named sh", withReasons(elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 1001, CtimeNs: 5}, "sh", "-h"), false), "arpspoof", MatchStructure, event.VerdictTool},
+		{"sslsplit copy named perl", withReasons(elf("perl", "/tmp/perl", event.FileID{Dev: 1, Ino: 1004, CtimeNs: 5}, "perl", "-e", "1"), false), "sslsplit", MatchStructure, event.VerdictTool},
+		{"ettercap copy named perl, gone: the kernel's fingerprint", withReasons(elf("perl", "/tmp/perl", event.FileID{Dev: 1, Ino: 1005, CtimeNs: 5}, "perl", "-v"), true), "ettercap", MatchFingerprint, event.VerdictTool},
+		{"patched python named sh runs -c", withReasons(elf("sh", "/tmp/sh", event.FileID{Dev: 1, Ino: 1002, CtimeNs: 5}, "sh", "-c", "import runpy; runpy.run_path('/usr/bin/mitmdump', run_name='__main__')"), false), "mitmdump", MatchInterpreterArgs, event.VerdictInterpreter},
+		{"patched loader runs a tool", withReasons(elf("svc", "/tmp/svc", patchedLoader, "svc", "--inhibit-rpath", "", "/usr/bin/ettercap"), false), "ettercap", MatchInterpreterArgs, event.VerdictLoader},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.exec
+			res := r.Judge(&e)
+			if !res.Detected || res.Detection.Tool.Name != c.tool || res.Detection.Match != c.match {
+				t.Fatalf("got detected %v %+v, want %s by %s", res.Detected, res.Detection, c.tool, c.match)
+			}
+			if v := kernel.verdicts[e.File]; v.Kind != c.kind {
+				t.Errorf("kernel verdict kind %d, want %d", v.Kind, c.kind)
+			}
+		})
+	}
+	// the loader's program is judged as if exec'd: python by its code, its
+	// own argv read as python's, and the process counts as python
+	loader := elf("ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", event.FileID{Dev: 1, Ino: 61, CtimeNs: 1})
+	for _, c := range []struct {
+		name string
+		args []string
+		tool string
+	}{
+		{"loader runs python running a tool script", []string{"ld.so", "/tmp/py", "/usr/bin/mitmdump", "--version"}, "mitmdump"},
+		{"loader runs python -c", []string{"ld.so", "--argv0", "x", "/tmp/py", "-c", "from mitmproxy.tools.main import mitmweb; mitmweb()"}, "mitmweb"},
+		{"loader runs python with a wrapper", []string{"ld.so", "--library-path", "/x", "/tmp/py", "-W", "ignore", "/tmp/wrapper.py"}, "mitmdump"},
+		{"loader runs the loader", []string{"ld.so", "/lib64/ld-linux-x86-64.so.2", "/tmp/py", "-m", "mitm6"}, "mitm6"},
+		{"loader runs python by name", []string{"ld.so", "/usr/bin/python3.11", "/usr/bin/mitmdump"}, "mitmdump"},
+		{"loader runs python, nothing of a tool", []string{"ld.so", "/tmp/py", "-c", "print(1)"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := loader
+			e.Args = c.args
+			res := r.Judge(&e)
+			if c.tool == "" {
+				if res.Detected {
+					t.Fatalf("want no detection, got %s", res.Detection.Tool.Name)
+				}
+			} else if !res.Detected || res.Detection.Tool.Name != c.tool {
+				t.Fatalf("got detected %v %v, want %s", res.Detected, res.Detection.Tool, c.tool)
+			}
+			if !r.IsPython(&e) && c.name != "loader runs the loader" {
+				t.Errorf("the loader's process runs python: IsPython false")
+			}
+		})
+	}
+	notPython := loader
+	notPython.Args = []string{"ld.so", "/bin/ls"}
+	if r.IsPython(&notPython) {
+		t.Errorf("ld.so /bin/ls: IsPython true")
 	}
 }
 
@@ -483,5 +659,62 @@ func TestCatalogBinaryCarriesNoSignature(t *testing.T) {
 		if bytes.Contains(b, []byte(n)) {
 			t.Errorf("signature %q is in the test binary as plain bytes", n)
 		}
+	}
+}
+
+// TestRuleHardLinkAfterTheName: an inode first judged under the tool's own
+// name and then exec'd through a hard link is reported as the inode, not
+// the name this exec did not have.
+func TestRuleHardLinkAfterTheName(t *testing.T) {
+	r := newTestRule(t, &fakeFiles{})
+	id := event.FileID{Dev: 1, Ino: 200, CtimeNs: 9} // arpspoof, linked since the scan
+	byName := elf("arpspoof", "/dev/fd/3", id)
+	byName.Nlink = 2
+	r.Judge(&byName)
+	link := elf("netcheck", "/tmp/netcheck", id)
+	link.Nlink = 2
+	res := r.Judge(&link)
+	if !res.Detected || res.Detection.Tool.Name != "arpspoof" || res.Detection.Match != MatchInode {
+		t.Fatalf("hard link after the name: %+v, want arpspoof by inode", res.Detection)
+	}
+}
+
+// TestRulePythonByStructure: a python the host never had (another build, a
+// container's, one linked to libpython) is python by its structure, under
+// any name: its -c is read as python's.
+func TestRulePythonByStructure(t *testing.T) {
+	static := elfid.Identity{Found: []string{cpythonUsage}}
+	shared := elfid.Identity{Needed: []string{"libpython3.12.so.1.0", "libc.so.6"}}
+	goProgram := elfid.Identity{GoModule: "example.com/x", Found: []string{cpythonUsage}}
+	files := &fakeFiles{execELF: map[event.FileID]elfid.Identity{
+		{Dev: 2, Ino: 1}: static, {Dev: 2, Ino: 2}: shared, {Dev: 2, Ino: 3}: goProgram,
+	}}
+	r := newTestRule(t, files)
+	code := "from mitmproxy.tools.main import mitmdump; mitmdump()"
+	for _, c := range []struct {
+		name string
+		exec event.Exec
+		tool string
+	}{
+		{"static python named sh", elf("sh", "/x/sh", event.FileID{Dev: 2, Ino: 1}, "sh", "-c", code), "mitmdump"},
+		{"libpython python named bash", elf("bash", "/x/bash", event.FileID{Dev: 2, Ino: 2}, "bash", "-c", code), "mitmdump"},
+		{"Go program holding the usage line", elf("sh", "/x/sh", event.FileID{Dev: 2, Ino: 3}, "sh", "-c", code), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.exec
+			res := r.Judge(&e)
+			if c.tool == "" {
+				if res.Detected {
+					t.Fatalf("want no detection, got %+v", res.Detection)
+				}
+				return
+			}
+			if !res.Detected || res.Detection.Tool.Name != c.tool {
+				t.Fatalf("got %+v, want %s", res.Detection, c.tool)
+			}
+			if !r.IsPython(&e) {
+				t.Errorf("IsPython false for a python by structure")
+			}
+		})
 	}
 }

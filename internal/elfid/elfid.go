@@ -85,6 +85,12 @@ type Options struct {
 	// MiB) is most of the cost of a first sight on a build machine, where
 	// every test binary is new.
 	SkipGoSections bool
+	// HashSegments hashes every loadable segment (PT_LOAD) as well, for the
+	// installed builds whose stripped copies must still match. Without it
+	// segments are hashed, and searched for needles, only where the file
+	// has no section to hash: section headers are not needed to run a
+	// program, and a copy without them keeps its segments.
+	HashSegments bool
 }
 
 // Section is one hashed section.
@@ -179,6 +185,11 @@ func read(r io.ReaderAt, size int64, o Options, chunk int) (id Identity, err err
 	}
 	if err := s.sections(f, &id); err != nil {
 		return Identity{}, err
+	}
+	if o.HashSegments || len(id.Code) == 0 {
+		if err := s.segments(f, &id, len(id.Code) == 0); err != nil {
+			return Identity{}, err
+		}
 	}
 	for i, n := range o.Needles {
 		if s.m.found[i] && !contains(id.Found, n) {
@@ -490,6 +501,7 @@ type scanner struct {
 	size  int64
 	chunk int
 	m     *matcher
+	mask  []bool // bytes of the ELF header hashed as zero (segments only)
 }
 
 type job struct {
@@ -539,7 +551,7 @@ func (s *scanner) sections(f *elf.File, id *Identity) error {
 		if buf == nil {
 			buf = make([]byte, s.m.overlap()+s.chunk)
 		}
-		sum, err := s.stream(buf, sec, j.search && s.m.left > 0)
+		sum, err := s.stream(buf, int64(sec.Offset), int64(sec.FileSize), j.search && s.m.left > 0)
 		if err != nil {
 			return fmt.Errorf("elf section %.64q (%d bytes at offset %d): %w", sec.Name, sec.FileSize, sec.Offset, err)
 		}
@@ -550,11 +562,11 @@ func (s *scanner) sections(f *elf.File, id *Identity) error {
 	return nil
 }
 
-func (s *scanner) stream(buf []byte, sec *elf.Section, search bool) (string, error) {
+func (s *scanner) stream(buf []byte, start, size int64, search bool) (string, error) {
 	h := sha256.New()
 	keep := 0
 	ov := s.m.overlap()
-	off, end := int64(sec.Offset), int64(sec.Offset+sec.FileSize)
+	off, end := start, start+size
 	for off < end {
 		n := int(min(int64(s.chunk), end-off))
 		m, err := s.r.ReadAt(buf[keep:keep+n], off)
@@ -564,7 +576,11 @@ func (s *scanner) stream(buf []byte, sec *elf.Section, search bool) (string, err
 			}
 			return "", err
 		}
-		h.Write(buf[keep : keep+n])
+		if s.mask != nil && off < int64(len(s.mask)) {
+			h.Write(masked(buf[keep:keep+n], off, s.mask))
+		} else {
+			h.Write(buf[keep : keep+n])
+		}
 		off += int64(n)
 		w := buf[:keep+n]
 		if search && s.m.left > 0 {

@@ -276,8 +276,19 @@ func TestGoModule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GoModule != module || len(got.Code) != 0 {
-		t.Errorf("without section headers: GoModule %q, Code %v; want %q and no code", got.GoModule, got.Code, module)
+	if got.GoModule != module || got.SectionHash(".text") != "" || len(got.Code) == 0 {
+		t.Errorf("without section headers: GoModule %q, Code %v; want %q and the loadable segments' hashes only", got.GoModule, got.Code, module)
+	}
+	// the segments are what runs: the original's, hashed with HashSegments,
+	// are the stripped copy's
+	whole, err := readBytes(b, Options{HashSegments: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range got.Code {
+		if whole.SectionHash(seg.Name) != seg.SHA256 {
+			t.Errorf("segment %s of the stripped copy: %s, the original's %s", seg.Name, seg.SHA256, whole.SectionHash(seg.Name))
+		}
 	}
 }
 
@@ -804,8 +815,7 @@ func TestStreamFindsWhatContainsFinds(t *testing.T) {
 		for _, chunk := range []int{1, 2, 3, 5, 8, 13, 64, 1 << 16} {
 			s := scanner{r: &boundedReader{r: bytes.NewReader(data), size: int64(len(data)), limit: 1 << 20}, size: int64(len(data)), chunk: chunk, m: newMatcher(needles)}
 			buf := make([]byte, s.m.overlap()+chunk)
-			sec := &elf.Section{SectionHeader: elf.SectionHeader{Name: "x", Offset: 0, FileSize: uint64(len(data))}}
-			if _, err := s.stream(buf, sec, true); err != nil {
+			if _, err := s.stream(buf, 0, int64(len(data)), true); err != nil {
 				t.Fatal(err)
 			}
 			for i, n := range needles {

@@ -42,7 +42,7 @@ func New(procRoot, passwdPath string, hasher Hasher) *Enricher {
 // Enrich returns the context of e. sum is the executable's SHA-256 when the
 // rule already computed it.
 func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
-	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerID(e.Cgroup)}
+	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerIDOf(e)}
 	if c.SHA256 == "" && en.hasher != nil {
 		if s, err := en.hasher.ExecSHA256(e); err == nil {
 			c.SHA256 = s
@@ -114,10 +114,50 @@ func lookupUser(passwd string, uid uint32) string {
 
 var containerIDPattern = regexp.MustCompile(`(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$`)
 
+// runtimeRoots are where container runtimes running as root put their
+// containers' cgroups: systemd's system and machine slices, the kubelet's
+// pods (both drivers) and docker's cgroupfs driver. Only root creates
+// cgroups there; a user's delegated subtree (user@UID.service) is theirs to
+// name as they like, rootless containers included.
+var runtimeRoots = []string{"/system.slice/", "/machine.slice/", "/kubepods.slice/", "/kubepods/", "/kubelet.slice/", "/docker/"}
+
+// UserDelegated reports whether a cgroup lies in a subtree systemd
+// delegates to a user (user@UID.service), whose names that user chooses.
+func UserDelegated(cgroup string) bool {
+	for _, p := range strings.Split(cgroup, "/") {
+		if strings.HasPrefix(p, "user@") {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainerIDOf is ContainerID of the exec's cgroup, "" when the kernel cut
+// the path at its depth bound: its innermost components, shown from the
+// root, could read as any layout.
+func ContainerIDOf(e *event.Exec) string {
+	if e.Has(event.FlagCgroupTruncated) {
+		return ""
+	}
+	return ContainerID(e.Cgroup)
+}
+
 // ContainerID extracts a container id from a cgroup v2 path in the layouts
 // of docker (docker-ID.scope, /docker/ID), containerd (cri-containerd-ID.scope),
-// cri-o (crio-ID.scope) and podman (libpod-ID.scope).
+// cri-o (crio-ID.scope) and podman (libpod-ID.scope), only under the roots
+// where root-run runtimes put them (runtimeRoots) and never in a subtree
+// delegated to a user: a user's cgroup named docker-ID.scope is no
+// container.
 func ContainerID(cgroup string) string {
+	underRuntime := false
+	for _, r := range runtimeRoots {
+		if strings.HasPrefix(cgroup, r) {
+			underRuntime = true
+		}
+	}
+	if !underRuntime || UserDelegated(cgroup) {
+		return ""
+	}
 	for _, part := range []string{cgroup, filepath.Dir(cgroup)} {
 		base := filepath.Base(part)
 		if m := containerIDPattern.FindStringSubmatch("/" + base); m != nil {

@@ -25,11 +25,20 @@ func TestContainerID(t *testing.T) {
 		"/": "",
 		"":  "",
 		"/system.slice/docker-" + id[:12] + ".scope": "",
+		// a user's own cgroups, named like a runtime's
+		"/user.slice/user-1000.slice/user@1000.service/app.slice/docker-" + id + ".scope": "",
+		"/user.slice/user-1000.slice/user@1000.service/docker/" + id:                      "",
+		"/mxaudit/x/system.slice/docker-" + id + ".scope":                                 "",
 	}
 	for cgroup, want := range cases {
 		if got := ContainerID(cgroup); got != want {
 			t.Errorf("ContainerID(%q) = %q, want %q", cgroup, got, want)
 		}
+	}
+	// the innermost components of a deeper path, shown from the root
+	cut := event.Exec{Cgroup: "/system.slice/a/b/c/d/e/f/docker-" + id + ".scope", Flags: event.FlagCgroupTruncated}
+	if got := ContainerIDOf(&cut); got != "" {
+		t.Errorf("ContainerIDOf a cut cgroup = %q, want none", got)
 	}
 }
 

@@ -201,9 +201,26 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 		// process runs whatever device stat reports.
 		anyDev bool
 	}
+	if e.Has(event.FlagUntrustedFS) {
+		// The kernel saw the file on FUSE: its server may never answer our
+		// open (and what it would serve us proves nothing). It is judged by
+		// what exec read, the kernel's fingerprint.
+		h.lost.Add(1)
+		return nil, unix.Stat_t{}, -1, fmt.Errorf("executable %q of pid %d: %w", e.ExePath, e.PID, safeopen.ErrUntrustedFS)
+	}
 	cands := []candidate{{filepath.Join(h.pidDir(e.PID), "exe"), safeopen.OpenRegular, true}}
 	if e.ExePath != "" && e.Nlink > 0 {
 		cands = append(cands, candidate{e.ExePath, safeopen.OpenRegularNoFollow, false})
+	}
+	// A process in a container that has exited left a path that means
+	// nothing in the collector's namespace; its parent, in the same mount
+	// namespace and usually still alive, resolves it in that root.
+	if e.ExePath != "" && e.Nlink > 0 && !e.Has(event.FlagExePathTruncated) && e.PPID > 1 && e.MntNS != 0 &&
+		mountNamespaceOf(h.pidDir(e.PPID)) == e.MntNS {
+		ppid := e.PPID
+		cands = append(cands, candidate{e.ExePath, func(p string) (*os.File, unix.Stat_t, error) {
+			return safeopen.OpenInProcess(h.procRoot, ppid, p)
+		}, false})
 	}
 	var lastErr error = ErrGone
 	for i, c := range cands {
@@ -297,7 +314,9 @@ func (h *Hasher) OpenScript(e *event.Exec, p string) (*os.File, unix.Stat_t, err
 	f, st, err := safeopen.OpenInProcess(h.procRoot, e.PID, p)
 	if err != nil {
 		if host, ok := h.hostPath(e, p); ok {
-			f, st, err = safeopen.OpenRegular(host)
+			// resolved in the collector's own root, with the same checks:
+			// its mount table says whether the path leads onto FUSE
+			f, st, err = safeopen.OpenInProcess(h.procRoot, uint32(os.Getpid()), host)
 		}
 	}
 	if err != nil {
@@ -484,4 +503,18 @@ func (h *Hasher) putScript(id event.FileID, r scriptResult) {
 	}
 	h.scripts[id] = r
 	h.scriptsBytes += len(r.head)
+}
+
+// mountNamespaceOf returns the inode number of the mount namespace of the
+// process at pidDir, 0 when it cannot be read.
+func mountNamespaceOf(pidDir string) uint32 {
+	link, err := os.Readlink(filepath.Join(pidDir, "ns", "mnt"))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "mnt:["), "]"), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
 }

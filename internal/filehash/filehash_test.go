@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -443,5 +444,31 @@ func TestScriptOfAReusedPid(t *testing.T) {
 	}
 	if s, _, err := h.Script(&event.Exec{PID: 6, StartBootTimeNs: 9000 * 1e7}, "s.py"); err != nil || s == "" {
 		t.Errorf("the same process: %q %v", s, err)
+	}
+}
+
+// TestScriptOfAnExitedProcessOnTheHost: a process of the collector's mount
+// namespace that has exited has no root to resolve in; its script is read
+// from the collector's own root, with the checks every read has.
+func TestScriptOfAnExitedProcessOnTheHost(t *testing.T) {
+	dir := t.TempDir()
+	body := []byte("from mitmproxy.tools.main import mitmdump\n")
+	writeFile(t, filepath.Join(dir, "w.py"), body)
+	link, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatalf("mount namespace: %v", err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "mnt:["), "]"), 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("/bin/true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	h := New("/proc", 1<<20, WithHostMountNamespace(uint32(n)))
+	e := &event.Exec{PID: uint32(gone.Process.Pid), MntNS: uint32(n)}
+	if s, _, err := h.Script(e, filepath.Join(dir, "w.py")); err != nil || s != sumOf(body) {
+		t.Errorf("script of an exited process: %q %v, want the file's sum", s, err)
 	}
 }

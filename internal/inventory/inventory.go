@@ -170,3 +170,27 @@ func readFile(p string, maxBytes int64, perFile time.Duration) (File, error) {
 	}
 	return f, nil
 }
+
+// compilerGlobs are where the host's byte-compiling scripts live: Debian's
+// py3compile (which apt runs at every install of a Python package) and
+// the standard library's compilers, which are run as scripts too.
+var compilerGlobs = []string{
+	"/usr/bin/py3compile", "/usr/bin/pypy3compile",
+	"/usr/lib/python3*/py_compile.py", "/usr/lib/python3*/compileall.py",
+	"/usr/local/lib/python3*/py_compile.py", "/usr/local/lib/python3*/compileall.py",
+}
+
+// Compilers hashes the host's byte-compiling scripts, each within maxBytes
+// and DefaultFileTime; what cannot be read is left out.
+func Compilers(maxBytes int64) []File {
+	var out []File
+	for _, g := range compilerGlobs {
+		paths, _ := filepath.Glob(g)
+		for _, p := range paths {
+			if f, err := readFile(p, maxBytes, DefaultFileTime); err == nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}

@@ -27,9 +27,12 @@ func TestPodUID(t *testing.T) {
 		// kind: the node's own kubelet.slice nests the pods
 		"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod1b4e28ba_2fa1_11d2_883f_0016d3cca427.slice/cri-containerd-" + hex64 + ".scope": uid,
 		// not a pod
-		"/user.slice/user-0.slice/session-1.scope":                      "",
-		"/system.slice/docker-" + hex64 + ".scope":                      "",
-		"/system.slice/pod1b4e28ba-2fa1-11d2-883f-0016d3cca427.service": "",
+		"/user.slice/user-0.slice/session-1.scope": "",
+		// a user's own cgroups named like the kubelet's
+		"/user.slice/user-1000.slice/user@1000.service/kubepods/pod1b4e28ba-2fa1-11d2-883f-0016d3cca427/x": "",
+		"/mxaudit/x/y/kubepods/pod1b4e28ba-2fa1-11d2-883f-0016d3cca427/x":                                  "",
+		"/system.slice/docker-" + hex64 + ".scope":                                                         "",
+		"/system.slice/pod1b4e28ba-2fa1-11d2-883f-0016d3cca427.service":                                    "",
 		"": "",
 	}
 	for cg, want := range cases {

@@ -30,6 +30,7 @@ const (
 
 // Stat is what the receiver needs of /proc/PID/stat.
 type Stat struct {
+	Comm       string
 	PPID       uint32
 	StartTicks uint64 // field 22: clock ticks since boot (USER_HZ is 100 on every Linux ABI)
 }
@@ -66,7 +67,11 @@ func readStat(f *os.File, pid uint32) (Stat, error) {
 	if err1 != nil || err2 != nil {
 		return Stat{}, fmt.Errorf("stat of pid %d is malformed", pid)
 	}
-	return Stat{PPID: uint32(ppid), StartTicks: start}, nil
+	comm := ""
+	if j := strings.IndexByte(string(b), '('); j >= 0 && j < i {
+		comm = string(b[j+1 : i])
+	}
+	return Stat{Comm: comm, PPID: uint32(ppid), StartTicks: start}, nil
 }
 
 // SameStart compares the start time with the kernel's start_boottime in
@@ -87,11 +92,22 @@ func Cmdline(procRoot string, pid uint32, startBootNs uint64, maxBytes int) (arg
 	return cmdline(procRoot, pid, startBootNs, maxBytes, nil)
 }
 
+// Environ is Cmdline for the process's environment (NAME=VALUE strings):
+// what the process shows now, which it may have rewritten.
+func Environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int) (vars []string, truncated bool, err error) {
+	return readList(procRoot, pid, startBootNs, maxBytes, "environ", nil)
+}
+
 // cmdline is Cmdline with a hook run between the read and the second start
 // check, for tests.
 func cmdline(procRoot string, pid uint32, startBootNs uint64, maxBytes int, between func()) ([]string, bool, error) {
+	return readList(procRoot, pid, startBootNs, maxBytes, "cmdline", between)
+}
+
+// readList reads a NUL-separated list of /proc/PID (cmdline, environ).
+func readList(procRoot string, pid uint32, startBootNs uint64, maxBytes int, name string, between func()) ([]string, bool, error) {
 	if maxBytes <= 0 {
-		return nil, false, fmt.Errorf("cmdline bound maxBytes is %d, want more than 0", maxBytes)
+		return nil, false, fmt.Errorf("%s bound maxBytes is %d, want more than 0", name, maxBytes)
 	}
 	// The directory descriptor holds the process itself, not its number:
 	// once that process is gone, nothing under it opens, even when a new
@@ -100,20 +116,20 @@ func cmdline(procRoot string, pid uint32, startBootNs uint64, maxBytes int, betw
 	// counts as the exec's process.
 	dir, err := unix.Open(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, false, fmt.Errorf("cmdline of pid %d: %w", pid, err)
+		return nil, false, fmt.Errorf("%s of pid %d: %w", name, pid, err)
 	}
 	defer unix.Close(dir)
 	if err := sameStartAt(dir, pid, startBootNs); err != nil {
 		return nil, false, err
 	}
-	f, err := openAt(dir, "cmdline")
+	f, err := openAt(dir, name)
 	if err != nil {
-		return nil, false, fmt.Errorf("cmdline of pid %d: %w", pid, err)
+		return nil, false, fmt.Errorf("%s of pid %d: %w", name, pid, err)
 	}
 	defer f.Close()
 	b, cut, err := readBounded(f, maxBytes)
 	if err != nil {
-		return nil, false, fmt.Errorf("cmdline of pid %d: %w", pid, err)
+		return nil, false, fmt.Errorf("%s of pid %d: %w", name, pid, err)
 	}
 	if between != nil {
 		between()
@@ -168,4 +184,86 @@ func splitArgs(b []byte) []string {
 	}
 	s := strings.TrimSuffix(string(b), "\x00")
 	return strings.Split(s, "\x00")
+}
+
+// Creds are a process's ids from /proc/PID/status and its cgroup v2 path
+// from /proc/PID/cgroup.
+type Creds struct {
+	UID, EUID, GID, EGID uint32
+	VPID                 uint32 // its pid in its own pid namespace (the last of NSpid), 0 when not shown
+	Cgroup               string // "" when the process is in no cgroup v2 hierarchy the read could see
+}
+
+// statusMax bounds /proc/PID/status (a few KiB) and /proc/PID/cgroup.
+const statusMax = 16 << 10
+
+// Status reads the credentials of PID and its cgroup, if PID is still the
+// process that started at startBootNs, checked on both sides of the reads.
+// The owner of /proc/PID is no credential: a process that drops its
+// dumpable flag shows root as that owner.
+func Status(procRoot string, pid uint32, startBootNs uint64) (Creds, error) {
+	dir, err := unix.Open(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Creds{}, fmt.Errorf("status of pid %d: %w", pid, err)
+	}
+	defer unix.Close(dir)
+	if err := sameStartAt(dir, pid, startBootNs); err != nil {
+		return Creds{}, err
+	}
+	read := func(name string) ([]byte, error) {
+		f, err := openAt(dir, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s of pid %d: %w", name, pid, err)
+		}
+		defer f.Close()
+		b, cut, err := readBounded(f, statusMax)
+		if err == nil && cut {
+			err = fmt.Errorf("%s of pid %d is over %d bytes or took over %s", name, pid, statusMax, readTime)
+		}
+		return b, err
+	}
+	status, err := read("status")
+	if err != nil {
+		return Creds{}, err
+	}
+	var c Creds
+	uids, gids := idsOf(status, "Uid:"), idsOf(status, "Gid:")
+	if len(uids) < 2 || len(gids) < 2 {
+		return Creds{}, fmt.Errorf("status of pid %d has no Uid or Gid line", pid)
+	}
+	c.UID, c.EUID, c.GID, c.EGID = uids[0], uids[1], gids[0], gids[1]
+	if ns := idsOf(status, "NSpid:"); len(ns) > 0 {
+		c.VPID = ns[len(ns)-1]
+	}
+	if cg, err := read("cgroup"); err == nil {
+		for _, line := range strings.Split(string(cg), "\n") {
+			if p, ok := strings.CutPrefix(line, "0::"); ok {
+				c.Cgroup = p
+			}
+		}
+	}
+	if err := sameStartAt(dir, pid, startBootNs); err != nil {
+		return Creds{}, err
+	}
+	return c, nil
+}
+
+// idsOf parses the numbers of a status line ("Uid:\t1000\t1000\t1000\t1000").
+func idsOf(status []byte, key string) []uint32 {
+	for _, line := range strings.Split(string(status), "\n") {
+		rest, ok := strings.CutPrefix(line, key)
+		if !ok {
+			continue
+		}
+		var out []uint32
+		for _, f := range strings.Fields(rest) {
+			n, err := strconv.ParseUint(f, 10, 32)
+			if err != nil {
+				return nil
+			}
+			out = append(out, uint32(n))
+		}
+		return out
+	}
+	return nil
 }

@@ -136,3 +136,24 @@ func TestCmdlineOfALiveProcess(t *testing.T) {
 		t.Errorf("got %q %v", args, err)
 	}
 }
+
+func TestStatusOfALiveProcess(t *testing.T) {
+	st, err := Read("/proc", uint32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Status("/proc", uint32(os.Getpid()), st.StartTicks*1e7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UID != uint32(os.Getuid()) || c.EUID != uint32(os.Geteuid()) || c.GID != uint32(os.Getgid()) || c.EGID != uint32(os.Getegid()) {
+		t.Errorf("creds %+v, want this process's", c)
+	}
+	if !strings.HasPrefix(c.Cgroup, "/") {
+		t.Errorf("cgroup %q, want a cgroup v2 path", c.Cgroup)
+	}
+	// another start time is another process
+	if _, err := Status("/proc", uint32(os.Getpid()), (st.StartTicks+50)*1e7); err == nil {
+		t.Errorf("status of the pid with another start time: no error")
+	}
+}

@@ -203,6 +203,18 @@ func OpenInProcess(procRoot string, pid uint32, p string) (*os.File, unix.Stat_t
 		return nil, unix.Stat_t{}, fmt.Errorf("path %q holds a NUL byte", p)
 	}
 	pidDir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
+	resolve := uint64(inRoot)
+	if lexEntry, lexOwn, err := ownEntry(p); err == nil {
+		fuse, err := fuseMounted(pidDir, p, lexOwn, lexEntry)
+		if err != nil {
+			return nil, unix.Stat_t{}, err
+		}
+		if fuse {
+			// the path was checked as written: a symbolic link on it
+			// could still lead onto FUSE
+			resolve |= unix.RESOLVE_NO_SYMLINKS
+		}
+	}
 	rootFd, err := openPath(filepath.Join(pidDir, "root"), unix.O_DIRECTORY)
 	if err != nil {
 		return nil, unix.Stat_t{}, fmt.Errorf("root of pid %d: %w", pid, err)
@@ -221,7 +233,7 @@ func OpenInProcess(procRoot string, pid uint32, p string) (*os.File, unix.Stat_t
 	case own:
 		fd, err = openOwn(pidDir, rootFd, p, entry)
 	case filepath.IsAbs(p):
-		fd, err = openat2(rootFd, p, inRoot, 0)
+		fd, err = openat2(rootFd, p, resolve, 0)
 	default:
 		fd, err = openRelative(pidDir, rootFd, p)
 	}

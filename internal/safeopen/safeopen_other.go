@@ -26,3 +26,6 @@ func OpenRegularNoFollow(path string) (*os.File, unix.Stat_t, error) {
 func OpenInProcess(procRoot string, pid uint32, p string) (*os.File, unix.Stat_t, error) {
 	return nil, unix.Stat_t{}, fmt.Errorf("open %q of pid %d: %w", p, pid, errors.ErrUnsupported)
 }
+
+// RefuseUntrusted is Linux-only; elsewhere nothing is refused.
+func RefuseUntrusted(string, uint32, string) error { return nil }

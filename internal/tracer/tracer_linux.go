@@ -415,9 +415,11 @@ func (t *Tracer) PutName(name string, v event.Verdict) error {
 	return t.maps.Names.Put(key, toVerdict(v))
 }
 
-// Protect exempts a process from kills in the exec hook.
-func (t *Tracer) Protect(pid uint32) error {
-	return t.maps.Protected.Put(pid, uint8(1))
+// Protect exempts a process from kills in the exec hook: pid while it is
+// the process that started startTicks clock ticks after boot (its
+// /proc/PID/stat start time; any start for pid 1).
+func (t *Tracer) Protect(pid uint32, startTicks uint64) error {
+	return t.maps.Protected.Put(pid, startTicks)
 }
 
 // PutFingerprint marks a content fingerprint in the kernel.

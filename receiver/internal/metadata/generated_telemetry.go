@@ -45,6 +45,7 @@ type TelemetryBuilder struct {
 	ReceiverMitmexecRingReserveFailures metric.Int64ObservableCounter
 	ReceiverMitmexecSummarized          metric.Int64ObservableCounter
 	ReceiverMitmexecSuppressed          metric.Int64ObservableCounter
+	ReceiverMitmexecUnreadFirstSights   metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -313,6 +314,21 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecSuppressedCallback(cb m
 	return nil
 }
 
+// RegisterReceiverMitmexecUnreadFirstSightsCallback sets callback for observable ReceiverMitmexecUnreadFirstSights metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecUnreadFirstSightsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecUnreadFirstSights, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecUnreadFirstSights)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 type observerInt64 struct {
 	embedded.Int64Observer
 	inst metric.Int64Observable
@@ -440,6 +456,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ReceiverMitmexecSuppressed, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_mitmexec_suppressed",
 		metric.WithDescription("Detections silenced by the allow-list. [Development]"),
+		metric.WithUnit("{exec}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecUnreadFirstSights, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_unread_first_sights",
+		metric.WithDescription("First sights of a file that could not be read (gone or renamed before the read, refused, over a time bound); never cached, so the file's next exec is judged again. [Development]"),
 		metric.WithUnit("{exec}"),
 	)
 	errs = errors.Join(errs, err)
