@@ -22,6 +22,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
@@ -36,6 +37,7 @@ type frameSource interface {
 	Frames() <-chan []byte
 	FramesErr() error
 	FramesHook() (hook string, refuses bool)
+	AllowFrameSender(id event.FileID) error
 	FrameStats() (tracer.FrameStats, error)
 }
 
@@ -98,33 +100,68 @@ type claimKey struct {
 	device  string
 }
 
-// claimsSeen remembers the claims already reported, bounded.
+// claimsSeen remembers the claims already reported, bounded: at most
+// maxAddressesPerSender records per process, class and interface, so a
+// spoofer cycling through addresses costs bounded records, and when full
+// it forgets half of what it holds (a map's order is random), never all.
 type claimsSeen struct {
-	mu   sync.Mutex
-	seen map[claimKey]struct{}
+	mu        sync.Mutex
+	seen      map[claimKey]struct{}
+	perSender map[claimKey]int // keyed with address left zero
 }
 
-const maxClaimsSeen = 4096
+const (
+	maxClaimsSeen         = 4096
+	maxAddressesPerSender = 8
+)
+
+func newClaimsSeen() *claimsSeen {
+	return &claimsSeen{seen: map[claimKey]struct{}{}, perSender: map[claimKey]int{}}
+}
+
+func senderOf(k claimKey) claimKey {
+	k.address = netip.Addr{}
+	return k
+}
+
+// has reports whether k needs no record: reported already, or its sender
+// has had its share of records for the class on the interface.
+func (s *claimsSeen) has(k claimKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hasLocked(k)
+}
+
+func (s *claimsSeen) hasLocked(k claimKey) bool {
+	_, ok := s.seen[k]
+	return ok || s.perSender[senderOf(k)] >= maxAddressesPerSender
+}
 
 // add reports whether k is new, and remembers it.
 func (s *claimsSeen) add(k claimKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.seen[k]; ok {
+	if s.hasLocked(k) {
 		return false
 	}
 	if len(s.seen) >= maxClaimsSeen {
-		clear(s.seen)
+		forgetHalf(s.seen)
+		forgetHalf(s.perSender)
 	}
 	s.seen[k] = struct{}{}
+	s.perSender[senderOf(k)]++
 	return true
 }
 
-func (s *claimsSeen) has(k claimKey) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.seen[k]
-	return ok
+func forgetHalf[V any](m map[claimKey]V) {
+	n := len(m) / 2
+	for k := range m {
+		if n == 0 {
+			return
+		}
+		delete(m, k)
+		n--
+	}
 }
 
 // wireClaim is what a behaviour record says beyond the exec's context.
@@ -152,10 +189,34 @@ func (r *mitmexecReceiver) startFrames() {
 		return
 	}
 	hook, deny := fs.FramesHook()
+	if deny {
+		r.allowFrameSenders(fs)
+	}
 	r.set.Logger.Info("network behaviour watched: frames sent through packet sockets that claim an address are judged",
 		zap.String("hook", hook), zap.Bool("refuses_lies", deny))
 	r.loops.Add(1)
 	go r.judgeFrames(fs.Frames())
+}
+
+// allowFrameSenders tells the kernel which executables allow entries name
+// by path, so that block mode does not refuse their frames before user
+// space, which applies the whole entry, has judged them. An entry without
+// executable_path cannot be told to the kernel: its senders' lies are
+// refused there (README, Block mode).
+func (r *mitmexecReceiver) allowFrameSenders(fs frameSource) {
+	for _, a := range r.cfg.Allow {
+		if a.ExecutablePath == "" {
+			continue
+		}
+		id, err := fileid.Path(a.ExecutablePath)
+		if err == nil {
+			err = fs.AllowFrameSender(id)
+		}
+		if err != nil {
+			r.set.Logger.Warn("block mode: an allowed executable's frames may be refused in the kernel",
+				zap.String("executable_path", a.ExecutablePath), zap.Error(err))
+		}
+	}
 }
 
 // judgeFrames serves the frame records until the tracer closes them. One
@@ -238,7 +299,8 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	r.frameCounts.add(frameLie)
 	var e event.Exec
 	var tool *detect.Tool
-	if x, ok := r.execTools.get(f.ExecPID, f.ExecStartBootTimeNs); ok {
+	// the exec reported for this process, if it is still the program that runs
+	if x, ok := r.execTools.get(f.ExecPID, f.ExecStartBootTimeNs); ok && (f.Exe.Ino == 0 || x.exec.File == f.Exe) {
 		e, tool = x.exec, x.tool // reported at its exec: the kernel's account of it
 		e.BootTimeNs = f.BootTimeNs
 	} else {

@@ -305,19 +305,23 @@ func TestPrivilegedBehaviourTruths(t *testing.T) {
 	truths := []struct {
 		name string
 		argv []string
+		// sends: it sends through a packet socket, so the judge must see
+		// its frames and find them truthful (a case that sends nothing
+		// could not fail)
+		sends bool
 	}{
-		{"arping the gateway", []string{"arping", "-c", "2", "-w", "3", "-I", "eth0", gw4}},
-		{"arping -U for its own address", []string{"arping", "-U", "-c", "2", "-I", "eth0", "-s", vic4, vic4}},
-		{"arping -A for its own address", []string{"arping", "-A", "-c", "2", "-I", "eth0", "-s", vic4, vic4}},
-		{"arping -D, a probe from 0.0.0.0", []string{"arping", "-D", "-c", "2", "-w", "3", "-I", "eth0", gw4}},
+		{"arping the gateway", []string{"arping", "-c", "2", "-w", "3", "-I", "eth0", gw4}, true},
+		{"arping -U for its own address", []string{"arping", "-U", "-c", "2", "-I", "eth0", "-s", vic4, vic4}, true},
+		{"arping -A for its own address", []string{"arping", "-A", "-c", "2", "-I", "eth0", "-s", vic4, vic4}, true},
+		{"arping -D, a probe from 0.0.0.0", []string{"arping", "-D", "-c", "2", "-w", "3", "-I", "eth0", gw4}, true},
 		{"scapy ARP scan", []string{pythonDebian, "-c", fmt.Sprintf(`from scapy.all import *
-srp(Ether(dst="ff:ff:ff:ff:ff:ff")/ARP(pdst=%q), iface="eth0", timeout=1, verbose=0)`, n.net4+".0/29")}},
+srp(Ether(dst="ff:ff:ff:ff:ff:ff")/ARP(pdst=%q), iface="eth0", timeout=1, verbose=0)`, n.net4+".0/29")}, true},
 		{"scapy unsolicited NA for its own address", []string{pythonDebian, "-c", fmt.Sprintf(`from scapy.all import *
-sendp(Ether(dst="33:33:00:00:00:01")/IPv6(src=%q, dst="ff02::1")/ICMPv6ND_NA(tgt=%q, R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr=%q), iface="eth0", count=2, verbose=0)`, n.net6+"::2", n.net6+"::2", vicMAC)}},
-		{"a VIP announced right after it was added", []string{"sh", "-c", fmt.Sprintf("ip addr add %s.99/32 dev eth0 && arping -U -c 2 -I eth0 -s %s.99 %s.99", n.net4, n.net4, n.net4)}},
-		{"tcpdump", []string{"tcpdump", "-n", "-i", "eth0", "-c", "5"}},
-		{"the kernel's own ARP and ND", []string{"sh", "-c", fmt.Sprintf("ping -c 2 %s; ping -6 -c 2 %s", gw4, n.net6+"::1")}},
-		{"ip_forward on", []string{"sysctl", "-w", "net.ipv4.ip_forward=1"}},
+sendp(Ether(dst="33:33:00:00:00:01")/IPv6(src=%q, dst="ff02::1")/ICMPv6ND_NA(tgt=%q, R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr=%q), iface="eth0", count=2, verbose=0)`, n.net6+"::2", n.net6+"::2", vicMAC)}, true},
+		{"a VIP announced right after it was added", []string{"sh", "-c", fmt.Sprintf("ip addr add %s.99/32 dev eth0 && arping -U -c 2 -I eth0 -s %s.99 %s.99", n.net4, n.net4, n.net4)}, true},
+		{"tcpdump", []string{"tcpdump", "-n", "-i", "eth0", "-c", "5"}, false},
+		{"the kernel's own ARP and ND", []string{"sh", "-c", fmt.Sprintf("ping -c 2 %s; ping -6 -c 2 %s", gw4, n.net6+"::1")}, false},
+		{"ip_forward on", []string{"sysctl", "-w", "net.ipv4.ip_forward=1"}, false},
 	}
 	for _, c := range truths {
 		for _, tool := range []string{c.argv[0]} {
@@ -325,12 +329,16 @@ sendp(Ether(dst="33:33:00:00:00:01")/IPv6(src=%q, dst="ff02::1")/ICMPv6ND_NA(tgt
 				testenv.SkipOrFail(t, "%s is missing (test/setup.sh installs it)", tool)
 			}
 		}
+		before := l.rcv.frameCounts.Get(frameTruthful)
 		p := n.start(t, "vic", c.argv...)
 		if _, ended := p.wait(4 * time.Second); !ended {
 			p.stop()
 		}
 		if got := l.waitPID(p.pid(), 2*time.Second); len(got) != 0 {
 			t.Errorf("%s (pid %d): want no record, got %d: %v", c.name, p.pid(), len(got), got[0].attrs)
+		}
+		if c.sends && l.rcv.frameCounts.Get(frameTruthful) == before {
+			t.Errorf("%s: no frame of it was judged truthful: it was never seen", c.name)
 		}
 	}
 	if c := l.rcv.frameCounts.Get(frameTruthful); c == 0 {

@@ -169,7 +169,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		return err
 	}
 	r.source = src
-	r.frameCounts, r.claims = newFrameCounts(), &claimsSeen{seen: map[claimKey]struct{}{}}
+	r.frameCounts, r.claims = newFrameCounts(), newClaimsSeen()
 	r.execTools = &execTools{tools: map[processKey]reportedExec{}}
 	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
 	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))

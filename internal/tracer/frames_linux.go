@@ -13,6 +13,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/mitmexec/mitmexec/internal/event"
 )
 
 // The behaviour tier's hooks: sock_sendmsg_nosec() fires the tracepoint
@@ -124,6 +126,13 @@ func (t *Tracer) attachFrameHook(spec *ebpf.CollectionSpec, hook string) error {
 	t.frames.links = append(t.frames.links, l)
 	t.frames.progs = append(t.frames.progs, objs.Prog)
 	return nil
+}
+
+// AllowFrameSender keeps block mode from refusing, in the kernel, frames
+// of the executable with identity id (an allow entry names it): user
+// space judges them like any.
+func (t *Tracer) AllowFrameSender(id event.FileID) error {
+	return t.maps.FrameAllowed.Put(mitmexecFrameSenderKey{Ino: id.Ino, Dev: id.Dev}, uint8(1))
 }
 
 // FramesLSMErr says why lying frames are not refused before they leave

@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
@@ -101,6 +102,31 @@ func TestFrameHook(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"raw writev, header and body in two iovecs", wire.FlagLinkHeader, func(t *testing.T, c [4]byte) {
+			f := arpFrame(c)
+			rawSocket(t, lo.Index, false, func(fd int) error { _, err := unix.Writev(fd, [][]byte{f[:14], f[14:]}); return err })
+		}},
+		{"dgram sendmmsg, one address for all, the claim fifth", 0, func(t *testing.T, c [4]byte) {
+			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			// the kernel asks the LSM only for the first message to an address
+			var frames [][]byte
+			for i := 0; i < 6; i++ {
+				f := arpFrame([4]byte{127, 0, 0, 1})[14:]
+				if i == 4 {
+					f = arpFrame(c)[14:]
+				}
+				frames = append(frames, f)
+			}
+			to := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_ARP), Ifindex: int32(lo.Index), Halen: 6,
+				Addr: [8]uint8{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+			if err := sendmmsgTo(fd, frames, &to); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"SOCK_PACKET", wire.FlagLinkHeader | wire.FlagDeviceName, func(t *testing.T, c [4]byte) { sockPacket(t, arpFrame(c)) }},
 		{"TX ring", wire.FlagLinkHeader | wire.FlagTxRing, func(t *testing.T, c [4]byte) { txRing(t, lo.Index, arpFrame(c)) }},
 	}
@@ -135,6 +161,14 @@ func TestFrameHook(t *testing.T) {
 			t.Errorf("%s: the frame sent up does not parse as the ARP claim sent: %v %+v", p.name, err, c)
 		}
 	}
+	// A neighbour advertisement behind a destination-options header (the
+	// kernel accepts it; RA-Guard does not look past the header).
+	target := [16]byte{0xfd, 0x77, 15: 1}
+	rawSocket(t, lo.Index, false, func(fd int) error { return unix.Send(fd, naBehindDstOpts(target), 0) })
+	f, err := awaitClaim(tr, func(c wire.Claim) bool { return c.Class == wire.ClassNA && c.Address.As16() == target }, 5*time.Second)
+	if err != nil || f.Flags&wire.FlagKernelLie == 0 {
+		t.Errorf("NA behind a destination-options header: %v, flags %#x: want it sent up, a lie to the kernel too", err, f.Flags)
+	}
 	if s, err := tr.FrameStats(); err != nil || s.Sends < uint64(len(paths)) {
 		t.Errorf("frame counters %+v (%v): want at least %d sends", s, err, len(paths))
 	}
@@ -151,6 +185,10 @@ func kernelHasFrameTracepoint(t *testing.T) bool {
 }
 
 func awaitFrame(tr *Tracer, claim [4]byte, d time.Duration) (wire.Frame, error) {
+	return awaitClaim(tr, func(c wire.Claim) bool { return c.Address.Is4() && c.Address.As4() == claim }, d)
+}
+
+func awaitClaim(tr *Tracer, match func(wire.Claim) bool, d time.Duration) (wire.Frame, error) {
 	deadline := time.After(d)
 	for {
 		select {
@@ -162,7 +200,7 @@ func awaitFrame(tr *Tracer, claim [4]byte, d time.Duration) (wire.Frame, error) 
 			if err != nil {
 				return wire.Frame{}, err
 			}
-			if c, err := wire.Parse(&f); err == nil && c.Address.As4() == claim {
+			if c, err := wire.Parse(&f); err == nil && match(c) {
 				return f, nil
 			}
 		case <-deadline:
@@ -172,6 +210,23 @@ func awaitFrame(tr *Tracer, claim [4]byte, d time.Duration) (wire.Frame, error) 
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// naBehindDstOpts is an Ethernet frame with an unsolicited, overriding
+// neighbour advertisement for target behind an 8-byte destination-options
+// header.
+func naBehindDstOpts(target [16]byte) []byte {
+	mac := []byte{2, 0, 0, 0, 0, 0x77}
+	b := append([]byte{0x33, 0x33, 0, 0, 0, 1}, mac...)
+	b = append(b, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 40, 60, 255)
+	src := [16]byte{0: 0xfe, 1: 0x80, 14: 0x77, 15: 1}
+	dst := [16]byte{0: 0xff, 1: 0x02, 15: 1}
+	b = append(b, src[:]...)
+	b = append(b, dst[:]...)
+	b = append(b, 58, 0, 1, 4, 0, 0, 0, 0)     // destination options: next header ICMPv6
+	b = append(b, 136, 0, 0, 0, 0x20, 0, 0, 0) // NA, override
+	b = append(b, target[:]...)
+	return append(b, append([]byte{2, 1}, mac...)...) // target link-layer address
+}
 
 // arpFrame is an Ethernet ARP request claiming claim is at 02:00:00:00:00:77.
 func arpFrame(claim [4]byte) []byte {
@@ -204,7 +259,9 @@ func rawSocket(t *testing.T, ifindex int, bypass bool, send func(fd int) error) 
 	}
 }
 
-func sendmmsg(fd int, frames [][]byte) error {
+func sendmmsg(fd int, frames [][]byte) error { return sendmmsgTo(fd, frames, nil) }
+
+func sendmmsgTo(fd int, frames [][]byte, to *unix.RawSockaddrLinklayer) error {
 	type mmsghdr struct {
 		hdr unix.Msghdr
 		len uint32
@@ -217,6 +274,10 @@ func sendmmsg(fd int, frames [][]byte) error {
 		iovs[i].SetLen(len(f))
 		msgs[i].hdr.Iov = &iovs[i]
 		msgs[i].hdr.SetIovlen(1)
+		if to != nil {
+			msgs[i].hdr.Name = (*byte)(unsafe.Pointer(to))
+			msgs[i].hdr.Namelen = uint32(unsafe.Sizeof(*to))
+		}
 	}
 	_, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
 	if errno != 0 {
@@ -323,5 +384,24 @@ func TestFrameDeny(t *testing.T) {
 	}
 	if s, err := tr.FrameStats(); err != nil || s.Denied == 0 {
 		t.Errorf("frame counters %+v (%v): want a denial counted", s, err)
+	}
+	// an executable an allow entry names is not refused in the kernel
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := fileid.Path(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.AllowFrameSender(id); err != nil {
+		t.Fatal(err)
+	}
+	rawSocket(t, lo.Index, false, func(fd int) error {
+		lieErr = unix.Send(fd, arpFrame([4]byte{127, 77, 3, 2}), 0)
+		return nil
+	})
+	if lieErr != nil {
+		t.Errorf("a lie of an allowed executable: send returned %v, want it sent (user space judges it)", lieErr)
 	}
 }

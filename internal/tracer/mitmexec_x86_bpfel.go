@@ -159,6 +159,13 @@ type mitmexecFrameLoop struct {
 	Lsm       uint32
 }
 
+type mitmexecFrameSenderKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type mitmexecNameKey struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -182,6 +189,7 @@ const (
 	mitmexecMapFingerprintScratch          = "fingerprint_scratch"
 	mitmexecMapFingerprints                = "fingerprints"
 	mitmexecMapForks                       = "forks"
+	mitmexecMapFrameAllowed                = "frame_allowed"
 	mitmexecMapFrameCounters               = "frame_counters"
 	mitmexecMapFrameLoopState              = "frame_loop_state"
 	mitmexecMapFrameScratch                = "frame_scratch"
@@ -205,6 +213,7 @@ const (
 	mitmexecVarUnusedFingerprintKey        = "unused_fingerprint_key"
 	mitmexecVarUnusedForkParent            = "unused_fork_parent"
 	mitmexecVarUnusedFrameEvent            = "unused_frame_event"
+	mitmexecVarUnusedFrameSenderKey        = "unused_frame_sender_key"
 	mitmexecVarUnusedNameKey               = "unused_name_key"
 	mitmexecVarUnusedVerdict               = "unused_verdict"
 )
@@ -273,6 +282,7 @@ type mitmexecMapSpecs struct {
 	FingerprintScratch *ebpf.MapSpec `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.MapSpec `ebpf:"fingerprints"`
 	Forks              *ebpf.MapSpec `ebpf:"forks"`
+	FrameAllowed       *ebpf.MapSpec `ebpf:"frame_allowed"`
 	FrameCounters      *ebpf.MapSpec `ebpf:"frame_counters"`
 	FrameLoopState     *ebpf.MapSpec `ebpf:"frame_loop_state"`
 	FrameScratch       *ebpf.MapSpec `ebpf:"frame_scratch"`
@@ -293,6 +303,7 @@ type mitmexecVariableSpecs struct {
 	UnusedFingerprintKey *ebpf.VariableSpec `ebpf:"unused_fingerprint_key"`
 	UnusedForkParent     *ebpf.VariableSpec `ebpf:"unused_fork_parent"`
 	UnusedFrameEvent     *ebpf.VariableSpec `ebpf:"unused_frame_event"`
+	UnusedFrameSenderKey *ebpf.VariableSpec `ebpf:"unused_frame_sender_key"`
 	UnusedNameKey        *ebpf.VariableSpec `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.VariableSpec `ebpf:"unused_verdict"`
 }
@@ -324,6 +335,7 @@ type mitmexecMaps struct {
 	FingerprintScratch *ebpf.Map `ebpf:"fingerprint_scratch"`
 	Fingerprints       *ebpf.Map `ebpf:"fingerprints"`
 	Forks              *ebpf.Map `ebpf:"forks"`
+	FrameAllowed       *ebpf.Map `ebpf:"frame_allowed"`
 	FrameCounters      *ebpf.Map `ebpf:"frame_counters"`
 	FrameLoopState     *ebpf.Map `ebpf:"frame_loop_state"`
 	FrameScratch       *ebpf.Map `ebpf:"frame_scratch"`
@@ -343,6 +355,7 @@ func (m *mitmexecMaps) Close() error {
 		m.FingerprintScratch,
 		m.Fingerprints,
 		m.Forks,
+		m.FrameAllowed,
 		m.FrameCounters,
 		m.FrameLoopState,
 		m.FrameScratch,
@@ -364,6 +377,7 @@ type mitmexecVariables struct {
 	UnusedFingerprintKey *ebpf.Variable `ebpf:"unused_fingerprint_key"`
 	UnusedForkParent     *ebpf.Variable `ebpf:"unused_fork_parent"`
 	UnusedFrameEvent     *ebpf.Variable `ebpf:"unused_frame_event"`
+	UnusedFrameSenderKey *ebpf.Variable `ebpf:"unused_frame_sender_key"`
 	UnusedNameKey        *ebpf.Variable `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.Variable `ebpf:"unused_verdict"`
 }
