@@ -552,8 +552,27 @@ static long mmsg_step(__u32 i, void *unused)
 	if (read_iov(e, m.iov, m.iovlen))
 		return 0;
 	st->read = 0;
+	if (st->lsm) {
+		__u32 zero = 0;
+		st->refused |= judge_before_send(e, (void *)st->po, (void *)st->net, bpf_map_lookup_elem(&config_map, &zero));
+		return 0;
+	}
 	submit_frame(e, (void *)st->po, (void *)st->net);
 	return 0;
+}
+
+/* Reads (and, under the LSM, judges) the messages of a sendmmsg. */
+static __always_inline int mmsg_frames(struct frame_event *e, struct packet_sock *po, struct net *net, void *vec, __u64 vlen, int lsm)
+{
+	if (vlen > MMSG_FRAMES)
+		frame_count(FCOUNTER_UNREADABLE);
+	struct frame_loop *st = frame_loop_of(e, po, net, lsm);
+	if (!st)
+		return -1;
+	st->vec = (__u64)vec;
+	st->vlen = vlen > MMSG_FRAMES ? MMSG_FRAMES : vlen;
+	bpf_loop(MMSG_FRAMES, mmsg_step, NULL, 0);
+	return lsm ? st->refused : (st->read < 0 ? -1 : 1);
 }
 
 /* The destination a send call names (sendto's address, sendmsg's name). */
@@ -595,15 +614,7 @@ static __always_inline int read_send(struct frame_event *e, void *regs, struct p
 		 * it is: every firing reads the first MMSG_FRAMES messages, and
 		 * user space folds the repeats; messages past them are counted
 		 * unread. */
-		if (a2 > MMSG_FRAMES)
-			frame_count(FCOUNTER_UNREADABLE);
-		struct frame_loop *st = frame_loop_of(e, po, net, 0);
-		if (!st)
-			return -1;
-		st->vec = (__u64)a1;
-		st->vlen = a2 > MMSG_FRAMES ? MMSG_FRAMES : a2;
-		bpf_loop(MMSG_FRAMES, mmsg_step, NULL, 0);
-		return st->read < 0 ? -1 : 1; /* 1: submitted already */
+		return mmsg_frames(e, po, net, a1, a2, 0); /* 1: submitted already */
 	}
 	return -1;
 }
@@ -970,6 +981,12 @@ int BPF_PROG(frame_check, struct socket *sock, struct msghdr *msg, int size, int
 	read_dest_kernel(e, msg);
 	if (BPF_CORE_READ(po, tx_ring.pg_vec))
 		return ring_frames(e, po, net, 1) ? -1 /* -EPERM */ : 0;
+	/* sendmmsg asks this hook only for a message whose address differs
+	 * from the one before: the first call judges the whole vector (a lie
+	 * anywhere in it refuses the call) */
+	void *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (regs && syscall_nr(regs) == NR_SENDMMSG)
+		return mmsg_frames(e, po, net, (void *)syscall_arg(regs, 2), syscall_arg(regs, 3), 1) ? -1 /* -EPERM */ : 0;
 	if (read_iter(e, msg)) {
 		if (cfg && cfg->frame_lsm_reports)
 			frame_count(FCOUNTER_UNREADABLE);

@@ -358,6 +358,10 @@ func TestPrivilegedBehaviourKill(t *testing.T) {
 	}
 	hook, refuses := l.rcv.source.(frameSource).FramesHook()
 	t.Logf("behaviour tier on %s, refusing lies: %t", hook, refuses)
+	// the kernel matrix knows where the BPF LSM must refuse (test/kernels/guest.sh)
+	if os.Getenv("MX_EXPECT_FRAME_DENY") == "1" && !refuses {
+		t.Fatalf("block mode under the BPF LSM: the tier on %s does not refuse lies", hook)
+	}
 
 	// block mode: the spoofer is stopped at its first lie, long before its 30 s
 	p := n.start(t, "att", pyARP("raw", 2, gw4, vic4, 100, 0.3)...)
