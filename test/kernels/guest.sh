@@ -11,7 +11,9 @@
 #   MX_SUITE  full (amd64: real tools) | load (arm64: load every program)
 fail=0
 step() { echo "=== MX-STEP $*"; }
-bad() { echo "MX-FAIL: $*"; fail=1; }
+# the reasons are said again on the last line: a busy serial console can drop a line
+reasons=
+bad() { echo "MX-FAIL: $*"; fail=1; reasons="$reasons; $*"; }
 
 step "kernel $(uname -r) $(uname -m), lsm: $(cat /sys/kernel/security/lsm 2>/dev/null || echo '?')"
 
@@ -77,5 +79,5 @@ if [ "$MX_SUITE" = full ]; then
     -test.timeout 5m -test.run '^TestPrivilegedBehaviourKill$') || bad "TestPrivilegedBehaviourKill"
 fi
 
-if [ $fail = 0 ]; then echo "MX-SUITE ok"; else echo "MX-SUITE fail"; fi
+if [ $fail = 0 ]; then echo "MX-SUITE ok"; else echo "MX-SUITE fail$reasons"; fi
 exit $fail
