@@ -164,6 +164,7 @@ func cleanupLeaks(t *testing.T, c *containerd, leaks []string) {
 	}
 	for _, h := range cgroupHierarchies() {
 		removeTree(filepath.Join(h, c.cgroup))
+		_ = os.Remove(filepath.Join(h, filepath.Dir(c.cgroup))) // /kubepods, when no other test's is left
 	}
 	_ = exec.Command("ip", "netns", "del", c.netns).Run()
 	for _, l := range leaks {

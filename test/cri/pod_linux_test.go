@@ -58,7 +58,7 @@ func (c *containerd) runPod(t *testing.T, name, namespace string, ownNetwork boo
 		Labels:       podLabels(name, namespace, uid),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			// the kubelet's cgroupfs layout, under the test's own parent
-			CgroupParent: c.cgroup + "/kubepods/besteffort/pod" + uid,
+			CgroupParent: c.cgroup + "/besteffort/pod" + uid,
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: mode, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
 			},

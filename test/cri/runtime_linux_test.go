@@ -177,7 +177,7 @@ func startContainerd(t *testing.T, spec runtimeSpec) *containerd {
 		t.Fatal(err)
 	}
 	id := filepath.Base(dir)
-	c := &containerd{spec: spec, dir: dir, sock: filepath.Join(dir, "containerd.sock"), netns: id, cgroup: "/mitmexec-cri-" + id, ctrs: map[string]*ctr{}}
+	c := &containerd{spec: spec, dir: dir, sock: filepath.Join(dir, "containerd.sock"), netns: id, cgroup: "/kubepods/mitmexec-cri-" + id, ctrs: map[string]*ctr{}}
 	before := snapshotLeaks(c)
 	t.Cleanup(func() { c.teardown(t, before) })
 	for _, d := range []string{"cni", "logs"} {
