@@ -188,7 +188,7 @@ func FuzzParse(f *testing.F) {
 			binary.LittleEndian.PutUint16(b[offSockType:], sockType)
 			binary.LittleEndian.PutUint16(b[offFlags:], flags)
 			binary.BigEndian.PutUint16(b[offProtocol:], proto)
-			n := copy(b[offData:], data)
+			n := copy(b[offData:offData+CaptureBytes], data)
 			binary.LittleEndian.PutUint16(b[offLen:], uint16(n))
 		})
 		fr, err := Decode(b)
