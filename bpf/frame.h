@@ -305,6 +305,24 @@ static __always_inline int read_iov(struct frame_event *e, struct user_iovec_ *i
 	return 0;
 }
 
+/* An index into a frame's bytes that the verifier can bound: clang, knowing
+ * an offset's parity, turns (x + 1) & 255 into x | 1, and verifiers before
+ * 6.13 lose the bounds of an OR; the masking here is opaque to clang. */
+static __always_inline __u32 data_at(__u32 i)
+{
+	asm volatile("%0 &= 255" : "+r"(i)); /* FRAME_CAP - 1 */
+	return i;
+}
+
+/* Copies n bytes of the frame from i, each byte's index masked on its own:
+ * the verifier bounds every load, whatever clang made of the offset. */
+static __always_inline void data_copy(struct frame_event *e, __u32 i, __u8 *dst, int n)
+{
+	for (int j = 0; j < 16; j++)
+		if (j < n)
+			dst[j] = e->data[data_at(i + j)];
+}
+
 static __always_inline __u16 be16_at(const __u8 *d, __u32 off)
 {
 	return ((__u16)d[off] << 8) | d[off + 1];
@@ -335,15 +353,15 @@ static __always_inline __u32 l3_offset(struct frame_event *e, __u16 *proto)
  * evasion), and which protocol it is; FRAME_CAP when it is not captured. */
 static __always_inline __u32 upper_offset(struct frame_event *e, __u32 off, __u8 *nh)
 {
-	*nh = e->data[(off + 6) & (FRAME_CAP - 1)];
+	*nh = e->data[data_at(off + 6)];
 	__u32 hdr = off + 40;
 	for (int i = 0; i < EXT_HEADERS; i++) {
 		if (*nh != IPPROTO_HOPOPTS_ && *nh != IPPROTO_ROUTING_ && *nh != IPPROTO_DSTOPTS_)
 			break;
 		if (hdr + 2 > e->len || hdr + 2 > FRAME_CAP)
 			return FRAME_CAP;
-		*nh = e->data[hdr & (FRAME_CAP - 1)];
-		hdr += ((__u32)e->data[(hdr + 1) & (FRAME_CAP - 1)] + 1) * 8;
+		*nh = e->data[data_at(hdr)];
+		hdr += ((__u32)e->data[data_at(hdr + 1)] + 1) * 8;
 	}
 	return hdr;
 }
@@ -366,12 +384,12 @@ static __always_inline int frame_can_claim(struct frame_event *e)
 	if (up + 9 > e->len || up + 9 > FRAME_CAP)
 		return 0;
 	if (nh == IPPROTO_ICMPV6_) {
-		__u8 type = e->data[up & (FRAME_CAP - 1)];
+		__u8 type = e->data[data_at(up)];
 		return type == 134 || type == 135 || type == 136 || type == 137;
 	}
 	if (nh == IPPROTO_UDP_) {
-		__u16 dport = be16_at(e->data, (up + 2) & (FRAME_CAP - 2));
-		__u8 msg = e->data[(up + 8) & (FRAME_CAP - 1)];
+		__u16 dport = ((__u16)e->data[data_at(up + 2)] << 8) | e->data[data_at(up + 3)];
+		__u8 msg = e->data[data_at(up + 8)];
 		return dport == 546 && (msg == 2 || msg == 7);
 	}
 	return 0;
@@ -870,11 +888,11 @@ static __always_inline int frame_lies(struct frame_event *e, struct packet_sock 
 	if (off >= FRAME_CAP)
 		return 0;
 	if (proto == ETH_P_ARP_) {
-		__u32 at = (off + 14) & (FRAME_CAP - 1);
+		__u32 at = data_at(off + 14);
 		if (e->len < off + 28 || at > FRAME_CAP - 4)
 			return 0;
 		__be32 spa = 0;
-		__builtin_memcpy(&spa, &e->data[at], 4);
+		data_copy(e, at, (__u8 *)&spa, 4);
 		if (!spa)
 			return 0; /* a probe */
 		struct net_device *dev = sender_device(net, po, e);
@@ -886,7 +904,7 @@ static __always_inline int frame_lies(struct frame_event *e, struct packet_sock 
 	__u32 up = upper_offset(e, off, &nh);
 	if (up + 8 > e->len || up + 8 > FRAME_CAP)
 		return 0;
-	__u8 type = e->data[up & (FRAME_CAP - 1)];
+	__u8 type = e->data[data_at(up)];
 	if (nh == IPPROTO_UDP_ || (nh == IPPROTO_ICMPV6_ && (type == 134 || type == 137)))
 		return 1; /* a DHCPv6 answer, a router advertisement or a redirect from a packet socket */
 	if (nh != IPPROTO_ICMPV6_)
@@ -895,23 +913,23 @@ static __always_inline int frame_lies(struct frame_event *e, struct packet_sock 
 	if (type == 135) {
 		/* a solicitation claims its source address is at its source
 		 * link-layer option's MAC; from :: it is duplicate detection */
-		__u32 at = (off + 8) & (FRAME_CAP - 1);
+		__u32 at = data_at(off + 8);
 		if (at > FRAME_CAP - 16)
 			return 0;
-		__builtin_memcpy(addr, &e->data[at], 16);
+		data_copy(e, at, addr, 16);
 		__u8 any = 0;
 		for (int i = 0; i < 16; i++)
 			any |= addr[i];
 		if (!any)
 			return 0;
 	} else if (type == 136) {
-		__u32 at = (up + 8) & (FRAME_CAP - 1);
+		__u32 at = data_at(up + 8);
 		if (e->len < up + 24 || at > FRAME_CAP - 16)
 			return 0;
-		__u8 flags = e->data[(up + 4) & (FRAME_CAP - 1)];
+		__u8 flags = e->data[data_at(up + 4)];
 		if ((flags & 0x40) && !(flags & 0x20))
 			return 0; /* solicited, no override */
-		__builtin_memcpy(addr, &e->data[at], 16);
+		data_copy(e, at, addr, 16);
 	} else {
 		return 0;
 	}
