@@ -88,28 +88,28 @@ vmlinux:
 generate-bpf:
 	cd internal/tracer && $(GO) generate ./...
 
-# mdatagen writes next to the metadata.yaml it is given, so it runs on
-# receiver/metadata.yaml, a symlink to the top-level metadata.yaml. Its
-# output is committed; goimports fixes the imports it sometimes leaves out.
+# mdatagen writes next to the metadata.yaml it is given: the component's
+# own (the top-level metadata.yaml links to it). Its output is committed;
+# goimports fixes the imports it sometimes leaves out.
+RECEIVER_DIR := receiver/mitmexecreceiver
 .PHONY: generate-metadata
 generate-metadata:
-	ln -sfn ../metadata.yaml receiver/metadata.yaml
-	cd receiver && $(GO) tool mdatagen metadata.yaml
-	$(GO) tool goimports -w receiver/internal/metadata receiver/generated_component_test.go receiver/generated_package_test.go
+	cd $(RECEIVER_DIR) && $(GO) tool mdatagen metadata.yaml
+	$(GO) tool goimports -w $(RECEIVER_DIR)/internal/metadata $(RECEIVER_DIR)/generated_component_test.go $(RECEIVER_DIR)/generated_package_test.go
 
 # Fails when the committed generated files differ from what the sources
 # generate now.
 .PHONY: check-generated
 check-generated: generate
-	@git diff --exit-code --stat -- internal/tracer receiver/internal/metadata receiver/generated_component_test.go receiver/generated_package_test.go \
+	@git diff --exit-code --stat -- internal/tracer $(RECEIVER_DIR)/internal/metadata $(RECEIVER_DIR)/generated_component_test.go $(RECEIVER_DIR)/generated_package_test.go \
 		|| { echo "generated code drifted from its sources: run 'make generate' and commit"; exit 1; }
 
 .PHONY: fuzz
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/event/
 	$(GO) test -run '^$$' -fuzz '^FuzzRule$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/detect/
-	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./receiver/
-	$(GO) test -run '^$$' -fuzz '^FuzzRedact$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./receiver/
+	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./$(RECEIVER_DIR)/
+	$(GO) test -run '^$$' -fuzz '^FuzzRedact$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./$(RECEIVER_DIR)/
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/elfid/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/modwatch/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/cicd/
@@ -119,7 +119,7 @@ fuzz:
 # against a no-tracer baseline and execsnoop (root).
 .PHONY: bench
 bench: otelcol
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./receiver/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./$(RECEIVER_DIR)/
 	$(GO) run ./bench/execbench -otelcol $(CURDIR)/$(OTELCOL) -cibuild $(CURDIR)
 	$(GO) run ./bench/framebench -otelcol $(CURDIR)/$(OTELCOL)
 

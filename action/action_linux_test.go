@@ -498,7 +498,7 @@ func TestActionGitHub(t *testing.T) {
 	// A step: the runner runs its script with bash; the tool is one command
 	// of it, and the step goes on after it (as a build does), so the step's
 	// shell is alive when the receiver reads it. A tool that is a step's
-	// very last command races its shell's exit: receiver/cicd_linux_test.go
+	// very last command races its shell's exit: receiver/mitmexecreceiver/cicd_linux_test.go
 	// measures that.
 	marker := fmt.Sprintf("mitmexec-action-%d", os.Getpid())
 	g.bash(f.arpspoof + " -h " + marker + " || true\nsleep 1\n")

@@ -27,11 +27,11 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/k8s"
 	"github.com/mitmexec/mitmexec/internal/testenv"
-	"github.com/mitmexec/mitmexec/receiver"
+	receiver "github.com/mitmexec/mitmexec/receiver/mitmexecreceiver"
 )
 
 const (
-	receiverDir      = "../receiver"
+	receiverDir      = "../receiver/mitmexecreceiver"
 	builderConfig    = "../builder-config.yaml"
 	defaultCollector = "../_build/otelcol-custom"
 	collectorEnvName = "MITMEXEC_OTELCOL" // as in test/e2e

@@ -16,7 +16,7 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # post steps; sudo: those steps run as an unprivileged runner user that, as
 # on GitHub's hosted runners, has password-less sudo; python3-pip,
 # -setuptools, -wheel, -pytest and npm: the origin tests' real package
-# managers and test runner (receiver/origin_linux_test.go);
+# managers and test runner (receiver/mitmexecreceiver/origin_linux_test.go);
 # python3-jsonschema validates the Action's SARIF against its schema; the
 # real tools the privileged tests exec; iproute2, scapy, arping, ping and
 # tcpdump: the behaviour tests' LAN in network namespaces, its spoofers and
@@ -67,7 +67,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 [ -e /sys/kernel/btf/vmlinux ] || echo "test/setup.sh: kernel BTF (/sys/kernel/btf/vmlinux) is missing: the eBPF tests cannot load" >&2
 
-# yarn 1 and pnpm for the origin tests (receiver/origin_linux_test.go), from
+# yarn 1 and pnpm for the origin tests (receiver/mitmexecreceiver/origin_linux_test.go), from
 # the npm registry, pinned; pnpm 9 is the newest that runs on Node 20 here.
 if [ "$(id -u)" = 0 ] && command -v npm >/dev/null; then
   command -v yarn >/dev/null || npm install -g --no-audit --no-fund yarn@1.22.22

@@ -56,7 +56,7 @@ if [ "$MX_SUITE" = full ]; then
   # host's installed tools, seen through the read-only 9p root.
   step "receiver: TestPrivilegedKnownTools TestPrivilegedEvasions TestPrivilegedBlockMode"
   log=/tmp/receiver.log
-  { (cd "$MX_SRC/receiver" && CI=true "$MX_BIN/receiver.test" -test.v -test.count=1 -test.timeout 15m \
+  { (cd "$MX_SRC/receiver/mitmexecreceiver" && CI=true "$MX_BIN/receiver.test" -test.v -test.count=1 -test.timeout 15m \
     -test.run '^(TestPrivilegedKnownTools|TestPrivilegedEvasions|TestPrivilegedBlockMode)$') 2>&1
     echo $? > /tmp/receiver.rc; } | tee $log
   rc=$(cat /tmp/receiver.rc)
@@ -75,7 +75,7 @@ if [ "$MX_SUITE" = full ]; then
   step "receiver: TestPrivilegedBehaviourKill"
   expect=0
   [ "$MX_ARCH:$MX_LSM" = amd64:lsm ] && expect=1
-  (cd "$MX_SRC/receiver" && CI=true MX_EXPECT_FRAME_DENY=$expect "$MX_BIN/receiver.test" -test.v -test.count=1 \
+  (cd "$MX_SRC/receiver/mitmexecreceiver" && CI=true MX_EXPECT_FRAME_DENY=$expect "$MX_BIN/receiver.test" -test.v -test.count=1 \
     -test.timeout 5m -test.run '^TestPrivilegedBehaviourKill$') || bad "TestPrivilegedBehaviourKill"
 fi
 

@@ -88,7 +88,7 @@ build() { # arch
   (cd "$SRC" && export GOARCH=$1 GOFLAGS=-buildvcs=false &&
     if [ "$1" = amd64 ]; then
       go test -c -o "$out/tracer.test" ./internal/tracer/ &&
-        go test -c -o "$out/receiver.test" ./receiver/ &&
+        go test -c -o "$out/receiver.test" ./receiver/mitmexecreceiver/ &&
         go build -o "$out/probe" ./test/kernels/probe
     else
       # the arm64 guest has no userland of its arch: static binaries only

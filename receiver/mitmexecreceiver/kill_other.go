@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build !linux
+
+package mitmexecreceiver // import "github.com/mitmexec/mitmexec/receiver/mitmexecreceiver"
+
+import (
+	"errors"
+	"syscall"
+)
+
+// hostPidfds fail off Linux, which has no pidfds; the receiver cannot be
+// created there anyway (receiver_other.go).
+var hostPidfds = pidfds{
+	open:   func(uint32) (int, error) { return -1, errors.ErrUnsupported },
+	signal: func(int, syscall.Signal) error { return errors.ErrUnsupported },
+	close:  func(int) {},
+}

@@ -1,0 +1,867 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package mitmexecreceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/netaddr"
+	"github.com/mitmexec/mitmexec/internal/testenv"
+	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
+)
+
+// requirePrivileges skips outside CI when not root; under CI=true a missing
+// privilege fails, so a green CI always means the kernel tests ran.
+func requirePrivileges(t *testing.T) {
+	t.Helper()
+	testenv.RequireRoot(t)
+}
+
+// liveReceiver is a started receiver with the real tracer and a sink.
+type liveReceiver struct {
+	sink *consumertest.LogsSink
+	rcv  *mitmexecReceiver
+}
+
+func startLive(t *testing.T, mutate func(*Config)) *liveReceiver {
+	t.Helper()
+	requirePrivileges(t)
+	cfg := createDefaultConfig().(*Config)
+	if mutate != nil {
+		mutate(cfg)
+	}
+	sink := new(consumertest.LogsSink)
+	set := receivertest.NewNopSettings(metadata.Type)
+	rcv, err := newReceiver(set, cfg, sink, openTracer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.openModules = modwatch.New
+	rcv.interfaces = netaddr.New(interfaceTTL)
+	if err := rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := rcv.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return &liveReceiver{sink: sink, rcv: rcv}
+}
+
+// record is one detection flattened for assertions.
+type record struct {
+	attrs map[string]any
+	lr    plog.LogRecord
+	res   map[string]any
+}
+
+func (l *liveReceiver) records() []record {
+	var out []record
+	for _, ld := range l.sink.AllLogs() {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				lrs := rl.ScopeLogs().At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					out = append(out, record{attrs: lrs.At(k).Attributes().AsRaw(), lr: lrs.At(k), res: rl.Resource().Attributes().AsRaw()})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// withMarker returns the detections whose argv carries marker, or whose
+// exec went through a path named marker: a record of an exec the BPF LSM
+// refused has no argv (it never reached a new mm), only the path.
+func (l *liveReceiver) withMarker(marker string) []record {
+	var out []record
+	for _, r := range l.records() {
+		if f, _ := r.attrs["mitmexec.exec.filename"].(string); filepath.Base(f) == marker {
+			out = append(out, r)
+			continue
+		}
+		args, _ := r.attrs["process.command_args"].([]any)
+		for _, a := range args {
+			if a == marker {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waitFor waits until every marker has a detection, then a little longer
+// so that duplicates would show.
+func (l *liveReceiver) waitFor(t *testing.T, markers []string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		missing := 0
+		for _, m := range markers {
+			if len(l.withMarker(m)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+}
+
+type scenario struct {
+	name  string
+	tool  string   // expected tool, "" for none
+	match string   // expected mitmexec.match, "" for any
+	argv  []string // the marker is appended
+	env   []string
+	dir   string
+}
+
+var markerSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newMarker(name string) string {
+	markerSeq.Lock()
+	defer markerSeq.Unlock()
+	markerSeq.n++
+	return fmt.Sprintf("mitmexec-test-%d-%d-%s", os.Getpid(), markerSeq.n, strings.ReplaceAll(name, " ", "_"))
+}
+
+func runScenarios(t *testing.T, l *liveReceiver, scenarios []scenario) {
+	t.Helper()
+	markers := make([]string, len(scenarios))
+	var expected []string
+	for i, s := range scenarios {
+		markers[i] = newMarker(s.name)
+		argv := append(append([]string{}, s.argv...), markers[i])
+		if strings.Contains(strings.Join(s.argv, " "), "MARKER") {
+			argv = nil
+			for _, a := range s.argv {
+				argv = append(argv, strings.ReplaceAll(a, "MARKER", markers[i]))
+			}
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), s.env...)
+		cmd.Dir = s.dir
+		out, err := cmd.CombinedOutput()
+		if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+			t.Fatalf("%s: cannot run %v: %v\n%s", s.name, argv, err, out)
+		}
+		if s.tool != "" {
+			expected = append(expected, markers[i])
+		}
+	}
+	l.waitFor(t, expected)
+	for i, s := range scenarios {
+		got := l.withMarker(markers[i])
+		if s.tool == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: want no detection, got %d: %v", s.name, len(got), got[0].attrs)
+			}
+			continue
+		}
+		if len(got) != 1 {
+			t.Errorf("%s: want exactly one detection, got %d", s.name, len(got))
+			continue
+		}
+		r := got[0]
+		if r.attrs["mitmexec.tool.name"] != s.tool {
+			t.Errorf("%s: tool %v, want %s", s.name, r.attrs["mitmexec.tool.name"], s.tool)
+		}
+		if s.match != "" && r.attrs["mitmexec.match"] != s.match {
+			t.Errorf("%s: match %v, want %s", s.name, r.attrs["mitmexec.match"], s.match)
+		}
+		assertContract(t, s.name, r)
+	}
+}
+
+// assertContract checks the fields every detection carries.
+func assertContract(t *testing.T, name string, r record) {
+	t.Helper()
+	if r.lr.EventName() != "net_mitm_tool_exec" {
+		t.Errorf("%s: EventName %q", name, r.lr.EventName())
+	}
+	if r.lr.SeverityNumber() != plog.SeverityNumberFatal || r.lr.SeverityText() != "CRITICAL" {
+		t.Errorf("%s: severity %v %q", name, r.lr.SeverityNumber(), r.lr.SeverityText())
+	}
+	if !strings.HasPrefix(r.lr.Body().Str(), "MitM tool executed: ") {
+		t.Errorf("%s: body %q", name, r.lr.Body().Str())
+	}
+	if d := time.Since(r.lr.Timestamp().AsTime()); d < 0 || d > time.Minute {
+		t.Errorf("%s: timestamp %v is %v from now", name, r.lr.Timestamp().AsTime(), d)
+	}
+	if r.res["host.name"] == nil || r.res["host.name"] == "" {
+		t.Errorf("%s: resource host.name missing", name)
+	}
+	fixed := map[string]string{
+		"security_rule.name": "net_mitm_tool_exec", "security_rule.category": "Discovery",
+		"security_rule.description": "Network man-in-the-middle tool", "security_rule.ruleset.name": "mitmexec",
+		"threat.framework": "MITRE ATT&CK", "threat.tactic.name": "Discovery", "threat.tactic.id": "TA0007",
+		"threat.technique.name": "Network Sniffing", "threat.technique.id": "T1040",
+	}
+	for k, v := range fixed {
+		if r.attrs[k] != v {
+			t.Errorf("%s: %s = %v, want %s", name, k, r.attrs[k], v)
+		}
+	}
+	for _, k := range []string{"process.pid", "process.parent_pid", "process.executable.path", "process.executable.name",
+		"process.command_line", "process.user.id", "process.real_user.id", "mitmexec.exec.filename",
+		"mitmexec.executable.inode", "mitmexec.executable.device", "mitmexec.tool.technique.id", "mitmexec.match",
+		"mitmexec.action", "mitmexec.namespace.pid", "mitmexec.namespace.mnt"} {
+		if _, ok := r.attrs[k]; !ok {
+			t.Errorf("%s: attribute %s missing", name, k)
+		}
+	}
+	if p, _ := r.attrs["process.executable.path"].(string); !strings.HasPrefix(p, "/") {
+		t.Errorf("%s: process.executable.path %q is not absolute", name, p)
+	}
+}
+
+func lookPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, d := range []string{"/usr/sbin", "/usr/bin", "/sbin"} {
+			if _, serr := os.Stat(filepath.Join(d, name)); serr == nil {
+				return filepath.Join(d, name)
+			}
+		}
+		t.Fatalf("%s is not installed (.ci/run installs it): %v", name, err)
+	}
+	return p
+}
+
+// TestPrivilegedKnownTools execs each real tool by its own name and a set of
+// benign programs: exactly one record per tool exec, none for the rest.
+func TestPrivilegedKnownTools(t *testing.T) {
+	l := startLive(t, nil)
+	scenarios := []scenario{
+		{name: "ettercap", tool: "ettercap", match: "executable_name", argv: []string{lookPath(t, "ettercap"), "--version"}},
+		{name: "bettercap", tool: "bettercap", match: "executable_name", argv: []string{lookPath(t, "bettercap"), "-version"}},
+		{name: "mitmdump", tool: "mitmdump", match: "script", argv: []string{lookPath(t, "mitmdump"), "--version"}},
+		{name: "mitmproxy", tool: "mitmproxy", match: "script", argv: []string{lookPath(t, "mitmproxy"), "--version"}},
+		{name: "arpspoof", tool: "arpspoof", match: "executable_name", argv: []string{lookPath(t, "arpspoof"), "-h"}},
+		{name: "dnsspoof", tool: "dnsspoof", argv: []string{lookPath(t, "dnsspoof"), "-h"}},
+		{name: "macof", tool: "macof", argv: []string{lookPath(t, "macof"), "-h"}},
+		{name: "sshmitm", tool: "sshmitm", argv: []string{lookPath(t, "sshmitm"), "-h"}},
+		{name: "webmitm", tool: "webmitm", argv: []string{lookPath(t, "webmitm"), "-h"}},
+		{name: "sslsplit", tool: "sslsplit", argv: []string{lookPath(t, "sslsplit"), "-V"}},
+		{name: "yersinia", tool: "yersinia", argv: []string{lookPath(t, "yersinia"), "-V"}, dir: t.TempDir()},
+		{name: "parasite6", tool: "parasite6", argv: []string{lookPath(t, "atk6-parasite6")}},
+		{name: "fake_router6", tool: "fake_router6", argv: []string{lookPath(t, "atk6-fake_router6")}},
+		{name: "true", argv: []string{"/bin/true"}},
+		{name: "ls", argv: []string{"/bin/ls", "/"}},
+		{name: "grep tool name", argv: []string{"grep", "-q", "bettercap", "/dev/null"}},
+		{name: "cat tool binary", argv: []string{"cat", lookPath(t, "bettercap")}},
+		{name: "python print", argv: []string{"/usr/bin/python3", "-c", "print('mitmdump')"}},
+		{name: "sh true", argv: []string{"/bin/sh", "-c", "true"}},
+	}
+	runScenarios(t, l, scenarios)
+}
+
+// buildFdexec builds the fileless-exec helper of testdata/fdexec.
+func buildFdexec(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "fdexec")
+	cmd := exec.Command("go", "build", "-o", out, "../../testdata/fdexec")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build fdexec: %v\n%s", err, b)
+	}
+	return out
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameFile reports whether two paths name one inode.
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	sa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(sa, sb)
+}
+
+func writeFile(t *testing.T, p, content string) string {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPrivilegedEvasions reaches the real tools every other way: copies,
+// links, file descriptors, memfd, argv[0] spoofing, pid namespaces, and
+// each interpreter form; and checks the look-alikes stay silent.
+func TestPrivilegedEvasions(t *testing.T) {
+	l := startLive(t, nil)
+	fdexec := buildFdexec(t)
+	dir := t.TempDir()
+	bettercap, ettercap, arpspoof := lookPath(t, "bettercap"), lookPath(t, "ettercap"), lookPath(t, "arpspoof")
+	mitmdump, mitmweb := lookPath(t, "mitmdump"), lookPath(t, "mitmweb")
+
+	copyFile(t, bettercap, filepath.Join(dir, "backup-agent"))
+	copyFile(t, ettercap, filepath.Join(dir, "netmon"))
+	copyFile(t, mitmdump, filepath.Join(dir, "proxyhelper"))
+	python, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, python, filepath.Join(dir, "svc-helper"))
+	if err := os.Symlink(bettercap, filepath.Join(dir, "bc-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(arpspoof, filepath.Join(dir, "netcheck")); err != nil {
+		t.Fatal(err)
+	}
+	// A hard link is the installed file itself, except on overlayfs (a
+	// container's root, the kernel-matrix VMs): linking a lower file copies
+	// it up first, so the link is a new inode with the tool's bytes.
+	linkMatch := "inode"
+	if !sameFile(t, arpspoof, filepath.Join(dir, "netcheck")) {
+		linkMatch = "content_fingerprint"
+	}
+	loader, err := filepath.EvalSymlinks("/lib64/ld-linux-x86-64.so.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, loader, filepath.Join(dir, "svc-loader"))
+	copyFile(t, "/bin/true", filepath.Join(dir, "mitmdumpx"))
+	copyFile(t, "/bin/true", filepath.Join(dir, "ettercap.conf"))
+	if err := os.Symlink("/bin/true", filepath.Join(dir, "my-bettercap-notes")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "mitmproxy2swagger"), "#!/usr/bin/python3\nimport sys\nprint('mitmproxy2swagger', sys.argv)\n")
+	writeFile(t, filepath.Join(dir, "notes.txt"), "ettercap bettercap mitmdump\n")
+	writeFile(t, filepath.Join(dir, "wrapper.py"), "from mitmproxy.tools.main import mitmdump\nimport sys\nsys.exit(mitmdump())\n")
+	writeFile(t, filepath.Join(dir, "sslstrip"), "print('pretend')\n")
+	writeFile(t, filepath.Join(dir, "responder"), "#!/bin/sh\necho pretend\n")
+	modDir := filepath.Join(dir, "py")
+	if err := os.MkdirAll(filepath.Join(modDir, "mitm6"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(modDir, "mitm6", "__init__.py"), "")
+	writeFile(t, filepath.Join(modDir, "mitm6", "__main__.py"), "print('pretend mitm6')\n")
+
+	scenarios := []scenario{
+		// copies and links
+		{name: "renamed copy", tool: "bettercap", match: "elf_structure", argv: []string{filepath.Join(dir, "backup-agent"), "-version"}},
+		{name: "renamed copy elf", tool: "ettercap", match: "elf_structure", argv: []string{filepath.Join(dir, "netmon"), "--version"}},
+		{name: "symlink", tool: "bettercap", match: "executable_name", argv: []string{filepath.Join(dir, "bc-link"), "-version"}},
+		{name: "hard link", tool: "arpspoof", match: linkMatch, argv: []string{filepath.Join(dir, "netcheck"), "-h"}},
+		// fileless and fd
+		{name: "fd exec", tool: "arpspoof", match: "executable_name", argv: []string{fdexec, "fd", arpspoof, "-h"}},
+		{name: "memfd exec", tool: "ettercap", argv: []string{fdexec, "memfd", ettercap, "--version"}},
+		// the dynamic loader runs the tool without an exec of it
+		{name: "ld.so", tool: "ettercap", match: "interpreter_args", argv: []string{"/lib64/ld-linux-x86-64.so.2", ettercap, "--version"}},
+		{name: "ld.so copy", tool: "bettercap", match: "elf_structure", argv: []string{"/lib64/ld-linux-x86-64.so.2", filepath.Join(dir, "backup-agent"), "-version"}},
+		// argv[0] and comm spoofing
+		{name: "exec -a", tool: "bettercap", match: "executable_name", argv: []string{"bash", "-c", "exec -a systemd-helper " + bettercap + " -version MARKER"}},
+		// pid namespace
+		{name: "pid namespace", tool: "ettercap", match: "executable_name", argv: []string{"unshare", "--fork", "--pid", ettercap, "--version"}},
+		// scripts and interpreters
+		{name: "shebang", tool: "mitmdump", match: "script", argv: []string{mitmdump, "--version"}},
+		{name: "python script path", tool: "mitmweb", match: "script", argv: []string{"/usr/bin/python3", mitmweb, "--version"}},
+		{name: "python -I script", tool: "mitmweb", match: "script", argv: []string{"/usr/bin/python3", "-I", "-W", "ignore", mitmweb, "--version"}},
+		{name: "renamed script copy", tool: "mitmdump", match: "content_hash", argv: []string{filepath.Join(dir, "proxyhelper"), "--version"}},
+		{name: "python renamed script", tool: "mitmdump", match: "content_hash", argv: []string{"/usr/bin/python3", filepath.Join(dir, "proxyhelper"), "--version"}},
+		{name: "renamed python", tool: "mitmweb", match: "script", argv: []string{filepath.Join(dir, "svc-helper"), mitmweb, "--version"}},
+		{name: "python -c import", tool: "mitmdump", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-c", "from mitmproxy.tools.main import mitmdump; import sys; sys.argv=['x','--version']; mitmdump()"}},
+		{name: "python own wrapper", tool: "mitmdump", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "wrapper.py"), "--version"}},
+		{name: "python -m", tool: "mitm6", match: "interpreter_args", argv: []string{"/usr/bin/python3", "-m", "mitm6"}, dir: modDir},
+		{name: "python script from an fd", tool: "mitmdump", match: "content_hash", argv: []string{"/bin/sh", "-c", "exec /usr/bin/python3 /dev/fd/3 --version MARKER 3< " + mitmdump}},
+		{name: "python stdin file", tool: "mitmdump", match: "content_hash", argv: []string{"/bin/sh", "-c", "exec /usr/bin/python3 - --version MARKER < " + mitmdump}},
+		{name: "python script by name", tool: "sslstrip", match: "script", argv: []string{"/usr/bin/python3", filepath.Join(dir, "sslstrip")}},
+		{name: "sh script", tool: "responder", match: "script", argv: []string{"sh", filepath.Join(dir, "responder")}},
+		{name: "perl script", tool: "sslstrip", match: "script", argv: []string{"perl", "-w", filepath.Join(dir, "sslstrip")}},
+		// look-alikes stay silent
+		{name: "lookalike copy", argv: []string{filepath.Join(dir, "mitmdumpx")}},
+		{name: "dotted lookalike", argv: []string{filepath.Join(dir, "ettercap.conf")}},
+		{name: "lookalike symlink", argv: []string{filepath.Join(dir, "my-bettercap-notes")}},
+		{name: "lookalike python tool", argv: []string{filepath.Join(dir, "mitmproxy2swagger")}},
+		{name: "file naming tools", argv: []string{"cat", filepath.Join(dir, "notes.txt")}},
+		{name: "grep", argv: []string{"grep", "-q", "ettercap", filepath.Join(dir, "notes.txt")}},
+		{name: "python naming tool", argv: []string{"/usr/bin/python3", "-c", "print('mitmproxy.tools.main mitmdump')"}},
+		// inspecting a tool is not running it: ldd runs ld.so on it with
+		// LD_TRACE_LOADED_OBJECTS=1 (the marker is a second file for ldd)
+		{name: "ldd", argv: []string{"ldd", ettercap}},
+		{name: "ld.so --verify", argv: []string{"/lib64/ld-linux-x86-64.so.2", "--verify", ettercap}},
+		{name: "ld.so traced", argv: []string{"/usr/bin/env", "LD_TRACE_LOADED_OBJECTS=1", "/lib64/ld-linux-x86-64.so.2", ettercap}},
+		// a copy of the loader nobody has judged yet: its first exec lists
+		{name: "ld.so copy traced", argv: []string{"/usr/bin/env", "LD_TRACE_LOADED_OBJECTS=1", filepath.Join(dir, "svc-loader"), ettercap}},
+		{name: "renamed ld.so", tool: "ettercap", match: "interpreter_args", argv: []string{filepath.Join(dir, "svc-loader"), ettercap, "--version"}},
+	}
+	runScenarios(t, l, scenarios)
+
+	// The pid namespace record carries both pids.
+	found := 0
+	for _, r := range l.records() {
+		args, _ := r.attrs["process.command_args"].([]any)
+		if len(args) > 0 && strings.HasSuffix(fmt.Sprint(args[len(args)-1]), "pid_namespace") {
+			found++
+			if r.attrs["process.vpid"] != int64(1) {
+				t.Errorf("pid namespace: process.vpid = %v, want 1", r.attrs["process.vpid"])
+			}
+			if r.attrs["process.pid"] == int64(1) {
+				t.Errorf("pid namespace: process.pid is the namespace's pid, want the host's")
+			}
+		}
+	}
+	if found != 1 {
+		t.Errorf("pid namespace: %d records, want 1", found)
+	}
+}
+
+// TestPrivilegedAncestryExitedParent: the parent exits before the child
+// execs the tool, so the live chain shows a reaper; the kernel's fork table
+// still names the real parent.
+func TestPrivilegedAncestryExitedParent(t *testing.T) {
+	l := startLive(t, nil)
+	marker := newMarker("exited_parent")
+	ettercap := lookPath(t, "ettercap")
+	// sh starts a subshell in the background and exits at once; the
+	// subshell waits until sh is gone, then becomes ettercap.
+	cmd := exec.Command("/bin/sh", "-c", "(sleep 0.3; exec "+ettercap+" --version "+marker+") >/dev/null 2>&1 & exit 0")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	shPID := cmd.Process.Pid
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 {
+		t.Fatalf("want one detection, got %d", len(got))
+	}
+	// the subshell's parent was sh, which had exited: the record still says so
+	if ppid := got[0].attrs["process.parent_pid"]; ppid != int64(shPID) {
+		t.Errorf("process.parent_pid = %v, want the exited sh %d", ppid, shPID)
+	}
+	anc, _ := got[0].attrs["mitmexec.ancestors"].([]any)
+	if len(anc) < 2 || !strings.HasPrefix(fmt.Sprint(anc[0]), fmt.Sprintf("%d:", shPID)) ||
+		!strings.HasPrefix(fmt.Sprint(anc[1]), fmt.Sprintf("%d:", os.Getpid())) {
+		t.Errorf("mitmexec.ancestors = %v, want sh %d then this test %d", anc, shPID, os.Getpid())
+	}
+}
+
+// runKilled runs argv and reports its output and whether SIGKILL ended it.
+func runKilled(t *testing.T, argv ...string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) && cmd.ProcessState == nil {
+			// the BPF LSM refused the exec: nothing ran, nothing was killed
+			return "", false
+		}
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("run %v: %v", argv, err)
+		}
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return string(out), ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// TestPrivilegedBlockMode: with action kill the kernel stops known tools
+// before their first instruction, user space stops what only it can judge,
+// and benign programs run untouched.
+func TestPrivilegedBlockMode(t *testing.T) {
+	l := startLive(t, func(c *Config) { c.Action = "kill" })
+	dir := t.TempDir()
+	ettercap, mitmdump := lookPath(t, "ettercap"), lookPath(t, "mitmdump")
+	copyFile(t, ettercap, filepath.Join(dir, "sysmon"))
+
+	type want struct {
+		marker, action string
+	}
+	var wants []want
+
+	// Where BPF LSM loads, a tool known by name or identity is refused
+	// before it runs (execve fails); elsewhere the exec hook kills it
+	// before its first instruction. Either way it prints nothing.
+	lsmErr := l.rcv.source.Deny()
+	t.Logf("BPF LSM: %v", lsmErr)
+	// Each exec goes through a symlink named by its marker: the BPF LSM
+	// judges the file the link resolves to, and its record names the link.
+	via := func(marker, target string) string {
+		link := filepath.Join(dir, marker)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		return link
+	}
+	kernelStop := func(name string, denied bool, target string, args ...string) string {
+		m := newMarker(name)
+		out, killed := runKilled(t, append([]string{via(m, target)}, append(args, m)...)...)
+		switch {
+		case denied && killed:
+			t.Errorf("%s: killed, want the exec refused", name)
+		case !denied && (!killed || out != ""):
+			t.Errorf("%s: killed %v, output %q; want SIGKILL and no output", name, killed, out)
+		}
+		action := "killed"
+		if denied {
+			action = "denied"
+		}
+		wants = append(wants, want{m, action})
+		return m
+	}
+
+	// a known tool
+	kernelStop("kill_ettercap", lsmErr == nil, ettercap, "--version")
+
+	// a renamed copy: its content is known from the installed build. The
+	// first sight is decided by its fingerprint in the exec hook (the LSM
+	// hook checks identities and names only); once user space has judged it,
+	// by its identity, which the LSM hook checks too.
+	first := kernelStop("kill_copy_0", false, filepath.Join(dir, "sysmon"), "--version")
+	l.waitFor(t, []string{first})
+	kernelStop("kill_copy_1", lsmErr == nil, filepath.Join(dir, "sysmon"), "--version")
+
+	// user space reads a script to know it, so it stops it late, before
+	// the tool printed anything
+	killedLate := func(name string, argv ...string) {
+		m := newMarker(name)
+		out, killed := runKilled(t, append(argv, m)...)
+		if !killed || strings.Contains(out, "Mitmproxy") {
+			t.Errorf("%s: killed %v, output %q; want SIGKILL before it printed its version", name, killed, out)
+		}
+		wants = append(wants, want{m, "killed_late"})
+	}
+	// a Python tool's script: the LSM hook sees the script's own name
+	// first (binfmt_script asks the LSM about the script, then about its
+	// interpreter) and refuses it; the exec hook sees only the interpreter.
+	if lsmErr == nil {
+		kernelStop("kill_mitmdump", true, mitmdump, "--version")
+	} else {
+		killedLate("kill_mitmdump", mitmdump, "--version")
+	}
+	// run by the interpreter, the script is an argument: user space alone
+	// knows it, with or without the LSM
+	killedLate("kill_python_mitmdump", "/usr/bin/python3", mitmdump, "--version")
+
+	// a benign program is untouched
+	out, killed := runKilled(t, "/bin/echo", "still-here")
+	if killed || strings.TrimSpace(out) != "still-here" {
+		t.Errorf("echo: killed %v, output %q", killed, out)
+	}
+
+	markers := make([]string, len(wants))
+	for i, w := range wants {
+		markers[i] = w.marker
+	}
+	l.waitFor(t, markers)
+	for _, w := range wants {
+		got := l.withMarker(w.marker)
+		if len(got) != 1 {
+			t.Errorf("%s: %d records, want 1", w.marker, len(got))
+			continue
+		}
+		if a := got[0].attrs["mitmexec.action"]; a != w.action {
+			t.Errorf("%s: mitmexec.action %v, want %s", w.marker, a, w.action)
+		}
+		if w.action == "killed_late" {
+			if d, ok := got[0].attrs["mitmexec.action.delay_ms"].(float64); !ok || d <= 0 {
+				t.Errorf("%s: mitmexec.action.delay_ms %v, want how late the kill came", w.marker, got[0].attrs["mitmexec.action.delay_ms"])
+			}
+		}
+	}
+}
+
+// TestPrivilegedStorm: both cores busy exec'ing benign binaries while 500
+// tool execs are interleaved. Every tool exec is reported, nothing is lost,
+// and the drop counters stay at zero.
+func TestPrivilegedStorm(t *testing.T) {
+	// Folding and the records-per-second ceiling off: every one of the
+	// tool's execs must come out as its own record, nothing lost under load
+	// (TestPrivilegedFloodFolds shows the folded accounting).
+	l := startLive(t, func(c *Config) { c.Fold.Enabled = false; c.MaxRecordsPerSecond = 0 })
+	arpspoof := lookPath(t, "arpspoof")
+	stop := make(chan struct{})
+	var benign sync.WaitGroup
+	var benignExecs [2]int
+	for w := 0; w < 2; w++ {
+		benign.Add(1)
+		go func(w int) {
+			defer benign.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = exec.Command("/bin/true").Run()
+				benignExecs[w]++
+			}
+		}(w)
+	}
+	const tools = 500
+	markers := make([]string, tools)
+	for i := range markers {
+		markers[i] = newMarker(fmt.Sprintf("storm_%d", i))
+		_ = exec.Command(arpspoof, "-h", markers[i]).Run()
+	}
+	close(stop)
+	benign.Wait()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if l.sink.LogRecordCount() >= tools {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	seen := map[string]int{}
+	for _, r := range l.records() {
+		args, _ := r.attrs["process.command_args"].([]any)
+		if len(args) > 0 {
+			seen[fmt.Sprint(args[len(args)-1])]++
+		}
+	}
+	missing := 0
+	for _, m := range markers {
+		if seen[m] != 1 {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d tool execs not reported exactly once", missing, tools)
+	}
+	c, err := l.rcv.source.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReserveFailed != 0 || c.QueueDropped != 0 || l.rcv.consumeDropped.Load() != 0 {
+		t.Errorf("drops: ring %d, queue %d, consumer %d; want none", c.ReserveFailed, c.QueueDropped, l.rcv.consumeDropped.Load())
+	}
+	t.Logf("benign execs during the storm: %d; kernel saw %d execs, sent %d up", benignExecs[0]+benignExecs[1], c.Execs, c.Submitted)
+	if benignExecs[0]+benignExecs[1] < tools {
+		t.Errorf("the storm was too light: %d benign execs", benignExecs[0]+benignExecs[1])
+	}
+}
+
+// TestPrivilegedHostileInput: argv beyond the capture bound, file names that
+// are not UTF-8 or hold a newline, and a copy deleted right after it ran:
+// each is a record with what is known, never a crash or a silent loss.
+func TestPrivilegedHostileInput(t *testing.T) {
+	l := startLive(t, nil)
+	dir := t.TempDir()
+	ettercap, bettercap := lookPath(t, "ettercap"), lookPath(t, "bettercap")
+	weird := filepath.Join(dir, "net\xffmon")
+	copyFile(t, ettercap, weird)
+	newline := filepath.Join(dir, "line\nbreak")
+	copyFile(t, bettercap, newline)
+	gone := filepath.Join(dir, "gone")
+	copyFile(t, ettercap, gone)
+
+	long := newMarker("long_argv")
+	big := strings.Repeat("A", 9000)
+	_, _ = exec.Command(ettercap, "--version", big, long).CombinedOutput()
+	m1 := newMarker("non_utf8")
+	_, _ = exec.Command(weird, "--version", m1).CombinedOutput()
+	m2 := newMarker("newline")
+	_, _ = exec.Command(newline, "-version", m2).CombinedOutput()
+	m3 := newMarker("deleted")
+	cmd := exec.Command(gone, "--version", m3)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(gone)
+	_ = cmd.Wait()
+
+	// the long argv was cut by the kernel, which kept its start and its
+	// end: the marker after the big argument is in the record
+	l.waitFor(t, []string{long, m1, m2, m3})
+	if got := l.withMarker(long); len(got) != 1 {
+		t.Errorf("long argv: %d records carry the marker at its end, want 1", len(got))
+	}
+	var longRec []record
+	deadline := time.Now().Add(10 * time.Second)
+	for len(longRec) == 0 && time.Now().Before(deadline) {
+		for _, r := range l.records() {
+			if cl, _ := r.attrs["process.command_line"].(string); strings.Contains(cl, "AAAA") {
+				longRec = append(longRec, r)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(longRec) != 1 {
+		t.Fatalf("long argv: %d records, want 1", len(longRec))
+	}
+	if longRec[0].attrs["mitmexec.args_truncated"] != true {
+		t.Errorf("long argv: args_truncated %v", longRec[0].attrs["mitmexec.args_truncated"])
+	}
+	if cl, _ := longRec[0].attrs["process.command_line"].(string); len(cl) > 4096 {
+		t.Errorf("long argv: command line of %d bytes exceeds the bound", len(cl))
+	}
+	for _, c := range []struct{ marker, tool, exe string }{
+		{m1, "ettercap", filepath.Join(dir, `net\xffmon`)},
+		{m2, "bettercap", newline},
+		{m3, "ettercap", ""},
+	} {
+		got := l.withMarker(c.marker)
+		if len(got) != 1 {
+			t.Errorf("%s: %d records, want 1", c.marker, len(got))
+			continue
+		}
+		if got[0].attrs["mitmexec.tool.name"] != c.tool {
+			t.Errorf("%s: tool %v", c.marker, got[0].attrs["mitmexec.tool.name"])
+		}
+		if c.exe != "" && got[0].attrs["process.executable.path"] != c.exe {
+			t.Errorf("%s: executable path %q, want %q", c.marker, got[0].attrs["process.executable.path"], c.exe)
+		}
+	}
+	if n := l.rcv.decodeErrors.Load(); n != 0 {
+		t.Errorf("decode errors: %d", n)
+	}
+}
+
+// TestPrivilegedKernelDecidesBenign: once a benign binary has been judged,
+// its execs stay in the kernel, and so do shells run as `sh -c` or bare.
+func TestPrivilegedKernelDecidesBenign(t *testing.T) {
+	l := startLive(t, nil)
+	run := func() {
+		_ = exec.Command("/bin/true").Run()
+		_ = exec.Command("/bin/sh", "-c", "true").Run()
+		_ = exec.Command("/bin/bash", "-ec", ":").Run()
+	}
+	run() // first sight of each file goes up once
+	time.Sleep(300 * time.Millisecond)
+	before, err := l.rcv.source.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 200
+	for i := 0; i < rounds; i++ {
+		run()
+	}
+	after, err := l.rcv.source.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs, submitted := after.Execs-before.Execs, after.Submitted-before.Submitted
+	if execs < 3*rounds {
+		t.Fatalf("the kernel saw %d execs, want at least %d", execs, 3*rounds)
+	}
+	// other processes on the machine may exec unknown files meanwhile
+	if submitted > 10 {
+		t.Errorf("%d of %d benign execs went to user space, want ~0", submitted, execs)
+	}
+}
+
+// TestPrivilegedHashRace measures the race every user-space hasher has:
+// how often a short-lived process had already exited when its executable
+// was hashed. On-disk files are still hashed through their path (identity
+// checked); only files gone from disk too (memfd, deleted) rely on the
+// kernel's fingerprint.
+func TestPrivilegedHashRace(t *testing.T) {
+	l := startLive(t, nil)
+	dir := t.TempDir()
+	const copies = 200
+	for i := 0; i < copies; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("true-%d", i))
+		copyFile(t, "/bin/true", p)
+		_ = exec.Command(p).Run()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st := l.rcv.hasher.Stats()
+		if st.FromProcExe+st.FromPath+st.Lost >= copies {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := l.rcv.hasher.Stats()
+	judged := st.FromProcExe + st.FromPath + st.Lost
+	t.Logf("first sights hashed: %d; through /proc/PID/exe (process still alive): %d; through the path after it exited: %d; lost: %d",
+		judged, st.FromProcExe, st.FromPath, st.Lost)
+	if judged < copies {
+		t.Fatalf("only %d of %d new files were judged", judged, copies)
+	}
+	if st.Lost != 0 {
+		t.Errorf("%d on-disk files could not be hashed", st.Lost)
+	}
+}
+
+// TestPrivilegedContainerCgroup runs a tool inside a cgroup laid out the way
+// docker lays out a container's (system.slice/docker-ID.scope) and in its
+// own pid namespace: the record carries the cgroup path, the container id
+// and both pids. A real container runtime is not needed for what the kernel
+// reports.
+func TestPrivilegedContainerCgroup(t *testing.T) {
+	l := startLive(t, nil)
+	root := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "cgroup2", "none", root).CombinedOutput(); err != nil {
+		t.Fatalf("mount cgroup2: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", root).Run() })
+	id := "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899"
+	scope := filepath.Join(root, "system.slice", "docker-"+id+".scope")
+	if err := os.MkdirAll(scope, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.Remove(scope)
+		_ = os.Remove(filepath.Dir(scope))
+	})
+	marker := newMarker("container")
+	ettercap := lookPath(t, "ettercap")
+	script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec unshare --fork --pid %s --version %s", scope, ettercap, marker)
+	if out, err := exec.Command("/bin/sh", "-c", script).CombinedOutput(); err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			t.Fatalf("run in cgroup: %v: %s", err, out)
+		}
+	}
+	l.waitFor(t, []string{marker})
+	got := l.withMarker(marker)
+	if len(got) != 1 {
+		t.Fatalf("%d records, want 1", len(got))
+	}
+	a := got[0].attrs
+	if a["container.id"] != id {
+		t.Errorf("container.id = %v, want %s", a["container.id"], id)
+	}
+	if a["process.linux.cgroup"] != "/system.slice/docker-"+id+".scope" {
+		t.Errorf("process.linux.cgroup = %v", a["process.linux.cgroup"])
+	}
+	if a["process.vpid"] != int64(1) {
+		t.Errorf("process.vpid = %v, want 1", a["process.vpid"])
+	}
+}
