@@ -84,9 +84,32 @@ vmlinux:
 	  echo ' * Regenerate with `make vmlinux`. */'; \
 	  bpftool btf dump file /sys/kernel/btf/vmlinux format c; } > bpf/vmlinux.h
 
+# The clang that builds the committed BPF objects. Another major version
+# emits other bytes (and may refuse or accept other code), which
+# check-generated would report as drift: generate-bpf refuses it.
+BPF_CLANG ?= clang
+BPF_CLANG_MAJOR := 14
 .PHONY: generate-bpf
-generate-bpf:
-	cd internal/tracer && $(GO) generate ./...
+generate-bpf: check-bpf-clang
+	cd internal/tracer && BPF2GO_CC=$(BPF_CLANG) $(GO) generate ./...
+
+.PHONY: check-bpf-clang
+check-bpf-clang:
+	@v=$$($(BPF_CLANG) --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\)\..*/\1/p' | head -n 1); \
+	[ "$$v" = "$(BPF_CLANG_MAJOR)" ] || { echo "generate-bpf: the committed BPF objects are built with clang $(BPF_CLANG_MAJOR), and BPF_CLANG=$(BPF_CLANG) is clang $${v:-(not found)}: install clang-$(BPF_CLANG_MAJOR) or set BPF_CLANG to it"; exit 1; }
+
+# clang-format of the same major version as BPF_CLANG keeps bpf/ in the
+# house style (bpf/.clang-format); vmlinux.h is generated and left alone.
+BPF_CLANG_FORMAT ?= clang-format-$(BPF_CLANG_MAJOR)
+BPF_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h))
+.PHONY: format-bpf
+format-bpf:
+	$(BPF_CLANG_FORMAT) -i $(BPF_SOURCES)
+
+.PHONY: check-format-bpf
+check-format-bpf:
+	@$(BPF_CLANG_FORMAT) --dry-run --Werror $(BPF_SOURCES) \
+		|| { echo "bpf/ is not formatted as bpf/.clang-format says: run 'make format-bpf'"; exit 1; }
 
 # mdatagen writes next to the metadata.yaml it is given: the component's
 # own (the top-level metadata.yaml links to it). Its output is committed;

@@ -6,6 +6,10 @@
 #ifndef MITMEXEC_ANCESTRY_H
 #define MITMEXEC_ANCESTRY_H
 
+#include "mitmexec.h"
+#include <bpf/bpf_core_read.h>
+#include "maps.h"
+
 /* Ancestry, nearest first. The live real_parent chain is right while every
  * ancestor lives; a parent that exited before the exec was replaced by a
  * reaper there, so where the fork table disagrees with the live chain the

@@ -6,6 +6,13 @@
 #ifndef MITMEXEC_ARGS_H
 #define MITMEXEC_ARGS_H
 
+#include "mitmexec.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "maps.h"
+
+#define ARGS_MASK (ARGS_LEN - 1)
+
 /* A shell run as `sh -c CMD`, or with no argument at all, runs nothing a
  * tool could hide in: the programs CMD starts are exec'd and judged on
  * their own. Those are most shell execs (system(), popen(), login shells),
@@ -50,7 +57,7 @@ static __always_inline int shell_runs_nothing_new(struct task_struct *task)
  * environment are searched with bpf_loop (Linux >= 5.17), which the verifier
  * checks once instead of once per byte; loader_only_lists_bounded below
  * serves older kernels. */
-#define TRACE_VAR "LD_TRACE_LOADED_OBJECTS="
+#define TRACE_VAR     "LD_TRACE_LOADED_OBJECTS="
 #define TRACE_VAR_LEN (sizeof(TRACE_VAR) - 1)
 
 static long env_scan_step(__u32 i, void *ctx)
@@ -181,7 +188,8 @@ static __always_inline __u32 read_args(struct exec_event *e, struct task_struct 
 		 * the program: keep argv's start and its end. */
 		flags |= FLAG_ARGS_TRUNCATED | FLAG_ARGS_ELIDED;
 		if (bpf_probe_read_user(&e->args, ARGS_HEAD, (void *)arg_start) == 0 &&
-		    bpf_probe_read_user(&e->args[ARGS_HEAD], ARGS_LEN - 1 - ARGS_HEAD, (void *)(arg_end - (ARGS_LEN - 1 - ARGS_HEAD))) == 0) {
+		    bpf_probe_read_user(&e->args[ARGS_HEAD], ARGS_LEN - 1 - ARGS_HEAD,
+					(void *)(arg_end - (ARGS_LEN - 1 - ARGS_HEAD))) == 0) {
 			e->args_head_len = ARGS_HEAD;
 			e->args_len = ARGS_LEN - 1;
 		}

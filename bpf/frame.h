@@ -24,71 +24,18 @@
 #ifndef MITMEXEC_FRAME_H
 #define MITMEXEC_FRAME_H
 
+#include "mitmexec.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+#include "file.h"
+#include "maps.h"
+#include "frame_read.h"
+#include "frame_lies.h"
 
-#define FRAME_CAP 256   /* bytes of a frame kept: room for IPv6 extension headers before an NA */
-#define GATHER_CAP 128  /* bytes gathered from a frame split over several iovecs */
-#define IOV_SEGS 4
-#define DEVICE_LEN 16
 #define TX_RING_FRAMES 8 /* frames read from a TX ring per send */
-#define MMSG_FRAMES 8    /* messages read from one sendmmsg */
-
-#define ETH_HLEN_ 14
-#define ETH_P_ARP_ 0x0806
-#define ETH_P_IPV6_ 0x86DD
-#define ETH_P_8021Q_ 0x8100
-#define ETH_P_8021AD_ 0x88A8
-#define IPPROTO_ICMPV6_ 58
-#define IPPROTO_HOPOPTS_ 0
-#define IPPROTO_ROUTING_ 43
-#define IPPROTO_DSTOPTS_ 60
-#define EXT_HEADERS 2 /* IPv6 extension headers skipped before ICMPv6 or UDP */
-#define IPPROTO_UDP_ 17
-#define SOCK_DGRAM_ 2
-#define SOCK_PACKET_ 10
-#define AF_PACKET_ 17
-
-/* frame flags (bits), keep in sync with wire.Flag* */
-#define FRAME_LINK_HEADER (1 << 0) /* data starts with the Ethernet header */
-#define FRAME_TX_RING (1 << 1)     /* read from the socket's TX ring */
-#define FRAME_QDISC_BYPASS (1 << 2)
-#define FRAME_DEVICE_NAME (1 << 3) /* SOCK_PACKET: device names the interface, ifindex is 0 */
-#define FRAME_DENIED (1 << 4)      /* refused by the LSM hook: it never left */
-#define FRAME_BEFORE_SEND (1 << 5) /* read by the LSM hook, before the send */
-#define FRAME_KERNEL_LIE (1 << 6)  /* the kernel's own check found the claim a lie (see frame_lies) */
-
-/* frame counters (per-CPU array index), keep in sync with wire.Counter* */
-#define FCOUNTER_SENDS 0       /* packet-socket sends seen */
-#define FCOUNTER_SUBMITTED 1   /* frames sent up */
-#define FCOUNTER_RESERVE_FAILED 2
-#define FCOUNTER_UNREADABLE 3  /* a packet-socket send whose frame could not be read */
-#define FCOUNTER_DENIED 4      /* frames the LSM hook refused */
-#define FCOUNTER_MAX 5
-
-struct frame_event {
-	__u64 ktime_boot_ns;
-	__u64 start_boottime_ns; /* the sender's start: pins its pid */
-	__u64 exec_start_boottime_ns;
-	__u64 exe_ino;
-	__u64 exe_ctime_ns;
-	__u32 exe_dev;
-	__u32 tgid;
-	__u32 tid;
-	__u32 exec_tgid; /* the process whose exec started the program the sender runs */
-	__u32 uid;
-	__u32 gid;
-	__u32 netns;   /* inode of the socket's network namespace */
-	__s32 ifindex; /* from the send's sockaddr_ll, else the socket's binding; 0 when neither */
-	__u32 sent;    /* what the protocol's sendmsg returned */
-	__u16 sk_type;
-	__u16 protocol; /* network order: the ethertype a dgram socket sends, from sockaddr_ll or the binding */
-	__u16 len;      /* bytes valid in data */
-	__u16 flags;
-	char comm[COMM_LEN];
-	char device[DEVICE_LEN];
-	__u8 data[FRAME_CAP];
-};
-const struct frame_event *unused_frame_event __attribute__((unused));
+#define MMSG_FRAMES    8 /* messages read from one sendmmsg */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -121,14 +68,14 @@ struct ring_layout {
  * walk a bpf_loop callback once from the first call's state and drop the
  * branches that state cannot take (see struct env_buf). */
 struct frame_loop {
-	__u64 po, net;  /* the socket and its namespace, as numbers */
-	__u64 vec;      /* sendmmsg's struct mmsghdr array (user memory) */
+	__u64 po, net; /* the socket and its namespace, as numbers */
+	__u64 vec;     /* sendmmsg's struct mmsghdr array (user memory) */
 	struct ring_layout l;
 	__u32 head, frame_max, vlen;
 	__s32 refused, read;
 	__s32 ifindex0; /* the socket's binding, restored before each frame */
 	__u16 protocol0, flags0;
-	__u32 lsm;      /* judge before the send (lsm/socket_sendmsg) */
+	__u32 lsm; /* judge before the send (lsm/socket_sendmsg) */
 };
 
 struct {
@@ -137,25 +84,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct frame_loop);
 } frame_loop_state SEC(".maps");
-
-static __always_inline int same16(const __u8 *a, const __u8 *b)
-{
-	__u64 a0, a1, b0, b1;
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
-}
-
-/* Executables an allow entry names by path (device and inode): block mode
- * never refuses their frames in the kernel; user space judges them. */
-struct frame_sender_key {
-	__u64 ino;
-	__u32 dev;
-	__u32 pad;
-};
-const struct frame_sender_key *unused_frame_sender_key __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -171,231 +99,6 @@ static __always_inline void frame_count(__u32 idx)
 		*c += 1;
 }
 
-/* Syscall numbers of the send calls and the registers holding a syscall's
- * arguments at entry, per architecture (compat syscalls of 32-bit tasks
- * are not read: their frames count as unreadable). Own flavours of
- * pt_regs, relocated by CO-RE: vmlinux.h describes one architecture. On
- * arm64 x1..x5 keep the arguments until the syscall returns. */
-struct pt_regs___mx_x86 {
-	unsigned long si, dx, r10, r8, r9, orig_ax;
-} __attribute__((preserve_access_index));
-
-struct pt_regs___mx_arm64 {
-	__u64 regs[31];
-	__s32 syscallno;
-} __attribute__((preserve_access_index));
-
-#if defined(__TARGET_ARCH_arm64)
-#define NR_WRITE 64
-#define NR_WRITEV 66
-#define NR_SENDTO 206
-#define NR_SENDMSG 211
-#define NR_SENDMMSG 269
-static __always_inline long syscall_nr(void *regs)
-{
-	return BPF_CORE_READ((struct pt_regs___mx_arm64 *)regs, syscallno);
-}
-/* argument n (1-based), n > 1 */
-static __always_inline __u64 syscall_arg(void *regs, int n)
-{
-	struct pt_regs___mx_arm64 *r = regs;
-	switch (n) {
-	case 2: return BPF_CORE_READ(r, regs[1]);
-	case 3: return BPF_CORE_READ(r, regs[2]);
-	case 5: return BPF_CORE_READ(r, regs[4]);
-	default: return BPF_CORE_READ(r, regs[5]);
-	}
-}
-#else
-#define NR_WRITE 1
-#define NR_WRITEV 20
-#define NR_SENDTO 44
-#define NR_SENDMSG 46
-#define NR_SENDMMSG 307
-static __always_inline long syscall_nr(void *regs)
-{
-	return BPF_CORE_READ((struct pt_regs___mx_x86 *)regs, orig_ax);
-}
-static __always_inline __u64 syscall_arg(void *regs, int n)
-{
-	struct pt_regs___mx_x86 *r = regs;
-	switch (n) {
-	case 2: return BPF_CORE_READ(r, si);
-	case 3: return BPF_CORE_READ(r, dx);
-	case 5: return BPF_CORE_READ(r, r8);
-	default: return BPF_CORE_READ(r, r9);
-	}
-}
-#endif
-
-struct user_iovec_ {
-	void *base;
-	__u64 len;
-};
-
-struct user_msghdr_ {
-	void *name;
-	int namelen;
-	int pad;
-	struct user_iovec_ *iov;
-	__u64 iovlen;
-};
-
-/* sockaddr_ll: family, protocol (network order), ifindex; sockaddr_pkt
- * (SOCK_PACKET): family, then the device's name in 14 bytes. */
-static __always_inline void read_dest(struct frame_event *e, void *name, int namelen)
-{
-	if (!name || namelen < 4)
-		return;
-	if (e->sk_type == SOCK_PACKET_) {
-		bpf_probe_read_user(e->device, 14, name + 2);
-		e->device[14] = 0;
-		e->flags |= FRAME_DEVICE_NAME;
-		return;
-	}
-	__u16 proto = 0;
-	if (!bpf_probe_read_user(&proto, sizeof(proto), name + 2) && proto)
-		e->protocol = proto;
-	if (namelen >= 8) {
-		__s32 ifindex = 0;
-		if (!bpf_probe_read_user(&ifindex, sizeof(ifindex), name + 4) && ifindex > 0)
-			e->ifindex = ifindex;
-	}
-}
-
-static __always_inline int read_frame(struct frame_event *e, const void *buf, __u64 len)
-{
-	if (!buf || len == 0)
-		return -1;
-	__u32 n = len > FRAME_CAP ? FRAME_CAP : (__u32)len;
-	if (bpf_probe_read_user(e->data, n, buf))
-		return -1;
-	e->len = n;
-	return 0;
-}
-
-/* A frame split over iovecs (header in one, body in the next) is gathered:
- * up to IOV_SEGS segments, GATHER_CAP bytes. */
-static __always_inline int read_iov(struct frame_event *e, struct user_iovec_ *iovp, __u64 iovlen)
-{
-	struct user_iovec_ iov = {};
-	__u32 off = 0;
-	if (iovlen == 1) {
-		if (bpf_probe_read_user(&iov, sizeof(iov), iovp))
-			return -1;
-		return read_frame(e, iov.base, iov.len);
-	}
-	for (int i = 0; i < IOV_SEGS; i++) {
-		if (i >= iovlen || off >= GATHER_CAP)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), &iovp[i]))
-			return -1;
-		__u32 n = iov.len > GATHER_CAP ? GATHER_CAP : (__u32)iov.len;
-		if (n == 0)
-			continue;
-		__u32 at = off;
-		asm volatile("%0 &= 127" : "+r"(at)); /* GATHER_CAP - 1: a bound the verifier keeps */
-		if (bpf_probe_read_user(&e->data[at], n, iov.base))
-			return -1;
-		off += n;
-	}
-	if (off == 0)
-		return -1;
-	e->len = off > GATHER_CAP ? GATHER_CAP : off;
-	return 0;
-}
-
-/* An index into a frame's bytes that the verifier can bound: clang, knowing
- * an offset's parity, turns (x + 1) & 255 into x | 1, and verifiers before
- * 6.13 lose the bounds of an OR; the masking here is opaque to clang. */
-static __always_inline __u32 data_at(__u32 i)
-{
-	asm volatile("%0 &= 255" : "+r"(i)); /* FRAME_CAP - 1 */
-	return i;
-}
-
-/* Copies n bytes of the frame from i, each byte's index masked on its own:
- * the verifier bounds every load, whatever clang made of the offset. */
-static __always_inline void data_copy(struct frame_event *e, __u32 i, __u8 *dst, int n)
-{
-	for (int j = 0; j < 16; j++)
-		if (j < n)
-			dst[j] = e->data[data_at(i + j)];
-}
-
-static __always_inline __u16 be16_at(const __u8 *d, __u32 off)
-{
-	return ((__u16)d[off] << 8) | d[off + 1];
-}
-
-/* Where the network header starts and its ethertype: after the Ethernet
- * header and up to two VLAN tags, or at 0 for a dgram socket's frame. */
-static __always_inline __u32 l3_offset(struct frame_event *e, __u16 *proto)
-{
-	*proto = bpf_ntohs(e->protocol);
-	if (!(e->flags & FRAME_LINK_HEADER))
-		return 0;
-	if (e->len < ETH_HLEN_)
-		return FRAME_CAP; /* nothing to read */
-	*proto = be16_at(e->data, 12);
-	if (*proto != ETH_P_8021Q_ && *proto != ETH_P_8021AD_)
-		return ETH_HLEN_;
-	*proto = be16_at(e->data, 16);
-	if (*proto != ETH_P_8021Q_)
-		return 18;
-	*proto = be16_at(e->data, 20);
-	return 22;
-}
-
-/* Where an IPv6 packet's upper-layer header starts, past up to
- * EXT_HEADERS hop-by-hop, routing or destination-options headers (the
- * kernel accepts neighbour discovery behind them: RFC 7113's RA-Guard
- * evasion), and which protocol it is; FRAME_CAP when it is not captured. */
-static __always_inline __u32 upper_offset(struct frame_event *e, __u32 off, __u8 *nh)
-{
-	*nh = e->data[data_at(off + 6)];
-	__u32 hdr = off + 40;
-	for (int i = 0; i < EXT_HEADERS; i++) {
-		if (*nh != IPPROTO_HOPOPTS_ && *nh != IPPROTO_ROUTING_ && *nh != IPPROTO_DSTOPTS_)
-			break;
-		if (hdr + 2 > e->len || hdr + 2 > FRAME_CAP)
-			return FRAME_CAP;
-		*nh = e->data[data_at(hdr)];
-		hdr += ((__u32)e->data[data_at(hdr + 1)] + 1) * 8;
-	}
-	return hdr;
-}
-
-/* Whether a frame can carry a claim about an address: ARP; ICMPv6 router
- * advertisement, neighbour solicitation and advertisement, redirect;
- * DHCPv6 advertise or reply (UDP to port 546). */
-static __always_inline int frame_can_claim(struct frame_event *e)
-{
-	__u16 proto;
-	__u32 off = l3_offset(e, &proto);
-	if (off >= FRAME_CAP)
-		return 0;
-	if (proto == ETH_P_ARP_)
-		return e->len >= off + 8;
-	if (proto != ETH_P_IPV6_ || e->len < off + 44)
-		return 0;
-	__u8 nh;
-	__u32 up = upper_offset(e, off, &nh);
-	if (up + 9 > e->len || up + 9 > FRAME_CAP)
-		return 0;
-	if (nh == IPPROTO_ICMPV6_) {
-		__u8 type = e->data[data_at(up)];
-		return type == 134 || type == 135 || type == 136 || type == 137;
-	}
-	if (nh == IPPROTO_UDP_) {
-		__u16 dport = ((__u16)e->data[data_at(up + 2)] << 8) | e->data[data_at(up + 3)];
-		__u8 msg = e->data[data_at(up + 8)];
-		return dport == 546 && (msg == 2 || msg == 7);
-	}
-	return 0;
-}
-
-static __always_inline int frame_lies(struct frame_event *e, struct packet_sock *po, struct net *net);
 static __always_inline void fill_sender(struct frame_event *e);
 
 /* The kernel's verdict travels with the frame: user space, which reads the
@@ -418,7 +121,7 @@ static __always_inline void submit_frame(struct frame_event *e, struct packet_so
 }
 
 struct packet_sock___old {
-	unsigned int tp_tx_has_off:1;
+	unsigned int tp_tx_has_off : 1;
 } __attribute__((preserve_access_index));
 
 /* The layout of a TX ring frame's header, per TPACKET version: where the
@@ -448,7 +151,8 @@ static __always_inline void ring_layout_of(struct packet_sock *po, struct ring_l
 }
 
 /* Reads ring frame idx into e; returns its status, or -1 when unreadable. */
-static __always_inline long read_ring_frame(struct frame_event *e, struct packet_sock *po, struct ring_layout *l, __u32 idx)
+static __always_inline long read_ring_frame(struct frame_event *e, struct packet_sock *po, struct ring_layout *l,
+					    __u32 idx)
 {
 	__u32 per_block = BPF_CORE_READ(po, tx_ring.frames_per_block);
 	__u32 frame_size = BPF_CORE_READ(po, tx_ring.frame_size);
@@ -484,7 +188,8 @@ static __always_inline void restore_frame(struct frame_event *e, struct frame_lo
 	e->device[0] = 0;
 }
 
-static __always_inline int judge_before_send(struct frame_event *e, struct packet_sock *po, struct net *net, struct config *cfg);
+static __always_inline int judge_before_send(struct frame_event *e, struct packet_sock *po, struct net *net,
+					     struct config *cfg);
 
 /* One frame of a TX ring. After the send (the tracepoint) tpacket_snd has
  * advanced tx_ring.head past what it sent and set their status back to
@@ -522,7 +227,8 @@ static long ring_step(__u32 i, void *unused)
 	return 0;
 }
 
-static __always_inline struct frame_loop *frame_loop_of(struct frame_event *e, struct packet_sock *po, struct net *net, int lsm)
+static __always_inline struct frame_loop *frame_loop_of(struct frame_event *e, struct packet_sock *po, struct net *net,
+							int lsm)
 {
 	__u32 zero = 0;
 	struct frame_loop *st = bpf_map_lookup_elem(&frame_loop_state, &zero);
@@ -566,13 +272,14 @@ static long mmsg_step(__u32 i, void *unused)
 	if (bpf_probe_read_user(&m, sizeof(m), (void *)(st->vec + i * 64)) || m.iovlen == 0)
 		return 0;
 	restore_frame(e, st);
-	read_dest(e, m.name, m.namelen);
+	read_dest(e, m.name, m.namelen, 1);
 	if (read_iov(e, m.iov, m.iovlen))
 		return 0;
 	st->read = 0;
 	if (st->lsm) {
 		__u32 zero = 0;
-		st->refused |= judge_before_send(e, (void *)st->po, (void *)st->net, bpf_map_lookup_elem(&config_map, &zero));
+		st->refused |=
+			judge_before_send(e, (void *)st->po, (void *)st->net, bpf_map_lookup_elem(&config_map, &zero));
 		return 0;
 	}
 	submit_frame(e, (void *)st->po, (void *)st->net);
@@ -580,7 +287,8 @@ static long mmsg_step(__u32 i, void *unused)
 }
 
 /* Reads (and, under the LSM, judges) the messages of a sendmmsg. */
-static __always_inline int mmsg_frames(struct frame_event *e, struct packet_sock *po, struct net *net, void *vec, __u64 vlen, int lsm)
+static __always_inline int mmsg_frames(struct frame_event *e, struct packet_sock *po, struct net *net, void *vec,
+				       __u64 vlen, int lsm)
 {
 	if (vlen > MMSG_FRAMES)
 		frame_count(FCOUNTER_UNREADABLE);
@@ -598,11 +306,11 @@ static __always_inline void read_send_dest(struct frame_event *e, void *regs)
 {
 	long nr = syscall_nr(regs);
 	if (nr == NR_SENDTO) {
-		read_dest(e, (void *)syscall_arg(regs, 5), (int)syscall_arg(regs, 6));
+		read_dest(e, (void *)syscall_arg(regs, 5), (int)syscall_arg(regs, 6), 1);
 	} else if (nr == NR_SENDMSG) {
 		struct user_msghdr_ m = {};
 		if (!bpf_probe_read_user(&m, sizeof(m), (void *)syscall_arg(regs, 2)))
-			read_dest(e, m.name, m.namelen);
+			read_dest(e, m.name, m.namelen, 1);
 	}
 }
 
@@ -615,7 +323,7 @@ static __always_inline int read_send(struct frame_event *e, void *regs, struct p
 	if (nr == NR_WRITE)
 		return read_frame(e, a1, a2);
 	if (nr == NR_SENDTO) {
-		read_dest(e, (void *)syscall_arg(regs, 5), (int)syscall_arg(regs, 6));
+		read_dest(e, (void *)syscall_arg(regs, 5), (int)syscall_arg(regs, 6), 1);
 		return read_frame(e, a1, a2);
 	}
 	if (nr == NR_WRITEV)
@@ -624,7 +332,7 @@ static __always_inline int read_send(struct frame_event *e, void *regs, struct p
 		struct user_msghdr_ m = {};
 		if (bpf_probe_read_user(&m, sizeof(m), a1) || m.iovlen == 0)
 			return -1;
-		read_dest(e, m.name, m.namelen);
+		read_dest(e, m.name, m.namelen, 1);
 		return read_iov(e, m.iov, m.iovlen);
 	}
 	if (nr == NR_SENDMMSG) {
@@ -674,7 +382,7 @@ static __always_inline void fill_sender(struct frame_event *e)
 	struct inode *inode = BPF_CORE_READ(exe, f_inode);
 	e->exe_ino = BPF_CORE_READ(inode, i_ino);
 	e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	e->exe_ctime_ns = inode ? inode_ctime_ns(inode) : 0;
+	e->exe_ctime_ns = inode ? inode_ctime_ns(inode, 0) : 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	find_exec(e, task);
 }
@@ -724,7 +432,6 @@ int BPF_PROG(frame_sent, struct sock *sk, int ret, int flags)
 	return handle_frame_sent(sk, ret);
 }
 
-
 /* ---- Block mode under the BPF LSM: the frame is judged before it leaves.
  *
  * security_socket_sendmsg() runs in sock_sendmsg() before the protocol's
@@ -738,207 +445,9 @@ int BPF_PROG(frame_sent, struct sock *sk, int ret, int flags)
  * cannot be found the frame passes and user space judges and kills. A
  * bridge or bond port is judged by its own addresses only. */
 
-#define DEV_WALK 64   /* devices of a namespace walked to find SOCK_PACKET's by name */
-#define INDEX_WALK 8  /* devices of one index hash bucket */
-#define NETDEV_HASHENTRIES_ 256
-#define ADDR_WALK 16  /* addresses of a device compared */
-
-struct iov_iter___old {
-	const struct iovec *iov;
-} __attribute__((preserve_access_index));
-
-/* Reads the frame from the message's iterator: user memory, one buffer
- * (ITER_UBUF) or an iovec (its segments gathered, as read_iov does). */
-static __always_inline int read_iter(struct frame_event *e, struct msghdr *msg)
-{
-	__u8 type = BPF_CORE_READ(msg, msg_iter.iter_type);
-	__u64 len = BPF_CORE_READ(msg, msg_iter.count);
-	if (bpf_core_enum_value_exists(enum iter_type, ITER_UBUF) &&
-	    type == bpf_core_enum_value(enum iter_type, ITER_UBUF))
-		return read_frame(e, BPF_CORE_READ(msg, msg_iter.ubuf), len);
-	if (type != bpf_core_enum_value(enum iter_type, ITER_IOVEC))
-		return -1;
-	const struct iovec *iov;
-	if (bpf_core_field_exists(msg->msg_iter.__iov)) {
-		iov = BPF_CORE_READ(msg, msg_iter.__iov);
-	} else {
-		struct iov_iter___old *old = (void *)&msg->msg_iter;
-		iov = BPF_CORE_READ(old, iov);
-	}
-	__u64 segs = BPF_CORE_READ(msg, msg_iter.nr_segs);
-	if (segs <= 1)
-		return read_frame(e, BPF_CORE_READ(iov, iov_base), len);
-	__u32 off = 0;
-	for (int i = 0; i < IOV_SEGS; i++) {
-		if (i >= segs || off >= GATHER_CAP)
-			break;
-		const struct iovec *seg = iov + i;
-		void *base = BPF_CORE_READ(seg, iov_base);
-		__u64 l = BPF_CORE_READ(seg, iov_len);
-		__u32 n = l > GATHER_CAP ? GATHER_CAP : (__u32)l;
-		if (n == 0)
-			continue;
-		__u32 at = off;
-		asm volatile("%0 &= 127" : "+r"(at)); /* GATHER_CAP - 1: a bound the verifier keeps */
-		if (bpf_probe_read_user(&e->data[at], n, base))
-			return -1;
-		off += n;
-	}
-	if (off == 0)
-		return -1;
-	e->len = off > GATHER_CAP ? GATHER_CAP : off;
-	return 0;
-}
-
-static __always_inline void read_dest_kernel(struct frame_event *e, struct msghdr *msg)
-{
-	void *name = BPF_CORE_READ(msg, msg_name);
-	int namelen = BPF_CORE_READ(msg, msg_namelen);
-	if (!name || namelen < 4)
-		return;
-	if (e->sk_type == SOCK_PACKET_) {
-		bpf_probe_read_kernel(e->device, 14, name + 2);
-		e->device[14] = 0;
-		e->flags |= FRAME_DEVICE_NAME;
-		return;
-	}
-	__u16 proto = 0;
-	if (!bpf_probe_read_kernel(&proto, sizeof(proto), name + 2) && proto)
-		e->protocol = proto;
-	__s32 ifindex = 0;
-	if (namelen >= 8 && !bpf_probe_read_kernel(&ifindex, sizeof(ifindex), name + 4) && ifindex > 0)
-		e->ifindex = ifindex;
-}
-
-/* The frames of the TX ring the send is about to take: from tx_ring.head on,
- * those user space marked TP_STATUS_SEND_REQUEST. Returns how many lie. */
-
-/* The device a frame goes out on: the socket's bound device when the send
- * names no other, else the namespace's index hash bucket; SOCK_PACKET names
- * it, so its devices are walked by name. */
-static __always_inline struct net_device *sender_device(struct net *net, struct packet_sock *po, struct frame_event *e)
-{
-	if (e->flags & FRAME_DEVICE_NAME) {
-		struct list_head *head = &net->dev_base_head;
-		struct list_head *pos = BPF_CORE_READ(head, next);
-		__u32 off = bpf_core_field_offset(struct net_device, dev_list);
-		for (int i = 0; i < DEV_WALK && pos && pos != head; i++) {
-			struct net_device *dev = (void *)pos - off;
-			char name[16] = {};
-			BPF_CORE_READ_STR_INTO(&name, dev, name);
-			if (same16((const __u8 *)name, (const __u8 *)e->device))
-				return dev;
-			pos = BPF_CORE_READ(pos, next);
-		}
-		return NULL;
-	}
-	struct net_device *bound = BPF_CORE_READ(po, cached_dev);
-	if (bound && BPF_CORE_READ(bound, ifindex) == e->ifindex)
-		return bound;
-	struct hlist_head *heads = BPF_CORE_READ(net, dev_index_head);
-	if (!heads)
-		return NULL;
-	struct hlist_head *bucket = heads + (e->ifindex & (NETDEV_HASHENTRIES_ - 1));
-	struct hlist_node *n = BPF_CORE_READ(bucket, first);
-	__u32 off = bpf_core_field_offset(struct net_device, index_hlist);
-	for (int i = 0; i < INDEX_WALK && n; i++) {
-		struct net_device *dev = (void *)n - off;
-		if (BPF_CORE_READ(dev, ifindex) == e->ifindex)
-			return dev;
-		n = BPF_CORE_READ(n, next);
-	}
-	return NULL;
-}
-
-static __always_inline int holds_ipv4(struct net_device *dev, __be32 addr)
-{
-	struct in_ifaddr *ifa = BPF_CORE_READ(dev, ip_ptr, ifa_list);
-	for (int i = 0; i < ADDR_WALK && ifa; i++) {
-		if (BPF_CORE_READ(ifa, ifa_local) == addr)
-			return 1;
-		ifa = BPF_CORE_READ(ifa, ifa_next);
-	}
-	return 0;
-}
-
-
-static __always_inline int holds_ipv6(struct net_device *dev, const __u8 *addr)
-{
-	struct inet6_dev *idev = BPF_CORE_READ(dev, ip6_ptr);
-	if (!idev)
-		return 0;
-	struct list_head *head = &idev->addr_list;
-	struct list_head *pos = BPF_CORE_READ(head, next);
-	__u32 off = bpf_core_field_offset(struct inet6_ifaddr, if_list);
-	for (int i = 0; i < ADDR_WALK && pos && pos != head; i++) {
-		struct inet6_ifaddr *ifa = (void *)pos - off;
-		struct in6_addr a = BPF_CORE_READ(ifa, addr);
-		if (same16((const __u8 *)&a, addr))
-			return 1;
-		pos = BPF_CORE_READ(pos, next);
-	}
-	return 0;
-}
-
-/* Whether the frame in e lies, as far as the kernel can tell alone. */
-static __always_inline int frame_lies(struct frame_event *e, struct packet_sock *po, struct net *net)
-{
-	__u16 proto;
-	__u32 off = l3_offset(e, &proto);
-	if (off >= FRAME_CAP)
-		return 0;
-	if (proto == ETH_P_ARP_) {
-		__u32 at = data_at(off + 14);
-		if (e->len < off + 28 || at > FRAME_CAP - 4)
-			return 0;
-		__be32 spa = 0;
-		data_copy(e, at, (__u8 *)&spa, 4);
-		if (!spa)
-			return 0; /* a probe */
-		struct net_device *dev = sender_device(net, po, e);
-		return dev && !holds_ipv4(dev, spa);
-	}
-	if (proto != ETH_P_IPV6_ || e->len < off + 44)
-		return 0;
-	__u8 nh;
-	__u32 up = upper_offset(e, off, &nh);
-	if (up + 8 > e->len || up + 8 > FRAME_CAP)
-		return 0;
-	__u8 type = e->data[data_at(up)];
-	if (nh == IPPROTO_UDP_ || (nh == IPPROTO_ICMPV6_ && (type == 134 || type == 137)))
-		return 1; /* a DHCPv6 answer, a router advertisement or a redirect from a packet socket */
-	if (nh != IPPROTO_ICMPV6_)
-		return 0;
-	__u8 addr[16];
-	if (type == 135) {
-		/* a solicitation claims its source address is at its source
-		 * link-layer option's MAC; from :: it is duplicate detection */
-		__u32 at = data_at(off + 8);
-		if (at > FRAME_CAP - 16)
-			return 0;
-		data_copy(e, at, addr, 16);
-		__u8 any = 0;
-		for (int i = 0; i < 16; i++)
-			any |= addr[i];
-		if (!any)
-			return 0;
-	} else if (type == 136) {
-		__u32 at = data_at(up + 8);
-		if (e->len < up + 24 || at > FRAME_CAP - 16)
-			return 0;
-		__u8 flags = e->data[data_at(up + 4)];
-		if ((flags & 0x40) && !(flags & 0x20))
-			return 0; /* solicited, no override */
-		data_copy(e, at, addr, 16);
-	} else {
-		return 0;
-	}
-	struct net_device *dev = sender_device(net, po, e);
-	return dev && !holds_ipv6(dev, addr);
-}
-
 /* Sends e up if it can carry a claim; returns whether it is to be refused. */
-static __always_inline int judge_before_send(struct frame_event *e, struct packet_sock *po, struct net *net, struct config *cfg)
+static __always_inline int judge_before_send(struct frame_event *e, struct packet_sock *po, struct net *net,
+					     struct config *cfg)
 {
 	if (!frame_can_claim(e))
 		return 0;
@@ -996,7 +505,7 @@ int BPF_PROG(frame_check, struct socket *sock, struct msghdr *msg, int size, int
 	e->protocol = BPF_CORE_READ(po, num);
 	if (e->sk_type != SOCK_DGRAM_)
 		e->flags |= FRAME_LINK_HEADER;
-	read_dest_kernel(e, msg);
+	read_dest(e, BPF_CORE_READ(msg, msg_name), BPF_CORE_READ(msg, msg_namelen), 0);
 	if (BPF_CORE_READ(po, tx_ring.pg_vec))
 		return ring_frames(e, po, net, 1) ? -1 /* -EPERM */ : 0;
 	/* sendmmsg asks this hook only for a message whose address differs
@@ -1004,7 +513,8 @@ int BPF_PROG(frame_check, struct socket *sock, struct msghdr *msg, int size, int
 	 * anywhere in it refuses the call) */
 	void *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (regs && syscall_nr(regs) == NR_SENDMMSG)
-		return mmsg_frames(e, po, net, (void *)syscall_arg(regs, 2), syscall_arg(regs, 3), 1) ? -1 /* -EPERM */ : 0;
+		return mmsg_frames(e, po, net, (void *)syscall_arg(regs, 2), syscall_arg(regs, 3), 1) ? -1 /* -EPERM */
+												      : 0;
 	if (read_iter(e, msg)) {
 		if (cfg && cfg->frame_lsm_reports)
 			frame_count(FCOUNTER_UNREADABLE);

@@ -6,6 +6,10 @@
 #ifndef MITMEXEC_MAPS_H
 #define MITMEXEC_MAPS_H
 
+#include "mitmexec.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
@@ -56,8 +60,11 @@ struct {
 } protected SEC(".maps");
 
 /* Whether the current process is one block mode must never kill. */
-static __always_inline int is_protected(__u32 tgid, struct task_struct *task, struct config *cfg)
+static __always_inline int is_protected(struct task_struct *task)
 {
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
 	if (tgid <= 1 || (cfg && tgid == cfg->self_tgid))
 		return 1;
 	__u64 *start = bpf_map_lookup_elem(&protected, &tgid);

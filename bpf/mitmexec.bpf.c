@@ -15,200 +15,50 @@
 // tool, an interpreter whose arguments matter, a file never seen before) goes
 // up once; user space judges it and writes the verdict back into `verdicts`.
 //
-// Layouts shared with Go: keep in sync with internal/event/layout.go.
+// The ABI shared with Go is bpf/mitmexec.h.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
+#include "mitmexec.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define COMM_LEN 16
-#define NAME_LEN 64        /* dentry name of the loaded file */
-#define KEY_NAME_LEN 32    /* names map key; Tracer.PutName takes its bound from the generated struct */
-#define STR_LEN 256        /* bprm->filename, bprm->interp */
-#define PATH_BUF_LEN 768   /* reversed path components, see read_path */
-#define PATH_OFF_MASK 511  /* write offsets stay below 512, reads add at most 255 */
-#define PATH_DEPTH 32
-#define CGROUP_DEPTH 8
-#define ARGS_LEN 4096
-#define ARGS_MASK (ARGS_LEN - 1)
-#define ARGS_HEAD 2048   /* with FLAG_ARGS_ELIDED: bytes from argv's start, the rest from its end */
-#define HEAD_LEN 256       /* all of bprm->buf (BINPRM_BUF_SIZE): the structural fingerprint */
-#define ANCESTORS 8
-
-/* verdict kinds, keep in sync with event.Verdict* */
-#define VERDICT_BENIGN 1
-#define VERDICT_TOOL 2
-#define VERDICT_INTERPRETER 3
-#define VERDICT_SHELL 4 /* an interpreter whose -c and bare runs are left to the execs they make */
-#define VERDICT_LOADER 5 /* the dynamic loader: ld.so PROGRAM runs PROGRAM, unless it only lists its libraries */
-
-/* verdict actions, keep in sync with event.Action* */
-#define ACTION_ALERT 0
-#define ACTION_KILL 1
-
-/* why the kernel sent the record (bits), keep in sync with event.Reason* */
-#define REASON_VERDICT_TOOL (1 << 0)
-#define REASON_NAME (1 << 1)
-#define REASON_FINGERPRINT (1 << 2)
-#define REASON_INTERPRETER (1 << 3)
-#define REASON_UNKNOWN (1 << 4)
-#define REASON_SUBMIT_ALL (1 << 5)
-
-/* record flags (bits), keep in sync with event.Flag* */
-#define FLAG_ARGS_TRUNCATED (1 << 0)
-#define FLAG_SCRIPT (1 << 1)
-#define FLAG_INTERACTIVE (1 << 2)
-#define FLAG_KILLED (1 << 3)
-#define FLAG_KILL_FAILED (1 << 4)
-#define FLAG_EXE_PATH_TRUNCATED (1 << 5)
-#define FLAG_CWD_TRUNCATED (1 << 6)
-#define FLAG_CGROUP_TRUNCATED (1 << 7)
-#define FLAG_DENIED (1 << 8) /* refused by the LSM hook: the exec never happened */
-#define FLAG_ARGS_ELIDED (1 << 9) /* args holds argv's first ARGS_HEAD bytes, then its last ones */
-#define FLAG_UNTRUSTED_FS (1 << 10) /* the file is on FUSE: its identity says nothing about its bytes */
-#define FLAG_LOADER_LISTS (1 << 11) /* LD_TRACE_LOADED_OBJECTS is set: a loader would only list libraries */
-
-/* counters (per-CPU array index), keep in sync with event.Counter* */
-#define COUNTER_EXECS 0
-#define COUNTER_SUBMITTED 1
-#define COUNTER_RESERVE_FAILED 2
-#define COUNTER_KILLS 3
-#define COUNTER_MAX 8
 
 /* Wakeups: a known tool wakes the reader at once; other records wake it at
  * most once per WAKEUP_GAP_NS, or when WAKEUP_BYTES are waiting. The reader
  * looks again shortly after each batch for records that came in the gap. */
-#define WAKEUP_BYTES (256 * 1024)
+#define WAKEUP_BYTES  (256 * 1024)
 #define WAKEUP_GAP_NS (5 * 1000 * 1000) /* keep below stragglerWait in internal/tracer */
 
-struct file_key {
-	__u64 ino;
-	__u64 ctime_ns;
-	__u32 dev;
-	__u32 pad;
-};
-
-struct verdict {
-	__u16 tool_id;
-	__u8 kind;
-	__u8 action;
-};
-
-struct name_key {
-	char name[KEY_NAME_LEN];
-};
-
-/* The first bytes of an ELF file with the fields that only say where the
- * section headers are masked out (see mask_elf_head): what the loader maps
- * (entry point, program headers) stays, so a copy with bytes appended or a
- * non-loaded section added still matches, while the file size does not count. */
-struct fingerprint_key {
-	__u8 head[HEAD_LEN];
-};
-
-struct config {
-	__u32 self_tgid;
-	__u32 submit_all; /* debug: every exec goes up */
-	__u32 frame_deny; /* block mode: lsm/socket_sendmsg refuses lying frames */
-	__u32 frame_lsm_reports; /* lsm/socket_sendmsg reports every frame (no tracepoint beside it) */
-};
-
-/* ancestor flags, keep in sync with event.ancestorFromForkTable */
-#define ANCESTOR_FROM_FORK_TABLE 1
-
-struct ancestor {
-	__u32 tgid;
-	__u32 flags;
-	__u64 start_boottime_ns;
-	char comm[COMM_LEN];
-};
-
-/* What the fork hook remembers of a new process's parent, so that ancestry
- * stays right after the parent exits and the child is reparented. */
-struct fork_parent {
-	__u32 child; /* the slot's owner: pids that share a slot overwrite it */
-	__u32 ppid;
-	__u64 start_boottime_ns;
-	char comm[COMM_LEN];
-};
-
-struct exec_event {
-	__u64 ktime_boot_ns;
-	__u64 start_boottime_ns;
-	__u64 cgroup_id;
-	__u64 ino;
-	__u64 ctime_ns;
-	__u64 size;
-	__u32 dev;
-	__u32 nlink;
-	__u32 tgid;
-	__u32 tid;
-	__u32 vpid;
-	__u32 ppid;
-	__u32 uid;
-	__u32 euid;
-	__u32 gid;
-	__u32 egid;
-	__u32 loginuid;
-	__u32 pidns;
-	__u32 mntns;
-	__u32 reasons;
-	__u32 flags;
-	__u32 args_len;     /* bytes valid in args */
-	__u32 args_total;   /* bytes of argv in the process */
-	__u16 tool_id;      /* from the kernel verdict, 0 when none */
-	__u16 filename_len; /* including NUL, 0 when unreadable */
-	__u16 interp_len;
-	__u16 name_len;
-	__u16 exe_path_len;
-	__u16 cwd_len;
-	__u16 cgroup_len;
-	__u8 ancestors_n;
-	__u8 pad;
-	char comm[COMM_LEN];
-	char name[NAME_LEN];
-	char filename[STR_LEN];
-	char interp[STR_LEN];
-	__u8 head[HEAD_LEN]; /* masked like fingerprint_key */
-	__u32 args_head_len; /* with FLAG_ARGS_ELIDED: bytes of args taken from argv's start */
-	struct ancestor ancestors[ANCESTORS];
-	char exe_path[PATH_BUF_LEN];
-	char cwd[PATH_BUF_LEN];
-	char cgroup[PATH_BUF_LEN];
-	char args[ARGS_LEN];
-};
+/* Debug: every exec goes up. Set by user space before load. A global is
+ * one load from the program's own data, no map lookup on the benign path
+ * (clang 14 emits no BTF for a const volatile one, which bpf2go needs). */
+volatile __u32 submit_all;
 
 /* bpf2go -type needs the types referenced by globals */
-const struct exec_event *unused_exec_event __attribute__((unused));
-const struct file_key *unused_file_key __attribute__((unused));
-const struct verdict *unused_verdict __attribute__((unused));
-const struct name_key *unused_name_key __attribute__((unused));
-const struct fingerprint_key *unused_fingerprint_key __attribute__((unused));
-const struct config *unused_config __attribute__((unused));
-const struct fork_parent *unused_fork_parent __attribute__((unused));
+#define BPF2GO_TYPE(t, name) const t *unused_##name __attribute__((unused))
+BPF2GO_TYPE(struct exec_event, exec_event);
+BPF2GO_TYPE(struct file_key, file_key);
+BPF2GO_TYPE(struct verdict, verdict);
+BPF2GO_TYPE(struct name_key, name_key);
+BPF2GO_TYPE(struct fingerprint_key, fingerprint_key);
+BPF2GO_TYPE(struct config, config);
+BPF2GO_TYPE(struct fork_parent, fork_parent);
+BPF2GO_TYPE(struct frame_event, frame_event);
+BPF2GO_TYPE(struct frame_sender_key, frame_sender_key);
+BPF2GO_TYPE(enum limit, limit);
+BPF2GO_TYPE(enum verdict_kind, verdict_kind);
+BPF2GO_TYPE(enum verdict_action, verdict_action);
+BPF2GO_TYPE(enum exec_reason, exec_reason);
+BPF2GO_TYPE(enum exec_flag, exec_flag);
+BPF2GO_TYPE(enum counter, counter);
+BPF2GO_TYPE(enum ancestor_flag, ancestor_flag);
+BPF2GO_TYPE(enum frame_flag, frame_flag);
+BPF2GO_TYPE(enum frame_counter, frame_counter);
 
-/* e_shoff, e_shnum and e_shstrndx only say where the section headers are,
- * which the loader never reads: appending bytes or adding a section with
- * objcopy changes these and nothing else in the first 256 bytes. */
-static __always_inline void mask_elf_head(__u8 *h)
-{
-	if (h[0] != 0x7f || h[1] != 'E' || h[2] != 'L' || h[3] != 'F')
-		return;
-	if (h[4] == 2) { /* ELFCLASS64 */
-		__builtin_memset(&h[0x28], 0, 8);
-		__builtin_memset(&h[0x3c], 0, 4);
-	} else if (h[4] == 1) { /* ELFCLASS32 */
-		__builtin_memset(&h[0x20], 0, 4);
-		__builtin_memset(&h[0x30], 0, 4);
-	}
-}
-
-/* The parts of the program by concern. One translation unit: the headers
- * use the types and constants above and each other's functions, in this
- * order. */
+/* The parts of the program by concern, each header including what it uses. */
 #include "maps.h"
 #include "file.h"
 #include "path.h"
@@ -224,18 +74,14 @@ struct exec_decision {
 	__u8 action;
 };
 
-/* The cached verdict for the file's identity, or NULL when there is none.
- * A FUSE server chooses its files' inode numbers and times and may serve
+/* A FUSE server chooses its files' inode numbers and times and may serve
  * other bytes to the next reader: a verdict on one of its files proves
  * nothing about the next exec of it. Such a first sight is flagged, and
  * user space never caches a verdict for it, so every exec of a FUSE file
- * comes up here without one; the benign path, most execs, reads nothing
- * more than the lookup. */
-static __always_inline struct verdict *cached_verdict(struct inode *inode, struct file_key *key, int *untrusted)
+ * comes up without one; the benign path never asks. */
+static __always_inline int is_untrusted_fs(struct inode *inode)
 {
-	struct verdict *v = bpf_map_lookup_elem(&verdicts, key);
-	*untrusted = !v && BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
-	return v;
+	return BPF_CORE_READ(inode, i_sb, s_magic) == FUSE_SUPER_MAGIC;
 }
 
 /* Applies a cached verdict. Returns 1 when the exec is decided in the
@@ -272,8 +118,8 @@ static __always_inline int loader_decides(struct verdict *v, struct linux_binprm
 			return 0;
 	} else {
 		char magic[4];
-		if (bpf_probe_read_kernel(magic, sizeof(magic), &bprm->buf) < 0 || magic[0] != 0x7f || magic[1] != 'E' ||
-		    magic[2] != 'L' || magic[3] != 'F')
+		if (bpf_probe_read_kernel(magic, sizeof(magic), &bprm->buf) < 0 || magic[0] != 0x7f ||
+		    magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F')
 			return 0;
 	}
 	if (!loader_only_lists(task, use_loop))
@@ -286,24 +132,19 @@ static __always_inline int loader_decides(struct verdict *v, struct linux_binprm
 
 /* First sight of this identity: the file's name, then its content
  * fingerprint, may still name a known tool. */
-static __always_inline void judge_first_sight(struct file *file, struct linux_binprm *bprm, struct exec_decision *d)
+static __always_inline void judge_first_sight(struct file *file, struct linux_binprm *bprm, struct exec_decision *d,
+					      const int btf)
 {
 	__u32 zero = 0;
 	d->reasons |= REASON_UNKNOWN;
-	struct name_key nk = {};
-	const unsigned char *dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
-	__u32 dlen = BPF_CORE_READ(file, f_path.dentry, d_name.len);
-	if (dlen < KEY_NAME_LEN) {
-		bpf_probe_read_kernel_str(&nk.name, sizeof(nk.name), dname);
-		struct verdict *nv = bpf_map_lookup_elem(&names, &nk);
-		if (nv) {
-			d->reasons |= REASON_NAME;
-			d->tool_id = nv->tool_id;
-			d->action = nv->action;
-		}
+	struct verdict *nv = name_verdict(file, btf);
+	if (nv) {
+		d->reasons |= REASON_NAME;
+		d->tool_id = nv->tool_id;
+		d->action = nv->action;
+		if (d->tool_id)
+			return;
 	}
-	if (d->tool_id)
-		return;
 	struct fingerprint_key *fk = bpf_map_lookup_elem(&fingerprint_scratch, &zero);
 	if (!fk)
 		return;
@@ -320,12 +161,11 @@ static __always_inline void judge_first_sight(struct file *file, struct linux_bi
 /* Killing from here stops the program before its first own instruction:
  * the new image is mapped but userspace has not been entered yet. pid 1,
  * the collector and the processes it protects are never killed. */
-static __always_inline void kill_if_told(struct exec_decision *d, struct task_struct *task, struct config *cfg)
+static __always_inline void kill_if_told(struct exec_decision *d, struct task_struct *task)
 {
 	if (!d->tool_id || d->action != ACTION_KILL)
 		return;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (is_protected(tgid, task, cfg))
+	if (is_protected(task))
 		return;
 	if (bpf_send_signal(9) == 0) {
 		d->flags |= FLAG_KILLED;
@@ -368,56 +208,60 @@ static __always_inline __u64 wakeup_flags(__u16 tool_id)
 	return wake;
 }
 
-/* use_loop is a constant in each program: the bpf_loop scan of the loader's
- * environment, or the bounded one for kernels before 5.17. */
-static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm, const int use_loop)
+/* Sends the record of an exec the kernel did not decide alone, after the
+ * kill it was told to send. */
+static __always_inline void submit_exec(struct exec_decision *d, struct task_struct *task, struct linux_binprm *bprm,
+					struct file *file, struct file_key *key)
 {
-	struct file *file = BPF_CORE_READ(bprm, file);
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	struct file_key key = {};
-	__u32 zero = 0;
-
-	count(COUNTER_EXECS);
-
-	key.ino = BPF_CORE_READ(inode, i_ino);
-	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	key.ctime_ns = inode_ctime_ns(inode);
-
-	struct exec_decision d = {.action = ACTION_ALERT};
-	int untrusted;
-	struct verdict *v = cached_verdict(inode, &key, &untrusted);
-	if (v) {
-		if (judge_cached(v, task, &d))
-			return 0;
-	} else {
-		judge_first_sight(file, bprm, &d);
-	}
-	if (loader_decides(v, bprm, task, &d, use_loop))
-		return 0;
-
-	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
-	if (cfg && cfg->submit_all)
-		d.reasons |= REASON_SUBMIT_ALL;
-	if (v && v->kind == VERDICT_BENIGN && !(d.reasons & REASON_SUBMIT_ALL))
-		return 0;
-
-	if (untrusted)
-		d.flags |= FLAG_UNTRUSTED_FS;
-	kill_if_told(&d, task, cfg);
+	kill_if_told(d, task);
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(COUNTER_RESERVE_FAILED);
-		return 0;
+		return;
 	}
 	count(COUNTER_SUBMITTED);
+	d->flags |= fill_record(e, task, bprm, file, key);
+	d->flags |= fill_exec(e, task, bprm);
+	e->reasons = d->reasons;
+	e->flags = d->flags;
+	e->tool_id = d->tool_id;
+	bpf_ringbuf_submit(e, wakeup_flags(d->tool_id));
+}
 
-	d.flags |= fill_record(e, task, bprm, file, &key);
-	d.flags |= fill_exec(e, task, bprm);
-	e->reasons = d.reasons;
-	e->flags = d.flags;
-	e->tool_id = d.tool_id;
-	bpf_ringbuf_submit(e, wakeup_flags(d.tool_id));
+/* The exec hook's work. The benign path, most execs, is the file's
+ * identity, one lookup and a return: everything else (the FUSE check, the
+ * name and fingerprint tables, argv, the record) is for the rest.
+ * use_loop and btf are constants in each program: the bpf_loop scan of the
+ * loader's environment or the bounded one for kernels before 5.17, and
+ * plain loads through BTF pointers (tp_btf) or probe reads (raw_tracepoint). */
+static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm, const int use_loop,
+				       const int btf)
+{
+	struct file *file = KREAD(btf, bprm, file);
+	struct inode *inode = KREAD(btf, file, f_inode);
+	struct file_key key = {};
+
+	count(COUNTER_EXECS);
+	file_key_of(&key, inode, btf);
+	struct verdict *v = bpf_map_lookup_elem(&verdicts, &key);
+	if (v && v->kind == VERDICT_BENIGN && !submit_all)
+		return 0;
+
+	struct exec_decision d = {.action = ACTION_ALERT};
+	if (v) {
+		if (judge_cached(v, task, &d))
+			return 0;
+	} else {
+		judge_first_sight(file, bprm, &d, btf);
+		if (is_untrusted_fs(inode))
+			d.flags |= FLAG_UNTRUSTED_FS;
+	}
+	if (loader_decides(v, bprm, task, &d, use_loop))
+		return 0;
+	if (submit_all)
+		d.reasons |= REASON_SUBMIT_ALL;
+	submit_exec(&d, task, bprm, file, &key);
 	return 0;
 }
 
@@ -433,11 +277,8 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 	if (ret)
 		return ret;
 	struct file *file = bprm->file;
-	struct inode *inode = file->f_inode;
 	struct file_key key = {};
-	key.ino = inode->i_ino;
-	key.dev = inode->i_sb->s_dev;
-	key.ctime_ns = inode_ctime_ns(inode);
+	file_key_of(&key, file->f_inode, 1);
 
 	__u16 tool_id = 0;
 	__u32 reasons = 0;
@@ -446,23 +287,16 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 		tool_id = v->tool_id;
 		reasons = REASON_VERDICT_TOOL;
 	} else if (!v) {
-		struct name_key nk = {};
-		if (file->f_path.dentry->d_name.len < KEY_NAME_LEN) {
-			bpf_probe_read_kernel_str(&nk.name, sizeof(nk.name), file->f_path.dentry->d_name.name);
-			struct verdict *nv = bpf_map_lookup_elem(&names, &nk);
-			if (nv && nv->action == ACTION_KILL) {
-				tool_id = nv->tool_id;
-				reasons = REASON_NAME;
-			}
+		struct verdict *nv = name_verdict(file, 1);
+		if (nv && nv->action == ACTION_KILL) {
+			tool_id = nv->tool_id;
+			reasons = REASON_NAME;
 		}
 	}
 	if (!tool_id)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 zero = 0;
-	struct config *cfg = bpf_map_lookup_elem(&config_map, &zero);
-	if (is_protected(tgid, task, cfg))
+	if (is_protected(task))
 		return 0;
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -485,44 +319,45 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec_btf, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return handle_exec(task, bprm, 1);
+	return handle_exec(task, bprm, 1, 1);
 }
 
 SEC("raw_tracepoint/sched_process_exec")
 int sched_process_exec_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 1);
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 1, 0);
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec_btf_bounded, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return handle_exec(task, bprm, 0);
+	return handle_exec(task, bprm, 0, 1);
 }
 
 SEC("raw_tracepoint/sched_process_exec")
 int sched_process_exec_raw_bounded(struct bpf_raw_tracepoint_args *ctx)
 {
-	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 0);
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 0, 0);
 }
 
 /* fork: remember the parent of every new process (threads are skipped: a
  * thread shares its process's ancestry). */
-static __always_inline int handle_fork(struct task_struct *parent, struct task_struct *child)
+static __always_inline int handle_fork(struct task_struct *parent, struct task_struct *child, const int btf)
 {
-	__u32 child_tgid = BPF_CORE_READ(child, tgid);
-	if (BPF_CORE_READ(child, pid) != child_tgid)
+	__u32 child_tgid = KREAD(btf, child, tgid);
+	if (KREAD(btf, child, pid) != child_tgid)
 		return 0;
 	__u32 slot = child_tgid & (FORK_SLOTS - 1);
 	struct fork_parent *fp = bpf_map_lookup_elem(&forks, &slot);
 	if (!fp)
 		return 0;
+	struct task_struct *leader = KREAD(btf, parent, group_leader);
 	/* Written in place, racing only a reader of a pid that is being reused:
 	 * the owner is written last so a half-written slot reads as foreign. */
 	fp->child = 0;
-	fp->ppid = BPF_CORE_READ(parent, tgid);
-	fp->start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
-	BPF_CORE_READ_INTO(&fp->comm, parent, group_leader, comm);
+	fp->ppid = KREAD(btf, parent, tgid);
+	fp->start_boottime_ns = KREAD(btf, leader, start_boottime);
+	bpf_probe_read_kernel(&fp->comm, sizeof(fp->comm), &leader->comm);
 	fp->child = child_tgid;
 	return 0;
 }
@@ -530,13 +365,13 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(sched_process_fork_btf, struct task_struct *parent, struct task_struct *child)
 {
-	return handle_fork(parent, child);
+	return handle_fork(parent, child, 1);
 }
 
 SEC("raw_tracepoint/sched_process_fork")
 int sched_process_fork_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	return handle_fork((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
+	return handle_fork((struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1], 0);
 }
 
 #include "frame.h"

@@ -6,6 +6,14 @@
 #ifndef MITMEXEC_PATH_H
 #define MITMEXEC_PATH_H
 
+#include "mitmexec.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#define PATH_OFF_MASK 511 /* write offsets stay below 512, reads add at most 255 */
+#define PATH_DEPTH    32
+#define CGROUP_DEPTH  8
+
 /* A buffer of known size, so that the global functions below may write it. */
 struct path_buf {
 	char b[PATH_BUF_LEN];

@@ -5,6 +5,13 @@
 #ifndef MITMEXEC_RECORD_H
 #define MITMEXEC_RECORD_H
 
+#include "mitmexec.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "file.h"
+#include "path.h"
+#include "ancestry.h"
+
 /* Fills what every record says: the process (ids, namespaces, creds, tty,
  * cwd, cgroup, ancestry), the file the exec names (identity, path, first
  * bytes) and the path as passed. Returns the flags it learned. */
@@ -56,7 +63,8 @@ static __always_inline __u32 fill_record(struct exec_event *e, struct task_struc
 	struct path pwd = BPF_CORE_READ(task, fs, pwd);
 	if (read_path((__u64)pwd.dentry, (__u64)pwd.mnt, (struct path_buf *)e->cwd, &e->cwd_len))
 		flags |= FLAG_CWD_TRUNCATED;
-	if (read_cgroup((__u64)BPF_CORE_READ(task, cgroups, dfl_cgrp, kn), (struct path_buf *)e->cgroup, &e->cgroup_len))
+	if (read_cgroup((__u64)BPF_CORE_READ(task, cgroups, dfl_cgrp, kn), (struct path_buf *)e->cgroup,
+			&e->cgroup_len))
 		flags |= FLAG_CGROUP_TRUNCATED;
 	read_ancestors(e, task, e->tgid);
 	if (e->ancestors_n > 0)

@@ -39,7 +39,7 @@ func Encode(e *Exec) []byte {
 		le.PutUint32(a, e.Ancestors[i].PID)
 		le.PutUint64(a[8:], e.Ancestors[i].StartBootTime)
 		if e.Ancestors[i].Exited {
-			le.PutUint32(a[4:], ancestorFromForkTable)
+			le.PutUint32(a[4:], AncestorFromForkTable)
 		}
 		copy(a[16:16+CommLen-1], e.Ancestors[i].Comm)
 	}

@@ -198,7 +198,7 @@ func Decode(b []byte) (Exec, error) {
 			return e, err
 		}
 		e.Ancestors = append(e.Ancestors, Ancestor{PID: le.Uint32(a[0:]), StartBootTime: le.Uint64(a[8:]), Comm: comm,
-			Exited: le.Uint32(a[4:])&ancestorFromForkTable != 0})
+			Exited: le.Uint32(a[4:])&AncestorFromForkTable != 0})
 	}
 	argsLen := le.Uint32(b[offArgsLen:])
 	if argsLen > ArgsLen {

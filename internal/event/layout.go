@@ -2,9 +2,9 @@
 
 package event
 
-// The wire layout of struct exec_event in bpf/mitmexec.bpf.c, little endian,
-// naturally aligned. Keep in sync with the C; internal/tracer's layout test
-// compares every offset here with the bpf2go-generated struct.
+// The wire layout of struct exec_event in bpf/mitmexec.h, little endian,
+// naturally aligned. internal/tracer's tests compare every offset and
+// constant here with what bpf2go generated from the C.
 const (
 	CommLen      = 16
 	NameLen      = 64
@@ -16,8 +16,9 @@ const (
 	MaxAncestors = 8
 	ancestorSize = 32
 
-	// ancestorFromForkTable: keep in sync with ANCESTOR_FROM_FORK_TABLE.
-	ancestorFromForkTable = 1
+	// AncestorFromForkTable is ANCESTOR_FROM_FORK_TABLE: the ancestor
+	// came from the fork table, its process had exited.
+	AncestorFromForkTable = 1
 
 	offKtimeBootNs     = 0
 	offStartBoottimeNs = 8
@@ -81,8 +82,8 @@ func Offsets() map[string]int {
 	}
 }
 
-// Verdict kinds, actions, reasons, flags and counters: keep in sync with the
-// #defines of the same names in bpf/mitmexec.bpf.c.
+// Verdict kinds, actions, reasons, flags and counters: the enums of the same
+// names in bpf/mitmexec.h (checked by internal/tracer's TestABIMatchesC).
 const (
 	VerdictBenign      uint8 = 1
 	VerdictTool        uint8 = 2

@@ -21,13 +21,28 @@ type mitmexecAncestor struct {
 	Comm            [16]int8
 }
 
+type mitmexecAncestorFlag uint32
+
+const (
+	mitmexecAncestorFlagANCESTOR_FROM_FORK_TABLE mitmexecAncestorFlag = 1
+)
+
 type mitmexecConfig struct {
 	_               structs.HostLayout
 	SelfTgid        uint32
-	SubmitAll       uint32
 	FrameDeny       uint32
 	FrameLsmReports uint32
 }
+
+type mitmexecCounter uint32
+
+const (
+	mitmexecCounterCOUNTER_EXECS          mitmexecCounter = 0
+	mitmexecCounterCOUNTER_SUBMITTED      mitmexecCounter = 1
+	mitmexecCounterCOUNTER_RESERVE_FAILED mitmexecCounter = 2
+	mitmexecCounterCOUNTER_KILLS          mitmexecCounter = 3
+	mitmexecCounterCOUNTER_MAX            mitmexecCounter = 8
+)
 
 type mitmexecEnvBuf struct {
 	_       structs.HostLayout
@@ -85,6 +100,34 @@ type mitmexecExecEvent struct {
 	Args            [4096]int8
 }
 
+type mitmexecExecFlag uint32
+
+const (
+	mitmexecExecFlagFLAG_ARGS_TRUNCATED     mitmexecExecFlag = 1
+	mitmexecExecFlagFLAG_SCRIPT             mitmexecExecFlag = 2
+	mitmexecExecFlagFLAG_INTERACTIVE        mitmexecExecFlag = 4
+	mitmexecExecFlagFLAG_KILLED             mitmexecExecFlag = 8
+	mitmexecExecFlagFLAG_KILL_FAILED        mitmexecExecFlag = 16
+	mitmexecExecFlagFLAG_EXE_PATH_TRUNCATED mitmexecExecFlag = 32
+	mitmexecExecFlagFLAG_CWD_TRUNCATED      mitmexecExecFlag = 64
+	mitmexecExecFlagFLAG_CGROUP_TRUNCATED   mitmexecExecFlag = 128
+	mitmexecExecFlagFLAG_DENIED             mitmexecExecFlag = 256
+	mitmexecExecFlagFLAG_ARGS_ELIDED        mitmexecExecFlag = 512
+	mitmexecExecFlagFLAG_UNTRUSTED_FS       mitmexecExecFlag = 1024
+	mitmexecExecFlagFLAG_LOADER_LISTS       mitmexecExecFlag = 2048
+)
+
+type mitmexecExecReason uint32
+
+const (
+	mitmexecExecReasonREASON_VERDICT_TOOL mitmexecExecReason = 1
+	mitmexecExecReasonREASON_NAME         mitmexecExecReason = 2
+	mitmexecExecReasonREASON_FINGERPRINT  mitmexecExecReason = 4
+	mitmexecExecReasonREASON_INTERPRETER  mitmexecExecReason = 8
+	mitmexecExecReasonREASON_UNKNOWN      mitmexecExecReason = 16
+	mitmexecExecReasonREASON_SUBMIT_ALL   mitmexecExecReason = 32
+)
+
 type mitmexecFileKey struct {
 	_       structs.HostLayout
 	Ino     uint64
@@ -105,6 +148,17 @@ type mitmexecForkParent struct {
 	StartBoottimeNs uint64
 	Comm            [16]int8
 }
+
+type mitmexecFrameCounter uint32
+
+const (
+	mitmexecFrameCounterFCOUNTER_SENDS          mitmexecFrameCounter = 0
+	mitmexecFrameCounterFCOUNTER_SUBMITTED      mitmexecFrameCounter = 1
+	mitmexecFrameCounterFCOUNTER_RESERVE_FAILED mitmexecFrameCounter = 2
+	mitmexecFrameCounterFCOUNTER_UNREADABLE     mitmexecFrameCounter = 3
+	mitmexecFrameCounterFCOUNTER_DENIED         mitmexecFrameCounter = 4
+	mitmexecFrameCounterFCOUNTER_MAX            mitmexecFrameCounter = 5
+)
 
 type mitmexecFrameEvent struct {
 	_                   structs.HostLayout
@@ -131,6 +185,18 @@ type mitmexecFrameEvent struct {
 	Data                [256]uint8
 	_                   [4]byte
 }
+
+type mitmexecFrameFlag uint32
+
+const (
+	mitmexecFrameFlagFRAME_LINK_HEADER  mitmexecFrameFlag = 1
+	mitmexecFrameFlagFRAME_TX_RING      mitmexecFrameFlag = 2
+	mitmexecFrameFlagFRAME_QDISC_BYPASS mitmexecFrameFlag = 4
+	mitmexecFrameFlagFRAME_DEVICE_NAME  mitmexecFrameFlag = 8
+	mitmexecFrameFlagFRAME_DENIED       mitmexecFrameFlag = 16
+	mitmexecFrameFlagFRAME_BEFORE_SEND  mitmexecFrameFlag = 32
+	mitmexecFrameFlagFRAME_KERNEL_LIE   mitmexecFrameFlag = 64
+)
 
 type mitmexecFrameLoop struct {
 	_   structs.HostLayout
@@ -166,6 +232,22 @@ type mitmexecFrameSenderKey struct {
 	Pad uint32
 }
 
+type mitmexecLimit uint32
+
+const (
+	mitmexecLimitCOMM_LEN     mitmexecLimit = 16
+	mitmexecLimitNAME_LEN     mitmexecLimit = 64
+	mitmexecLimitKEY_NAME_LEN mitmexecLimit = 32
+	mitmexecLimitSTR_LEN      mitmexecLimit = 256
+	mitmexecLimitPATH_BUF_LEN mitmexecLimit = 768
+	mitmexecLimitARGS_LEN     mitmexecLimit = 4096
+	mitmexecLimitARGS_HEAD    mitmexecLimit = 2048
+	mitmexecLimitHEAD_LEN     mitmexecLimit = 256
+	mitmexecLimitANCESTORS    mitmexecLimit = 8
+	mitmexecLimitFRAME_CAP    mitmexecLimit = 256
+	mitmexecLimitDEVICE_LEN   mitmexecLimit = 16
+)
+
 type mitmexecNameKey struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -177,6 +259,23 @@ type mitmexecVerdict struct {
 	Kind   uint8
 	Action uint8
 }
+
+type mitmexecVerdictAction uint32
+
+const (
+	mitmexecVerdictActionACTION_ALERT mitmexecVerdictAction = 0
+	mitmexecVerdictActionACTION_KILL  mitmexecVerdictAction = 1
+)
+
+type mitmexecVerdictKind uint32
+
+const (
+	mitmexecVerdictKindVERDICT_BENIGN      mitmexecVerdictKind = 1
+	mitmexecVerdictKindVERDICT_TOOL        mitmexecVerdictKind = 2
+	mitmexecVerdictKindVERDICT_INTERPRETER mitmexecVerdictKind = 3
+	mitmexecVerdictKindVERDICT_SHELL       mitmexecVerdictKind = 4
+	mitmexecVerdictKindVERDICT_LOADER      mitmexecVerdictKind = 5
+)
 
 // Names of all BPF objects in the ELF.
 //
@@ -207,15 +306,25 @@ const (
 	mitmexecProgSchedProcessExecRawBounded = "sched_process_exec_raw_bounded"
 	mitmexecProgSchedProcessForkBtf        = "sched_process_fork_btf"
 	mitmexecProgSchedProcessForkRaw        = "sched_process_fork_raw"
+	mitmexecVarSubmitAll                   = "submit_all"
+	mitmexecVarUnusedAncestorFlag          = "unused_ancestor_flag"
 	mitmexecVarUnusedConfig                = "unused_config"
+	mitmexecVarUnusedCounter               = "unused_counter"
 	mitmexecVarUnusedExecEvent             = "unused_exec_event"
+	mitmexecVarUnusedExecFlag              = "unused_exec_flag"
+	mitmexecVarUnusedExecReason            = "unused_exec_reason"
 	mitmexecVarUnusedFileKey               = "unused_file_key"
 	mitmexecVarUnusedFingerprintKey        = "unused_fingerprint_key"
 	mitmexecVarUnusedForkParent            = "unused_fork_parent"
+	mitmexecVarUnusedFrameCounter          = "unused_frame_counter"
 	mitmexecVarUnusedFrameEvent            = "unused_frame_event"
+	mitmexecVarUnusedFrameFlag             = "unused_frame_flag"
 	mitmexecVarUnusedFrameSenderKey        = "unused_frame_sender_key"
+	mitmexecVarUnusedLimit                 = "unused_limit"
 	mitmexecVarUnusedNameKey               = "unused_name_key"
 	mitmexecVarUnusedVerdict               = "unused_verdict"
+	mitmexecVarUnusedVerdictAction         = "unused_verdict_action"
+	mitmexecVarUnusedVerdictKind           = "unused_verdict_kind"
 )
 
 // loadMitmexec returns the embedded CollectionSpec for mitmexec.
@@ -297,15 +406,25 @@ type mitmexecMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mitmexecVariableSpecs struct {
+	SubmitAll            *ebpf.VariableSpec `ebpf:"submit_all"`
+	UnusedAncestorFlag   *ebpf.VariableSpec `ebpf:"unused_ancestor_flag"`
 	UnusedConfig         *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedCounter        *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedExecEvent      *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecFlag       *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
+	UnusedExecReason     *ebpf.VariableSpec `ebpf:"unused_exec_reason"`
 	UnusedFileKey        *ebpf.VariableSpec `ebpf:"unused_file_key"`
 	UnusedFingerprintKey *ebpf.VariableSpec `ebpf:"unused_fingerprint_key"`
 	UnusedForkParent     *ebpf.VariableSpec `ebpf:"unused_fork_parent"`
+	UnusedFrameCounter   *ebpf.VariableSpec `ebpf:"unused_frame_counter"`
 	UnusedFrameEvent     *ebpf.VariableSpec `ebpf:"unused_frame_event"`
+	UnusedFrameFlag      *ebpf.VariableSpec `ebpf:"unused_frame_flag"`
 	UnusedFrameSenderKey *ebpf.VariableSpec `ebpf:"unused_frame_sender_key"`
+	UnusedLimit          *ebpf.VariableSpec `ebpf:"unused_limit"`
 	UnusedNameKey        *ebpf.VariableSpec `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictAction  *ebpf.VariableSpec `ebpf:"unused_verdict_action"`
+	UnusedVerdictKind    *ebpf.VariableSpec `ebpf:"unused_verdict_kind"`
 }
 
 // mitmexecObjects contains all objects after they have been loaded into the kernel.
@@ -371,15 +490,25 @@ func (m *mitmexecMaps) Close() error {
 //
 // It can be passed to loadMitmexecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mitmexecVariables struct {
+	SubmitAll            *ebpf.Variable `ebpf:"submit_all"`
+	UnusedAncestorFlag   *ebpf.Variable `ebpf:"unused_ancestor_flag"`
 	UnusedConfig         *ebpf.Variable `ebpf:"unused_config"`
+	UnusedCounter        *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedExecEvent      *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecFlag       *ebpf.Variable `ebpf:"unused_exec_flag"`
+	UnusedExecReason     *ebpf.Variable `ebpf:"unused_exec_reason"`
 	UnusedFileKey        *ebpf.Variable `ebpf:"unused_file_key"`
 	UnusedFingerprintKey *ebpf.Variable `ebpf:"unused_fingerprint_key"`
 	UnusedForkParent     *ebpf.Variable `ebpf:"unused_fork_parent"`
+	UnusedFrameCounter   *ebpf.Variable `ebpf:"unused_frame_counter"`
 	UnusedFrameEvent     *ebpf.Variable `ebpf:"unused_frame_event"`
+	UnusedFrameFlag      *ebpf.Variable `ebpf:"unused_frame_flag"`
 	UnusedFrameSenderKey *ebpf.Variable `ebpf:"unused_frame_sender_key"`
+	UnusedLimit          *ebpf.Variable `ebpf:"unused_limit"`
 	UnusedNameKey        *ebpf.Variable `ebpf:"unused_name_key"`
 	UnusedVerdict        *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictAction  *ebpf.Variable `ebpf:"unused_verdict_action"`
+	UnusedVerdictKind    *ebpf.Variable `ebpf:"unused_verdict_kind"`
 }
 
 // mitmexecPrograms contains all programs after they have been loaded into the kernel.

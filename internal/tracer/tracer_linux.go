@@ -81,6 +81,11 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded BPF spec: %w", err)
 	}
+	if opts.SubmitAll {
+		if err := spec.Variables["submit_all"].Set(uint32(1)); err != nil {
+			return nil, fmt.Errorf("set submit_all: %w", err)
+		}
+	}
 
 	t := &Tracer{opts: opts, done: make(chan struct{}), envScan: envScan}
 	// tp_btf needs BTF and a trampoline-capable kernel; the raw tracepoint
@@ -147,9 +152,6 @@ func New(opts Options) (*Tracer, error) {
 	}
 	if t.frames.lsmReports {
 		cfg.FrameLsmReports = 1
-	}
-	if opts.SubmitAll {
-		cfg.SubmitAll = 1
 	}
 	if err := t.maps.ConfigMap.Put(uint32(0), cfg); err != nil {
 		t.release()

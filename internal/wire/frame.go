@@ -14,7 +14,8 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
-// Frame flags (bits of struct frame_event.flags in bpf/frame.h).
+// Frame flags (enum frame_flag in bpf/mitmexec.h; internal/tracer's
+// TestABIMatchesC checks them).
 const (
 	FlagLinkHeader  = 1 << 0 // Data starts with the Ethernet header
 	FlagTxRing      = 1 << 1 // read back from the socket's TX ring
@@ -25,7 +26,8 @@ const (
 	FlagKernelLie   = 1 << 6 // the kernel found the sending device does not hold the claimed address
 )
 
-// Kernel counters of the behaviour tier (frame_counters in bpf/frame.h).
+// Kernel counters of the behaviour tier (enum frame_counter in
+// bpf/mitmexec.h).
 const (
 	CounterSends = iota
 	CounterSubmitted
@@ -34,7 +36,7 @@ const (
 	CounterDenied
 )
 
-// Layout of struct frame_event (bpf/frame.h); the tracer's layout test pins
+// Layout of struct frame_event (bpf/mitmexec.h); the tracer's layout test pins
 // these to what bpf2go generated from the C.
 const (
 	offBootTime  = 0
