@@ -187,34 +187,47 @@ func Decode(b []byte) (Exec, error) {
 	if e.Cgroup, err = reversedPath(b, offCgroup, le.Uint16(b[offCgroupLen:]), "cgroup"); err != nil {
 		return e, err
 	}
+	if e.Ancestors, err = decodeAncestors(b); err != nil {
+		return e, err
+	}
+	e.Args, e.ArgsTail, err = decodeArgs(b, e.Has(FlagArgsElided))
+	return e, err
+}
+
+// decodeAncestors reads the record's ancestry, nearest first.
+func decodeAncestors(b []byte) ([]Ancestor, error) {
 	n := int(b[offAncestorsN])
 	if n > MaxAncestors {
-		return e, fmt.Errorf("exec record ancestors_n is %d, limit %d", n, MaxAncestors)
+		return nil, fmt.Errorf("exec record ancestors_n is %d, limit %d", n, MaxAncestors)
 	}
+	var out []Ancestor
 	for i := 0; i < n; i++ {
 		a := b[offAncestors+i*ancestorSize : offAncestors+(i+1)*ancestorSize]
 		comm, err := cstring(a[16:32], CommLen, "ancestor comm")
 		if err != nil {
-			return e, err
+			return out, err
 		}
-		e.Ancestors = append(e.Ancestors, Ancestor{PID: le.Uint32(a[0:]), StartBootTime: le.Uint64(a[8:]), Comm: comm,
+		out = append(out, Ancestor{PID: le.Uint32(a[0:]), StartBootTime: le.Uint64(a[8:]), Comm: comm,
 			Exited: le.Uint32(a[4:])&AncestorFromForkTable != 0})
 	}
+	return out, nil
+}
+
+// decodeArgs reads argv: whole, or with FLAG_ARGS_ELIDED its start and its
+// end around the middle the kernel left out.
+func decodeArgs(b []byte, elided bool) (args, tail []string, err error) {
 	argsLen := le.Uint32(b[offArgsLen:])
 	if argsLen > ArgsLen {
-		return e, fmt.Errorf("exec record args_len is %d, limit %d", argsLen, ArgsLen)
+		return nil, nil, fmt.Errorf("exec record args_len is %d, limit %d", argsLen, ArgsLen)
 	}
-	if !e.Has(FlagArgsElided) {
-		e.Args = splitArgs(b[offArgs : offArgs+int(argsLen)])
-		return e, nil
+	if !elided {
+		return splitArgs(b[offArgs : offArgs+int(argsLen)]), nil, nil
 	}
 	headLen := le.Uint32(b[offArgsHeadLen:])
 	if headLen > argsLen {
-		return e, fmt.Errorf("exec record args_head_len is %d, args_len %d", headLen, argsLen)
+		return nil, nil, fmt.Errorf("exec record args_head_len is %d, args_len %d", headLen, argsLen)
 	}
-	e.Args = splitArgs(b[offArgs : offArgs+int(headLen)])
-	e.ArgsTail = splitArgs(b[offArgs+int(headLen) : offArgs+int(argsLen)])
-	return e, nil
+	return splitArgs(b[offArgs : offArgs+int(headLen)]), splitArgs(b[offArgs+int(headLen) : offArgs+int(argsLen)]), nil
 }
 
 // cstring reads a NUL-terminated string that fills at most size bytes.

@@ -88,50 +88,8 @@ func New(opts Options) (*Tracer, error) {
 	}
 
 	t := &Tracer{opts: opts, done: make(chan struct{}), envScan: envScan}
-	// tp_btf needs BTF and a trampoline-capable kernel; the raw tracepoint
-	// sees the same arguments without either. No probe says whether tp_btf
-	// attaches (cilium/ebpf's probe of the Tracing type loads an fentry
-	// program, which some kernels refuse while they accept tp_btf), so it
-	// is tried. Load only the programs we use: a program that fails to
-	// verify would fail the whole collection.
-	var firstErr error
-	for _, flavor := range []string{"btf", "raw"} {
-		one := spec.Copy()
-		execName, forkName := execProgram(flavor, envScan), "sched_process_fork_"+flavor
-		for name := range one.Programs {
-			if name != execName && name != forkName {
-				delete(one.Programs, name)
-			}
-		}
-		var objs struct {
-			mitmexecMaps
-			Exec *ebpf.Program `ebpf:"exec"`
-			Fork *ebpf.Program `ebpf:"fork"`
-		}
-		one.Programs["exec"], one.Programs["fork"] = one.Programs[execName], one.Programs[forkName]
-		delete(one.Programs, execName)
-		delete(one.Programs, forkName)
-		if err := one.LoadAndAssign(&objs, nil); err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		links, err := attach(flavor, objs.Exec, objs.Fork)
-		if err != nil {
-			objs.Exec.Close()
-			objs.Fork.Close()
-			objs.mitmexecMaps.Close()
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		t.maps, t.progs, t.links, t.hook = objs.mitmexecMaps, []*ebpf.Program{objs.Exec, objs.Fork}, links, hookName(flavor)+" ("+envScan+" environment scan)"
-		break
-	}
-	if t.links == nil {
-		return nil, explain(firstErr)
+	if err := t.attachExec(spec); err != nil {
+		return nil, explain(err)
 	}
 	if opts.Deny {
 		t.deny, t.denyErr = attachDeny(spec, &t.maps)
@@ -146,16 +104,9 @@ func New(opts Options) (*Tracer, error) {
 	} else {
 		t.frames.err = errors.New("not requested")
 	}
-	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
-	if t.frames.deny {
-		cfg.FrameDeny = 1
-	}
-	if t.frames.lsmReports {
-		cfg.FrameLsmReports = 1
-	}
-	if err := t.maps.ConfigMap.Put(uint32(0), cfg); err != nil {
+	if err := t.writeConfig(); err != nil {
 		t.release()
-		return nil, fmt.Errorf("write tracer config: %w", err)
+		return nil, err
 	}
 	rd, err := ringbuf.NewReader(t.maps.Events)
 	if err != nil {
@@ -167,6 +118,76 @@ func New(opts Options) (*Tracer, error) {
 	t.wg.Add(1)
 	go t.read()
 	return t, nil
+}
+
+// attachExec loads and attaches the exec and fork hooks. tp_btf needs BTF
+// and a trampoline-capable kernel; the raw tracepoint sees the same
+// arguments without either. No probe says whether tp_btf attaches
+// (cilium/ebpf's probe of the Tracing type loads an fentry program, which
+// some kernels refuse while they accept tp_btf), so it is tried. Only the
+// programs in use are loaded: a program that fails to verify would fail
+// the whole collection. The error is the first flavour's.
+func (t *Tracer) attachExec(spec *ebpf.CollectionSpec) error {
+	var firstErr error
+	for _, flavor := range []string{"btf", "raw"} {
+		err := t.attachFlavor(spec, flavor)
+		if err == nil {
+			return nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// attachFlavor loads one flavour's exec and fork programs with their maps
+// and attaches them; on failure nothing of it stays loaded.
+func (t *Tracer) attachFlavor(spec *ebpf.CollectionSpec, flavor string) error {
+	one := spec.Copy()
+	execName, forkName := execProgram(flavor, t.envScan), "sched_process_fork_"+flavor
+	for name := range one.Programs {
+		if name != execName && name != forkName {
+			delete(one.Programs, name)
+		}
+	}
+	var objs struct {
+		mitmexecMaps
+		Exec *ebpf.Program `ebpf:"exec"`
+		Fork *ebpf.Program `ebpf:"fork"`
+	}
+	one.Programs["exec"], one.Programs["fork"] = one.Programs[execName], one.Programs[forkName]
+	delete(one.Programs, execName)
+	delete(one.Programs, forkName)
+	if err := one.LoadAndAssign(&objs, nil); err != nil {
+		return err
+	}
+	links, err := attach(flavor, objs.Exec, objs.Fork)
+	if err != nil {
+		objs.Exec.Close()
+		objs.Fork.Close()
+		objs.mitmexecMaps.Close()
+		return err
+	}
+	t.maps, t.progs, t.links = objs.mitmexecMaps, []*ebpf.Program{objs.Exec, objs.Fork}, links
+	t.hook = hookName(flavor) + " (" + t.envScan + " environment scan)"
+	return nil
+}
+
+// writeConfig writes what the programs read at run time: the collector's
+// pid and the behaviour tier's mode, known once its hooks are attached.
+func (t *Tracer) writeConfig() error {
+	cfg := mitmexecConfig{SelfTgid: uint32(os.Getpid())}
+	if t.frames.deny {
+		cfg.FrameDeny = 1
+	}
+	if t.frames.lsmReports {
+		cfg.FrameLsmReports = 1
+	}
+	if err := t.maps.ConfigMap.Put(uint32(0), cfg); err != nil {
+		return fmt.Errorf("write tracer config: %w", err)
+	}
+	return nil
 }
 
 // beforeConfig, when set by a test, runs after the programs are attached and
