@@ -17,6 +17,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/origin"
+	"github.com/mitmexec/mitmexec/internal/redact"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
 
@@ -191,7 +192,7 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 	putStrIf(a, attrExecutablePath, e.ExePath)
 	putStrIf(a, attrExecutableName, exeName)
 
-	args, cut := boundCaptured(redactArgs(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
+	args, cut := boundCaptured(redact.Args(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
 	if len(args) > 0 {
 		s := a.PutEmptySlice(attrCommandArgs)
 		s.EnsureCapacity(len(args))
