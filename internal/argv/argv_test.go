@@ -69,3 +69,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPythonOptions(t *testing.T) {
+	// GIVEN python's options in clusters, attached and apart, long and short
+	args := []string{"python3", "-IsW", "error::foo.Bar", "--check-hash-based-pycs", "always", "-Xdev", "-Bm", "py_compile", "-i"}
+
+	// WHEN they are walked
+	got := PythonOptions(args)
+
+	// THEN each letter is one option, values go with theirs, and -m ends them
+	want := []Option{{"-I", ""}, {"-s", ""}, {"-W", "error::foo.Bar"}, {"--check-hash-based-pycs", "always"}, {"-X", "dev"}, {"-B", ""}, {"-m", "py_compile"}}
+	if len(got) != len(want) {
+		t.Fatalf("PythonOptions(%q) = %+v, want %+v", args, got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("option %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestInterpreter(t *testing.T) {
+	for name, want := range map[string]Kind{
+		"python3": Python, "python3.11": Python, "pypy3": Python, "python3-config": NotInterpreter,
+		"bash": Shell, "busybox": Shell, "perl": Perl, "perl5.36.0": Perl, "perldoc": NotInterpreter, "ruby3.1": Ruby,
+		"ld.so": Loader, "ld-linux-x86-64.so.2": Loader, "ld-linux.so.2": Loader, "ld-linux-riscv64-lp64d.so.1": Loader,
+		"ld-musl-x86_64.so.1": MuslLoader, "ld-musl-aarch64.so.1": MuslLoader, "node": NotInterpreter, "ettercap": NotInterpreter,
+	} {
+		if got := Interpreter(name); got != want {
+			t.Errorf("Interpreter(%q) = %d, want %d", name, got, want)
+		}
+	}
+}

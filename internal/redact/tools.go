@@ -3,6 +3,7 @@
 package redact
 
 import (
+	"path"
 	"strings"
 
 	"github.com/mitmexec/mitmexec/internal/argv"
@@ -73,51 +74,36 @@ func (ts toolSecrets) match(a string) (kind valueKind, attached string, hasValue
 // program returns the tool's name as toolSecretOptions knows it, and the
 // index of the argument that names it. A script run by its interpreter
 // ("python3 /usr/bin/nxc", from a #! line) is the tool, not the
-// interpreter; code given with -c, -e or a module with -m is no tool. The
-// interpreter's options are read with internal/argv's grammar, the one
-// detection reads: both see the same script.
+// interpreter; code given with -c, -e or a module with -m is no tool, nor
+// is a shell's -c command. Interpreters are known by name and their
+// options read with internal/argv's grammar, the one detection reads: both
+// see the same script.
 func program(args []string) (name string, at int) {
 	for i := 0; i < len(args); i++ {
-		base := toolName(args[i])
-		switch {
-		case base == "env":
+		if toolName(args[i]) == "env" {
 			// env [-i] [NAME=VALUE]... command
 			for i+1 < len(args) && (strings.HasPrefix(args[i+1], "-") || strings.Contains(args[i+1], "=")) {
 				i++
 			}
 			continue
-		case strings.HasPrefix(base, "ld-linux") || strings.HasPrefix(base, "ld-musl") || base == "ld.so":
+		}
+		kind := argv.Interpreter(path.Base(args[i]))
+		if kind == argv.NotInterpreter {
+			return toolName(args[i]), i
+		}
+		inv := argv.Parse(kind, args[i:])
+		if inv.Script == "" || inv.Script == argv.Elided {
+			return "", len(args)
+		}
+		if kind == argv.Loader || kind == argv.MuslLoader {
 			// the loader runs the program after its own options; that
 			// program (python, a tool) is read as if exec'd
-			kind := argv.Loader
-			if strings.HasPrefix(base, "ld-musl") {
-				kind = argv.MuslLoader
-			}
-			inv := argv.Parse(kind, args[i:])
-			if inv.Script == "" || inv.Script == argv.Elided {
-				return "", len(args)
-			}
 			i += inv.At - 1
 			continue
-		case strings.HasPrefix(base, "python") || strings.HasPrefix(base, "pypy"):
-			return script(args, i, argv.Python)
-		case strings.HasPrefix(base, "perl"):
-			return script(args, i, argv.Perl)
-		case strings.HasPrefix(base, "ruby"):
-			return script(args, i, argv.Ruby)
 		}
-		return base, i
+		return toolName(inv.Script), i + inv.At
 	}
 	return "", len(args)
-}
-
-// script finds the script run by the interpreter of kind at args[i].
-func script(args []string, i int, kind argv.Kind) (string, int) {
-	inv := argv.Parse(kind, args[i:])
-	if inv.Script == "" || inv.Script == argv.Elided {
-		return "", len(args)
-	}
-	return toolName(inv.Script), i + inv.At
 }
 
 // toolName is a program's base name, lower case, without a script's
