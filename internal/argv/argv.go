@@ -27,6 +27,10 @@ const (
 	// MuslLoader is musl's: it ignores LD_TRACE_LOADED_OBJECTS (its ldd is
 	// `ld.so --list`), so only its argv says whether it runs the program.
 	MuslLoader
+	// Node is node.js. The catalog knows no JavaScript tool, so no name is
+	// Node to Interpreter and detection never reads node's argv; the
+	// origin of a process (a script node runs) does.
+	Node
 )
 
 // Elided stands for the part of argv the kernel did not capture. It holds
@@ -74,6 +78,8 @@ func Parse(kind Kind, argv []string) Invocation {
 		inv, at = parseGlibcLoader(argv[1:])
 	case MuslLoader:
 		inv, at = parseMuslLoader(argv[1:])
+	case Node:
+		inv, at = parseNode(argv[1:])
 	default:
 		return Invocation{At: len(argv)}
 	}
@@ -311,6 +317,37 @@ func parseMuslLoader(args []string) (Invocation, int) {
 			}
 		default:
 			return Invocation{}, len(args) // musl refuses the option
+		}
+	}
+	return Invocation{}, len(args)
+}
+
+// nodeValueOptions are node's options that take the next argument as
+// their value (node --help): the modules to preload, the conditions.
+var nodeValueOptions = []string{"-r", "--require", "--import", "--loader", "-C", "--conditions"}
+
+// parseNode reads node's options: -e and -p run code given as their
+// value, "-" reads the program from standard input.
+func parseNode(args []string) (Invocation, int) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-e" || a == "--eval" || a == "-p" || a == "--print":
+			if i+1 < len(args) {
+				return Invocation{Code: args[i+1]}, i + 1
+			}
+			return Invocation{}, len(args)
+		case a == "-":
+			return Invocation{Stdin: true}, i
+		case contains(nodeValueOptions, a):
+			i++
+		case a == "--":
+			if i+1 < len(args) {
+				return script(args, i+1)
+			}
+			return Invocation{}, len(args)
+		case strings.HasPrefix(a, "-"):
+		default:
+			return script(args, i)
 		}
 	}
 	return Invocation{}, len(args)

@@ -35,6 +35,10 @@ func TestParse(t *testing.T) {
 		{"musl program", MuslLoader, []string{"ld.so", "--library-path=/x", "--preload", "y", "--", "/usr/bin/ettercap"}, Invocation{Script: "/usr/bin/ettercap", At: 5}},
 		{"musl --argv0", MuslLoader, []string{"ld.so", "--argv0", "sshd", "/usr/bin/ettercap"}, Invocation{Script: "/usr/bin/ettercap", At: 3}},
 		{"musl --list", MuslLoader, []string{"ld.so", "--list", "/usr/bin/ettercap"}, Invocation{At: 3}},
+		{"node script", Node, []string{"node", "-r", "ts-node/register", "--conditions", "dev", "--inspect", "app.ts", "-p"}, Invocation{Script: "app.ts", At: 6}},
+		{"node -e", Node, []string{"node", "--require", "x", "-e", "code", "s.js"}, Invocation{Code: "code", At: 4}},
+		{"node -", Node, []string{"node", "-", "s.js"}, Invocation{Stdin: true, At: 1}},
+		{"node --", Node, []string{"node", "--", "-s.js"}, Invocation{Script: "-s.js", At: 2}},
 		{"musl unknown option stops it", MuslLoader, []string{"ld.so", "--inhibit-rpath", "", "/usr/bin/ettercap"}, Invocation{At: 4}},
 	}
 	for _, c := range cases {
@@ -58,7 +62,7 @@ func FuzzParse(f *testing.F) {
 				start = i + 1
 			}
 		}
-		for k := NotInterpreter; k <= MuslLoader; k++ {
+		for k := NotInterpreter; k <= Node; k++ {
 			inv := Parse(k, args)
 			if inv.At < 0 || inv.At > len(args) {
 				t.Fatalf("kind %d: At %d out of argv of %d", k, inv.At, len(args))
