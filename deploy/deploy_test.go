@@ -7,9 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"maps"
 	"os"
@@ -26,12 +23,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mitmexec/mitmexec/internal/k8s"
+	"github.com/mitmexec/mitmexec/internal/record"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 	receiver "github.com/mitmexec/mitmexec/receiver/mitmexecreceiver"
 )
 
 const (
-	receiverDir      = "../receiver/mitmexecreceiver"
 	builderConfig    = "../builder-config.yaml"
 	defaultCollector = "../_build/otelcol-custom"
 	collectorEnvName = "MITMEXEC_OTELCOL" // as in test/e2e
@@ -68,85 +65,7 @@ var hostFiles = []string{"/etc/passwd", "/etc/machine-id"}
 // hostDirs are the host paths the DaemonSet must mount.
 var hostDirs = []string{"/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/bpf", "/proc"}
 
-// ---- What the receiver emits, read from its code ----
-
-// receiverConsts evaluates the string constants of the receiver package's
-// non-test files.
-func receiverConsts(t *testing.T) map[string]string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(receiverDir, "*.go"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no Go files in %s: %v", receiverDir, err)
-	}
-	exprs := map[string]ast.Expr{}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, decl := range af.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok || gd.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, name := range vs.Names {
-					if i < len(vs.Values) {
-						exprs[name.Name] = vs.Values[i]
-					} else {
-						exprs[name.Name] = nil // iota or repeated: not a string we can use
-					}
-				}
-			}
-		}
-	}
-	var eval func(e ast.Expr, depth int) (string, bool)
-	eval = func(e ast.Expr, depth int) (string, bool) {
-		if depth > 20 {
-			return "", false
-		}
-		switch e := e.(type) {
-		case *ast.BasicLit:
-			if e.Kind != token.STRING {
-				return "", false
-			}
-			s, err := strconv.Unquote(e.Value)
-			return s, err == nil
-		case *ast.Ident:
-			x, ok := exprs[e.Name]
-			if !ok || x == nil {
-				return "", false
-			}
-			return eval(x, depth+1)
-		case *ast.ParenExpr:
-			return eval(e.X, depth+1)
-		case *ast.BinaryExpr:
-			if e.Op != token.ADD {
-				return "", false
-			}
-			a, ok1 := eval(e.X, depth+1)
-			b, ok2 := eval(e.Y, depth+1)
-			return a + b, ok1 && ok2
-		}
-		return "", false
-	}
-	out := map[string]string{}
-	for name, e := range exprs {
-		v, ok := eval(e, 0)
-		switch {
-		case ok:
-			out[name] = v
-		case strings.HasPrefix(name, "attr"):
-			t.Fatalf("receiver constant %s is not a string this test can evaluate; teach deploy_test.go", name)
-		}
-	}
-	return out
-}
+// ---- What the receiver emits: internal/record, the contract ----
 
 // lokiName is an attribute's name in Loki: every character a label name
 // cannot hold (dots) becomes an underscore.
@@ -159,19 +78,14 @@ func lokiName(attr string) string {
 	}, attr)
 }
 
-// emittedRules derives the allowed names from the receiver's attr*
-// constants (every attribute and resource attribute it sets).
+// emittedRules derives the allowed names from the contract's table (every
+// attribute and resource attribute the receiver sets; the receiver's
+// tests hold what it emits to that table).
 func emittedRules(t *testing.T) nameRules {
 	t.Helper()
-	consts := receiverConsts(t)
 	fields := map[string]bool{}
-	for name, v := range consts {
-		if strings.HasPrefix(name, "attr") {
-			fields[lokiName(v)] = true
-		}
-	}
-	if len(fields) == 0 {
-		t.Fatal("no attr* constants in the receiver package")
+	for _, n := range record.Names() {
+		fields[lokiName(n)] = true
 	}
 	stream := map[string]bool{}
 	for _, l := range lokiIndexLabels {
@@ -183,10 +97,7 @@ func emittedRules(t *testing.T) nameRules {
 	for _, b := range lokiBuiltins {
 		fields[b] = true
 	}
-	values := map[string]string{}
-	if rn, ok := consts["ruleName"]; ok {
-		values[lokiName(consts["attrRuleName"])] = rn
-	}
+	values := map[string]string{lokiName(record.AttrRuleName): record.RuleName}
 	return nameRules{Stream: stream, Fields: fields, Values: values, ServiceName: receiver.NewFactory().Type().String()}
 }
 
@@ -578,7 +489,7 @@ func TestDashboardNames(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatalf("%s: %v", dashboardFile, err)
 	}
-	for _, err := range dashboardProblems(r, dash, receiverConsts(t)["recordSeverityText"]) {
+	for _, err := range dashboardProblems(r, dash, record.SeverityText) {
 		t.Error(err)
 	}
 }
