@@ -21,7 +21,8 @@ import (
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
 
-// detectionRecord is everything one detection record says.
+// detectionRecord is everything one detection record says; appendDetection
+// writes it under the contract's names (internal/record, docs/record.md).
 type detectionRecord struct {
 	Exec        event.Exec
 	Detection   detect.Detection
