@@ -3,6 +3,7 @@
 package mitmexecreceiver
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -68,19 +69,32 @@ func checkListed(t *testing.T, what string, where record.Where, m pcommon.Map) [
 	return seen
 }
 
-// checkRecordListed checks a translated record and its resource against
-// the contract.
-func checkRecordListed(t *testing.T, what string, rl plog.ResourceLogs) (onRecord, onResource []string) {
+// checkLogsListed checks every record of logs and its resource against
+// the contract, and returns the names it saw, by where they were.
+func checkLogsListed(t *testing.T, what string, logs []plog.Logs) map[record.Where]map[string]bool {
 	t.Helper()
-	onResource = checkListed(t, what, record.OnResource, rl.Resource().Attributes())
-	lrs := rl.ScopeLogs().At(0).LogRecords()
-	for i := 0; i < lrs.Len(); i++ {
-		if got := lrs.At(i).EventName(); got != record.EventName {
-			t.Errorf("%s: EventName %q, want %q", what, got, record.EventName)
+	seen := map[record.Where]map[string]bool{record.OnRecord: {}, record.OnResource: {}}
+	see := func(where record.Where, names []string) {
+		for _, n := range names {
+			seen[where][n] = true
 		}
-		onRecord = append(onRecord, checkListed(t, what, record.OnRecord, lrs.At(i).Attributes())...)
 	}
-	return onRecord, onResource
+	for _, ld := range logs {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			rl := ld.ResourceLogs().At(i)
+			see(record.OnResource, checkListed(t, what, record.OnResource, rl.Resource().Attributes()))
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				lrs := rl.ScopeLogs().At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					if got := lrs.At(k).EventName(); got != record.EventName {
+						t.Errorf("%s: EventName %q, want %q", what, got, record.EventName)
+					}
+					see(record.OnRecord, checkListed(t, what, record.OnRecord, lrs.At(k).Attributes()))
+				}
+			}
+		}
+	}
+	return seen
 }
 
 // contractRecords are the records the translate tests pin, and those that
@@ -141,23 +155,20 @@ func contractRecords(t *testing.T) map[string]detectionRecord {
 // table's names is out of their reach; the privileged tests hold the
 // records a kernel sends to the same table (assertContract).
 func TestEmittedNamesAreTheContract(t *testing.T) {
-	seen := map[record.Where]map[string]bool{record.OnRecord: {}, record.OnResource: {}}
-	see := func(where record.Where, names []string) {
-		for _, n := range names {
-			seen[where][n] = true
-		}
-	}
 	pod := testResource
 	pod.ServiceInstanceID, pod.NodeName = instanceID(pod.HostID, ""), "worker-3"
 	pod.Pod = podResource{ContainerID: podContainerID, UID: "0f6b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
 		Name: "debug-shell", Namespace: "payments", Container: "toolbox", Image: "registry.example:5000/tools/debug"}
+	seen := map[record.Where]map[string]bool{record.OnRecord: {}, record.OnResource: {}}
 	for name, rec := range contractRecords(t) {
+		var logs []plog.Logs
 		for _, res := range []resourceInfo{testResource, pod} {
 			ld, sl := newLogs(res)
 			appendDetection(sl, &rec, observedTime, defaultMaxArgsBytes)
-			onRecord, onResource := checkRecordListed(t, name, ld.ResourceLogs().At(0))
-			see(record.OnRecord, onRecord)
-			see(record.OnResource, onResource)
+			logs = append(logs, ld)
+		}
+		for where, names := range checkLogsListed(t, name, logs) {
+			maps.Copy(seen[where], names)
 		}
 	}
 	for _, a := range record.Attributes() {
