@@ -3,7 +3,6 @@
 package deploy
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/mitmexec/mitmexec/internal/record"
 )
@@ -243,16 +240,7 @@ var labelsRef = regexp.MustCompile(`\$labels\.([A-Za-z_][A-Za-z0-9_]*)`)
 
 func TestLokiRules(t *testing.T) {
 	r := emittedRules(t)
-	b, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rf ruleFile
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&rf); err != nil {
-		t.Fatalf("%s: %v", rulesFile, err)
-	}
+	rf := readRules(t)
 	alerts := map[string]bool{}
 	for _, g := range rf.Groups {
 		if g.Name == "" || len(g.Rules) == 0 {
