@@ -25,7 +25,7 @@ const (
 	etherTypeVLAN       = 0x8100
 	etherTypeQinQ       = 0x88a8
 	sockDgram           = 2
-	maxExtHeaders       = 2 // as the kernel's filter (EXT_HEADERS in bpf/frame.h)
+	maxExtHeaders       = 2 // as the kernel's filter (EXT_HEADERS in bpf/frame_read.h)
 )
 
 // Claim is what a frame says about addresses.

@@ -18,7 +18,7 @@ import (
 )
 
 // Limits of the configuration. maxArgsBytesLimit is the kernel's argv
-// capture bound (event.ArgsLen, ARGS_LEN in bpf/mitmexec.bpf.c): asking for
+// capture bound (event.ArgsLen, ARGS_LEN in bpf/mitmexec.h): asking for
 // more would promise bytes the kernel never sends.
 const (
 	defaultQueueSize    = tracer.DefaultQueueSize
