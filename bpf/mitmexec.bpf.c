@@ -32,11 +32,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define WAKEUP_BYTES  (256 * 1024)
 #define WAKEUP_GAP_NS (5 * 1000 * 1000) /* keep below stragglerWait in internal/tracer */
 
-/* Debug: every exec goes up. Set by user space before load. A global is
- * one load from the program's own data, no map lookup on the benign path
- * (clang 14 emits no BTF for a const volatile one, which bpf2go needs). */
-volatile __u32 submit_all;
-
 /* bpf2go -type needs the types referenced by globals */
 #define BPF2GO_TYPE(t, name) const t *unused_##name __attribute__((unused))
 BPF2GO_TYPE(struct exec_event, exec_event);
@@ -142,9 +137,9 @@ static __always_inline void judge_first_sight(struct file *file, struct linux_bi
 		d->reasons |= REASON_NAME;
 		d->tool_id = nv->tool_id;
 		d->action = nv->action;
-		if (d->tool_id)
-			return;
 	}
+	if (d->tool_id)
+		return;
 	struct fingerprint_key *fk = bpf_map_lookup_elem(&fingerprint_scratch, &zero);
 	if (!fk)
 		return;
@@ -229,38 +224,43 @@ static __always_inline void submit_exec(struct exec_decision *d, struct task_str
 	bpf_ringbuf_submit(e, wakeup_flags(d->tool_id));
 }
 
-/* The exec hook's work. The benign path, most execs, is the file's
- * identity, one lookup and a return: everything else (the FUSE check, the
- * name and fingerprint tables, argv, the record) is for the rest.
- * use_loop and btf are constants in each program: the bpf_loop scan of the
- * loader's environment or the bounded one for kernels before 5.17, and
- * plain loads through BTF pointers (tp_btf) or probe reads (raw_tracepoint). */
-static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm, const int use_loop,
-				       const int btf)
+/* The exec hook. The benign path, most execs, is the file's identity, one
+ * lookup, two compares and a return: the FUSE check, the name and
+ * fingerprint tables, argv and the record are only for the rest. The
+ * benign verdict is tested after the loader's, not first: that order is
+ * the one Debian's 6.1 verifier walks within its limit (testing it first
+ * gave the verifier states it could not prune through the loader's scan,
+ * past a million instructions). use_loop is a constant in each program:
+ * the bpf_loop scan of the loader's environment, or the bounded one for
+ * kernels before 5.17. */
+static __always_inline int handle_exec(struct task_struct *task, struct linux_binprm *bprm, const int use_loop)
 {
-	struct file *file = KREAD(btf, bprm, file);
-	struct inode *inode = KREAD(btf, file, f_inode);
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct file_key key = {};
 
 	count(COUNTER_EXECS);
-	file_key_of(&key, inode, btf);
+	file_key_of(&key, inode, 0);
 	struct verdict *v = bpf_map_lookup_elem(&verdicts, &key);
-	if (v && v->kind == VERDICT_BENIGN && !submit_all)
-		return 0;
-
+	/* known before the judging, applied after the loader's scan: a flag
+	 * set in d before the scan doubles the states 6.1 walks through it */
+	int untrusted = !v && is_untrusted_fs(inode);
 	struct exec_decision d = {.action = ACTION_ALERT};
 	if (v) {
 		if (judge_cached(v, task, &d))
 			return 0;
 	} else {
-		judge_first_sight(file, bprm, &d, btf);
-		if (is_untrusted_fs(inode))
-			d.flags |= FLAG_UNTRUSTED_FS;
+		judge_first_sight(file, bprm, &d, 0);
 	}
 	if (loader_decides(v, bprm, task, &d, use_loop))
 		return 0;
-	if (submit_all)
+	int all = submit_all();
+	if (v && v->kind == VERDICT_BENIGN && !all)
+		return 0;
+	if (all)
 		d.reasons |= REASON_SUBMIT_ALL;
+	if (untrusted)
+		d.flags |= FLAG_UNTRUSTED_FS;
 	submit_exec(&d, task, bprm, file, &key);
 	return 0;
 }
@@ -319,25 +319,25 @@ int BPF_PROG(bprm_check_deny, struct linux_binprm *bprm, int ret)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec_btf, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return handle_exec(task, bprm, 1, 1);
+	return handle_exec(task, bprm, 1);
 }
 
 SEC("raw_tracepoint/sched_process_exec")
 int sched_process_exec_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 1, 0);
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 1);
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec_btf_bounded, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return handle_exec(task, bprm, 0, 1);
+	return handle_exec(task, bprm, 0);
 }
 
 SEC("raw_tracepoint/sched_process_exec")
 int sched_process_exec_raw_bounded(struct bpf_raw_tracepoint_args *ctx)
 {
-	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 0, 0);
+	return handle_exec((struct task_struct *)ctx->args[0], (struct linux_binprm *)ctx->args[2], 0);
 }
 
 /* fork: remember the parent of every new process (threads are skipped: a

@@ -127,6 +127,7 @@ struct fingerprint_key {
 
 struct config {
 	__u32 self_tgid;
+	__u32 submit_all;	 /* debug: every exec goes up */
 	__u32 frame_deny;	 /* block mode: lsm/socket_sendmsg refuses lying frames */
 	__u32 frame_lsm_reports; /* lsm/socket_sendmsg reports every frame (no tracepoint beside it) */
 };

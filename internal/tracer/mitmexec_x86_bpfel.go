@@ -30,6 +30,7 @@ const (
 type mitmexecConfig struct {
 	_               structs.HostLayout
 	SelfTgid        uint32
+	SubmitAll       uint32
 	FrameDeny       uint32
 	FrameLsmReports uint32
 }
@@ -306,7 +307,6 @@ const (
 	mitmexecProgSchedProcessExecRawBounded = "sched_process_exec_raw_bounded"
 	mitmexecProgSchedProcessForkBtf        = "sched_process_fork_btf"
 	mitmexecProgSchedProcessForkRaw        = "sched_process_fork_raw"
-	mitmexecVarSubmitAll                   = "submit_all"
 	mitmexecVarUnusedAncestorFlag          = "unused_ancestor_flag"
 	mitmexecVarUnusedConfig                = "unused_config"
 	mitmexecVarUnusedCounter               = "unused_counter"
@@ -406,7 +406,6 @@ type mitmexecMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type mitmexecVariableSpecs struct {
-	SubmitAll            *ebpf.VariableSpec `ebpf:"submit_all"`
 	UnusedAncestorFlag   *ebpf.VariableSpec `ebpf:"unused_ancestor_flag"`
 	UnusedConfig         *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedCounter        *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -490,7 +489,6 @@ func (m *mitmexecMaps) Close() error {
 //
 // It can be passed to loadMitmexecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type mitmexecVariables struct {
-	SubmitAll            *ebpf.Variable `ebpf:"submit_all"`
 	UnusedAncestorFlag   *ebpf.Variable `ebpf:"unused_ancestor_flag"`
 	UnusedConfig         *ebpf.Variable `ebpf:"unused_config"`
 	UnusedCounter        *ebpf.Variable `ebpf:"unused_counter"`

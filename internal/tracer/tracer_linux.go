@@ -81,11 +81,6 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded BPF spec: %w", err)
 	}
-	if opts.SubmitAll {
-		if err := spec.Variables["submit_all"].Set(uint32(1)); err != nil {
-			return nil, fmt.Errorf("set submit_all: %w", err)
-		}
-	}
 
 	t := &Tracer{opts: opts, done: make(chan struct{}), envScan: envScan}
 	if err := t.attachExec(spec); err != nil {
@@ -183,6 +178,9 @@ func (t *Tracer) writeConfig() error {
 	}
 	if t.frames.lsmReports {
 		cfg.FrameLsmReports = 1
+	}
+	if t.opts.SubmitAll {
+		cfg.SubmitAll = 1
 	}
 	if err := t.maps.ConfigMap.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("write tracer config: %w", err)
