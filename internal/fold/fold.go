@@ -94,6 +94,12 @@ func (f *Folder[K, T]) Flush() []Folded[T] {
 	return out
 }
 
+// Open reports whether a window is open or a repeat is ready: Expired has
+// something to do later. A folder that is not open needs no clock.
+func (f *Folder[K, T]) Open() bool {
+	return len(f.groups) > 0 || len(f.ready) > 0
+}
+
 // Pending is the number of held repeats.
 func (f *Folder[K, T]) Pending() int {
 	n := 0
