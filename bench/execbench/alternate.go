@@ -27,8 +27,8 @@ import (
 // alternation is what the alternating slices measured.
 type alternation struct {
 	on, off  []float64 // exec/s per slice, paired by index
-	ratio    interval // median of the per-pair ratios, sign-test interval
-	geo      interval // geometric mean, t-interval of the logs
+	ratio    interval  // median of the per-pair ratios, sign-test interval
+	geo      interval  // geometric mean, t-interval of the logs
 	hook     string
 	statsOn  bool // run-time statistics were on during the slices (someone else's sysctl, say)
 	slice    int

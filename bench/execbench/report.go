@@ -72,6 +72,8 @@ func (b *bench) writeCollector(w io.Writer, st *steadyResult, f steadyFigures) {
 	fmt.Fprintf(w, " ms/s\n")
 	fmt.Fprintf(w, "  steady idle, from %s after start: %.3f ms/s over %d of %d undisturbed %s windows (%.3f ms/s over all of them)\n",
 		idleSteadyAfter, f.idleMsPerS, f.quietIdle, len(st.idle), b.o.idleWindow, f.idleAllMsPerS)
+	fmt.Fprintf(w, "  cross-check: utime+stime of /proc/PID/stat over the %s of steady windows and slices: %s (10 ms ticks)\n",
+		st.steadyWall.Round(time.Second), st.steadyTicks)
 	fmt.Fprintf(w, "  workload slices of %d execs: CPU %.3f ms per 1000 execs, %+.3f ms above idle over the same time (95%% interval %+.3f .. %+.3f) over %d of %d undisturbed slices\n",
 		b.o.sliceExecs, f.cpuPer1kMs, f.excessMs.est, f.excessMs.lo, f.excessMs.hi, f.quietSlices, len(st.slices))
 	fmt.Fprintf(w, "  BPF per run over every slice (run-time statistics on, their ~0.2 us included): exec hook %.0f ns (%.2f runs per exec), fork hook %.0f ns; per spawned process %.0f ns\n",

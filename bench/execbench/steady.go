@@ -30,6 +30,8 @@ type steadyResult struct {
 	cpuSource    string
 	startup      []window
 	startupTicks time.Duration // utime+stime over the first idleSteadyAfter (/proc/PID/stat)
+	steadyTicks  time.Duration // utime+stime over the steady windows, a cross-check of cpuacct
+	steadyWall   time.Duration
 	idle         []window
 	slices       []window
 	rssKiB       uint64
@@ -60,6 +62,7 @@ func (b *bench) steady() (*steadyResult, error) {
 		res.startup, prev = append(res.startup, w), next
 	}
 	res.startupTicks, _ = harness.ProcStatCPU(tp.pid)
+	steadyStart := time.Now()
 	for range b.o.slices {
 		w, next, err := b.window(tp, t0, prev, b.o.idleWindow, 0)
 		if err != nil {
@@ -71,6 +74,10 @@ func (b *bench) steady() (*steadyResult, error) {
 			return nil, err
 		}
 		res.slices, prev = append(res.slices, w), next
+	}
+	res.steadyWall = time.Since(steadyStart)
+	if end, err := harness.ProcStatCPU(tp.pid); err == nil {
+		res.steadyTicks = end - res.startupTicks
 	}
 	res.rssKiB = vmHWM(tp.pid)
 	return res, nil

@@ -42,9 +42,9 @@ func TestVerdictsAllPass(t *testing.T) {
 // taken fails too.
 func TestVerdictsEachFails(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		break_ func(*summary)
-		want  string
+		name   string
+		spoil func(*summary)
+		want   string
 	}{
 		{"exec hook", func(s *summary) { s.execHookNs = 501 }, "exec hook"},
 		{"spawn", func(s *summary) { s.spawnNs = 1001 }, "all hooks"},
@@ -61,7 +61,7 @@ func TestVerdictsEachFails(t *testing.T) {
 		{"no latency", func(s *summary) { s.hasLatency = false }, "latency"},
 	} {
 		s := passing()
-		c.break_(&s)
+		c.spoil(&s)
 		f := failing(verdicts(s))
 		if len(f) != 1 && !(c.name == "no BPF figures" && len(f) == 2) {
 			t.Errorf("%s: failing %v, want one", c.name, f)
