@@ -42,9 +42,9 @@ func TestVerdictsAllPass(t *testing.T) {
 // taken fails too.
 func TestVerdictsEachFails(t *testing.T) {
 	for _, c := range []struct {
-		name   string
+		name  string
 		spoil func(*summary)
-		want   string
+		want  string
 	}{
 		{"exec hook", func(s *summary) { s.execHookNs = 501 }, "exec hook"},
 		{"spawn", func(s *summary) { s.spawnNs = 1001 }, "all hooks"},
