@@ -12,8 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/procstat"
 )
@@ -28,15 +28,13 @@ type Enricher struct {
 	procRoot   string
 	passwdPath string
 	hasher     Hasher
-
-	mu     sync.Mutex
-	owners map[uint32]string
+	owners     *bounded.Map[uint32, string]
 }
 
 // New returns an enricher reading procRoot (normally /proc) and the user
 // database at passwdPath (normally /etc/passwd).
 func New(procRoot, passwdPath string, hasher Hasher) *Enricher {
-	return &Enricher{procRoot: procRoot, passwdPath: passwdPath, hasher: hasher, owners: map[uint32]string{}}
+	return &Enricher{procRoot: procRoot, passwdPath: passwdPath, hasher: hasher, owners: bounded.New[uint32, string](maxOwners)}
 }
 
 // Enrich returns the context of e. sum is the executable's SHA-256 when the
@@ -82,18 +80,16 @@ func (en *Enricher) exePath(pid uint32, startBootNs uint64) string {
 
 // Owner returns the user name of uid from the host's user database, cached.
 func (en *Enricher) Owner(uid uint32) string {
-	en.mu.Lock()
-	defer en.mu.Unlock()
-	if name, ok := en.owners[uid]; ok {
+	if name, ok := en.owners.Get(uid); ok {
 		return name
 	}
 	name := lookupUser(en.passwdPath, uid)
-	if len(en.owners) > 4096 {
-		clear(en.owners)
-	}
-	en.owners[uid] = name
+	en.owners.Put(uid, name)
 	return name
 }
+
+// maxOwners bounds the user names remembered.
+const maxOwners = 4096
 
 func lookupUser(passwd string, uid uint32) string {
 	f, err := os.Open(passwd)

@@ -21,12 +21,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/procstat"
@@ -64,7 +64,7 @@ const (
 	// rewrite within the same tick as the read would keep the key; once
 	// the clock has moved past the ctime any write changes it.
 	cacheSettle = 2 * time.Second
-	// The caches are cleared when full: rare, and a miss only costs a read.
+	// Bounds of the caches (internal/bounded): a miss only costs a read.
 	maxExecs        = 65536
 	maxScripts      = 4096
 	maxScriptsBytes = 32 << 20 // heads held by the script cache
@@ -148,10 +148,8 @@ type Hasher struct {
 	execTime    time.Duration
 	settle      time.Duration // cacheSettle; tests of the cache set 0
 
-	mu           sync.Mutex
-	cache        map[event.FileID]string
-	scripts      map[event.FileID]scriptResult // interpreters run the same scripts again and again
-	scriptsBytes int
+	cache   *bounded.Map[event.FileID, string]
+	scripts *bounded.Map[event.FileID, scriptResult] // interpreters run the same scripts again and again
 
 	fromProc, fromPath, cached, lost, tooLarge, notRegular, timeCut atomic.Uint64
 }
@@ -161,7 +159,8 @@ type Hasher struct {
 func New(procRoot string, maxBytes int64, opts ...Option) *Hasher {
 	h := &Hasher{procRoot: procRoot, maxBytes: maxBytes,
 		scriptBytes: DefaultScriptBytes, scriptTime: DefaultScriptTime, execTime: DefaultExecTime, settle: cacheSettle,
-		cache: map[event.FileID]string{}, scripts: map[event.FileID]scriptResult{}}
+		cache:   bounded.New[event.FileID, string](maxExecs),
+		scripts: bounded.NewWeighted[event.FileID](maxScripts, maxScriptsBytes, func(r scriptResult) int { return len(r.head) })}
 	for _, o := range opts {
 		o(h)
 	}
@@ -251,9 +250,7 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 
 // ExecSHA256 hashes the file the exec loaded.
 func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
-	h.mu.Lock()
-	sum, ok := h.cache[e.File]
-	h.mu.Unlock()
+	sum, ok := h.cache.Get(e.File)
 	if ok {
 		h.cached.Add(1)
 		return sum, nil
@@ -391,9 +388,7 @@ func (h *Hasher) readScript(f *os.File, st *unix.Stat_t, name string) (string, [
 	id := event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: uint64(st.Ino), CtimeNs: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec)}
 	cacheable := h.cacheable(f, st)
 	if cacheable {
-		h.mu.Lock()
-		r, ok := h.scripts[id]
-		h.mu.Unlock()
+		r, ok := h.scripts.Get(id)
 		if ok {
 			h.cached.Add(1)
 			return r.sum, r.head, nil
@@ -482,28 +477,9 @@ func (h *Hasher) countRefused(err error) {
 	}
 }
 
-func (h *Hasher) put(id event.FileID, sum string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.cache) >= maxExecs {
-		clear(h.cache)
-	}
-	h.cache[id] = sum
-}
+func (h *Hasher) put(id event.FileID, sum string) { h.cache.Put(id, sum) }
 
-func (h *Hasher) putScript(id event.FileID, r scriptResult) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.scripts) >= maxScripts || h.scriptsBytes+len(r.head) > maxScriptsBytes {
-		clear(h.scripts)
-		h.scriptsBytes = 0
-	}
-	if old, ok := h.scripts[id]; ok {
-		h.scriptsBytes -= len(old.head)
-	}
-	h.scripts[id] = r
-	h.scriptsBytes += len(r.head)
-}
+func (h *Hasher) putScript(id event.FileID, r scriptResult) { h.scripts.Put(id, r) }
 
 // mountNamespaceOf returns the inode number of the mount namespace of the
 // process at pidDir, 0 when it cannot be read.

@@ -12,13 +12,13 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
@@ -44,14 +44,15 @@ type entry struct {
 // reads the namespace again, which is what a verdict of "lie" is based on.
 type Resolver struct {
 	ttl   time.Duration
-	limit int
-	mu    sync.Mutex
-	cache map[key]entry
+	cache *bounded.Map[key, entry]
 }
+
+// maxInterfaces bounds the interfaces remembered, over all namespaces.
+const maxInterfaces = 1024
 
 // New returns a resolver that trusts a read for ttl.
 func New(ttl time.Duration) *Resolver {
-	return &Resolver{ttl: ttl, limit: 1024, cache: map[key]entry{}}
+	return &Resolver{ttl: ttl, cache: bounded.New[key, entry](maxInterfaces)}
 }
 
 // Lookup returns the interface q names with its addresses.
@@ -60,9 +61,7 @@ func (r *Resolver) Lookup(q wire.InterfaceQuery, fresh bool) (wire.Interface, er
 	if q.IfIndex != 0 {
 		k.device = ""
 	}
-	r.mu.Lock()
-	e, ok := r.cache[k]
-	r.mu.Unlock()
+	e, ok := r.cache.Get(k)
 	if ok && !fresh && time.Since(e.read) < r.ttl {
 		return e.iface, nil
 	}
@@ -70,12 +69,7 @@ func (r *Resolver) Lookup(q wire.InterfaceQuery, fresh bool) (wire.Interface, er
 	if err != nil {
 		return wire.Interface{}, err
 	}
-	r.mu.Lock()
-	if len(r.cache) >= r.limit {
-		clear(r.cache)
-	}
-	r.cache[k] = entry{iface: iface, read: time.Now()}
-	r.mu.Unlock()
+	r.cache.Put(k, entry{iface: iface, read: time.Now()})
 	return iface, nil
 }
 

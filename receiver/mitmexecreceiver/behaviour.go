@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
@@ -103,11 +104,11 @@ type claimKey struct {
 // claimsSeen remembers the claims already reported, bounded: at most
 // maxAddressesPerSender records per process, class and interface, so a
 // spoofer cycling through addresses costs bounded records, and when full
-// it forgets half of what it holds (a map's order is random), never all.
+// it forgets the older half of what it holds, never all.
 type claimsSeen struct {
-	mu        sync.Mutex
-	seen      map[claimKey]struct{}
-	perSender map[claimKey]int // keyed with address left zero
+	mu        sync.Mutex // has and add read both maps as one
+	seen      *bounded.Map[claimKey, struct{}]
+	perSender *bounded.Map[claimKey, int] // keyed with address left zero
 }
 
 const (
@@ -116,7 +117,7 @@ const (
 )
 
 func newClaimsSeen() *claimsSeen {
-	return &claimsSeen{seen: map[claimKey]struct{}{}, perSender: map[claimKey]int{}}
+	return &claimsSeen{seen: bounded.New[claimKey, struct{}](maxClaimsSeen), perSender: bounded.New[claimKey, int](maxClaimsSeen)}
 }
 
 func senderOf(k claimKey) claimKey {
@@ -133,8 +134,9 @@ func (s *claimsSeen) has(k claimKey) bool {
 }
 
 func (s *claimsSeen) hasLocked(k claimKey) bool {
-	_, ok := s.seen[k]
-	return ok || s.perSender[senderOf(k)] >= maxAddressesPerSender
+	_, ok := s.seen.Get(k)
+	n, _ := s.perSender.Get(senderOf(k))
+	return ok || n >= maxAddressesPerSender
 }
 
 // add reports whether k is new, and remembers it.
@@ -144,24 +146,9 @@ func (s *claimsSeen) add(k claimKey) bool {
 	if s.hasLocked(k) {
 		return false
 	}
-	if len(s.seen) >= maxClaimsSeen {
-		forgetHalf(s.seen)
-		forgetHalf(s.perSender)
-	}
-	s.seen[k] = struct{}{}
-	s.perSender[senderOf(k)]++
+	s.seen.Put(k, struct{}{})
+	s.perSender.Update(senderOf(k), func(n int, _ bool) int { return n + 1 })
 	return true
-}
-
-func forgetHalf[V any](m map[claimKey]V) {
-	n := len(m) / 2
-	for k := range m {
-		if n == 0 {
-			return
-		}
-		delete(m, k)
-		n--
-	}
 }
 
 // wireClaim is what a behaviour record says beyond the exec's context.
@@ -394,8 +381,11 @@ func nsInode(dir, kind string) uint32 {
 // execTools remembers which catalog tool each reported process is, so a
 // tool that later lies on the wire is named as itself.
 type execTools struct {
-	mu    sync.Mutex
-	tools map[processKey]reportedExec
+	byProcess *bounded.Map[processKey, reportedExec]
+}
+
+func newExecTools() *execTools {
+	return &execTools{byProcess: bounded.New[processKey, reportedExec](maxReported)}
 }
 
 // reportedExec is a reported exec: the kernel's account of it and the tool.
@@ -405,19 +395,11 @@ type reportedExec struct {
 }
 
 func (t *execTools) put(e *event.Exec, tool *detect.Tool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.tools) >= maxReported {
-		clear(t.tools)
-	}
-	t.tools[processKey{e.PID, e.StartBootTimeNs / 1e7}] = reportedExec{exec: *e, tool: tool}
+	t.byProcess.Put(processKey{e.PID, e.StartBootTimeNs / 1e7}, reportedExec{exec: *e, tool: tool})
 }
 
 func (t *execTools) get(pid uint32, start uint64) (reportedExec, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	x, ok := t.tools[processKey{pid, start / 1e7}]
-	return x, ok
+	return t.byProcess.Get(processKey{pid, start / 1e7})
 }
 
 // interfaceTTL is how long a read of an interface's addresses serves

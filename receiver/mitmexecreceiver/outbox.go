@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/fold"
 )
 
@@ -26,7 +27,7 @@ type outbox struct {
 
 	mu        sync.Mutex
 	folder    *fold.Folder[foldKey, detectionRecord]
-	reported  map[processKey]bool // processes with a record already (true: for a module they loaded), bounded
+	reported  *bounded.Map[processKey, bool] // processes with a record already (true: for a module they loaded)
 	perSecond float64
 	tokens    float64
 	refilled  time.Time
@@ -47,7 +48,7 @@ func newOutbox(r *mitmexecReceiver, window time.Duration) *outbox {
 	perSecond := float64(r.cfg.MaxRecordsPerSecond)
 	return &outbox{
 		r: r, window: window, queue: make(chan detectionRecord, r.cfg.QueueSize),
-		folder: fold.New[foldKey, detectionRecord](window), reported: map[processKey]bool{},
+		folder: fold.New[foldKey, detectionRecord](window), reported: bounded.New[processKey, bool](maxReported),
 		perSecond: perSecond, tokens: perSecond, refilled: time.Now(),
 	}
 }
@@ -65,14 +66,11 @@ func (o *outbox) claim(rec *detectionRecord, moduleLoad bool) bool {
 	k := processKey{rec.Exec.PID, rec.Exec.StartBootTimeNs / 1e7}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	byModule, seen := o.reported[k]
+	byModule, seen := o.reported.Get(k)
 	if seen && (moduleLoad || byModule) && k.pid != 0 {
 		return false
 	}
-	if len(o.reported) >= maxReported {
-		clear(o.reported)
-	}
-	o.reported[k] = moduleLoad || byModule
+	o.reported.Put(k, moduleLoad || byModule)
 	return true
 }
 

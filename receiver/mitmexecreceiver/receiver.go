@@ -170,7 +170,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.source = src
 	r.frameCounts, r.claims = newFrameCounts(), newClaimsSeen()
-	r.execTools = &execTools{tools: map[processKey]reportedExec{}}
+	r.execTools = newExecTools()
 	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
 	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))
 	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)

@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/procstat"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
@@ -19,12 +19,9 @@ import (
 // recentExecs remembers the exec records of interpreters that were not
 // detected at exec, by pid, so that a tool module one of them opens later
 // is reported with the kernel's account of that exec (argv, ancestry,
-// cgroup) rather than whatever /proc says by then. Two generations keep it
-// bounded.
+// cgroup) rather than whatever /proc says by then.
 type recentExecs struct {
-	mu       sync.Mutex
-	limit    int
-	cur, old map[uint32]event.Exec
+	byPID *bounded.Map[uint32, event.Exec]
 }
 
 // recentInterpreterExecs bounds the memory: an exec record holds up to
@@ -32,27 +29,12 @@ type recentExecs struct {
 const recentInterpreterExecs = 1024
 
 func newRecentExecs(limit int) *recentExecs {
-	return &recentExecs{limit: max(limit/2, 1), cur: map[uint32]event.Exec{}, old: map[uint32]event.Exec{}}
+	return &recentExecs{byPID: bounded.New[uint32, event.Exec](limit)}
 }
 
-func (c *recentExecs) put(e *event.Exec) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.cur) >= c.limit {
-		c.old, c.cur = c.cur, make(map[uint32]event.Exec, c.limit)
-	}
-	c.cur[e.PID] = *e
-}
+func (c *recentExecs) put(e *event.Exec) { c.byPID.Put(e.PID, *e) }
 
-func (c *recentExecs) get(pid uint32) (event.Exec, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.cur[pid]; ok {
-		return e, true
-	}
-	e, ok := c.old[pid]
-	return e, ok
-}
+func (c *recentExecs) get(pid uint32) (event.Exec, bool) { return c.byPID.Get(pid) }
 
 // execOf is the exec record of the process pid: the kernel's, remembered
 // when it ran an interpreter, while pid is still that process (a pid reused
