@@ -8,7 +8,6 @@
 package netaddr
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -22,12 +21,6 @@ import (
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
-// ErrNamespaceGone says the sender's network namespace could not be
-// reached any more: the sender exited, or left the namespace its socket is in.
-var ErrNamespaceGone = errors.New("the sender's network namespace is gone")
-
-// ErrInterfaceGone says the namespace has no such interface (any more).
-var ErrInterfaceGone = errors.New("the interface is gone")
 
 type key struct {
 	netns   uint32
@@ -94,7 +87,7 @@ func read(q wire.InterfaceQuery) (wire.Interface, error) {
 		link, err = h.LinkByName(q.Device)
 	}
 	if err != nil {
-		return wire.Interface{}, fmt.Errorf("%w: ifindex %d device %q in network namespace %d: %v", ErrInterfaceGone, q.IfIndex, q.Device, q.NetNS, err)
+		return wire.Interface{}, fmt.Errorf("%w: ifindex %d device %q in network namespace %d: %v", wire.ErrInterfaceGone, q.IfIndex, q.Device, q.NetNS, err)
 	}
 	attrs := link.Attrs()
 	iface := wire.Interface{Index: int32(attrs.Index), Name: attrs.Name}
@@ -143,5 +136,5 @@ func openNamespace(q wire.InterfaceQuery) (netns.NsHandle, error) {
 		}
 		ns.Close()
 	}
-	return netns.None(), fmt.Errorf("%w: pid %d, namespace %d", ErrNamespaceGone, q.PID, q.NetNS)
+	return netns.None(), fmt.Errorf("%w: pid %d, namespace %d", wire.ErrNamespaceGone, q.PID, q.NetNS)
 }

@@ -330,8 +330,11 @@ func (r *mitmexecReceiver) behaviourAction() string {
 	return r.cfg.Action
 }
 
+// countLookupError counts a frame whose interface could not be read: an
+// interface gone, else (the namespace gone, or a netlink failure in it)
+// the namespace.
 func (r *mitmexecReceiver) countLookupError(err error) {
-	if strings.Contains(err.Error(), "interface is gone") {
+	if errors.Is(err, wire.ErrInterfaceGone) {
 		r.frameCounts.add(frameInterfaceGone)
 		return
 	}
