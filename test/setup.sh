@@ -76,6 +76,11 @@ fi
 
 gobin=$(go env GOBIN); gobin=${gobin:-$(go env GOPATH)/bin}
 [ -x "$gobin/victoria-logs" ] || go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
+# the linter `make lint` runs (.golangci.yml), pinned; built outside the
+# module so its dependencies never move this module's. A few minutes once.
+GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
+"$gobin/golangci-lint" version 2>/dev/null | grep -q " ${GOLANGCI_LINT_VERSION#v} " ||
+  (cd / && GOFLAGS= go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
 
 # containerd 2.x and its runc shim, in a directory of their own (test/cri
 # looks there, or in $MITMEXEC_CONTAINERD2): on PATH they would shadow
