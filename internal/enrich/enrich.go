@@ -40,12 +40,17 @@ func New(procRoot, passwdPath string, hasher Hasher) *Enricher {
 // Enrich returns the context of e. sum is the executable's SHA-256 when the
 // rule already computed it.
 func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
-	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerIDOf(e)}
-	if c.SHA256 == "" && en.hasher != nil {
-		if s, err := en.hasher.ExecSHA256(e); err == nil {
-			c.SHA256 = s
-		}
-	}
+	c := en.Process(e)
+	c.SHA256 = sum
+	en.FileSHA256(e, &c)
+	return c
+}
+
+// Process returns the context of e but the executable's hash: what /proc
+// and the user database say of the process, cheap enough to be read
+// before a tool is acted on.
+func (en *Enricher) Process(e *event.Exec) Context {
+	c := Context{Owner: en.Owner(e.EUID), ContainerID: ContainerIDOf(e)}
 	for i, a := range e.Ancestors {
 		p := ""
 		if !a.Exited {
@@ -60,6 +65,17 @@ func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
 		c.Ancestors = append(c.Ancestors, strconv.FormatUint(uint64(a.PID), 10)+":"+p)
 	}
 	return c
+}
+
+// FileSHA256 hashes e's executable into c where c has no hash yet. The
+// hasher bounds it in size and time; a file gone leaves it unknown.
+func (en *Enricher) FileSHA256(e *event.Exec, c *Context) {
+	if c.SHA256 != "" || en.hasher == nil {
+		return
+	}
+	if s, err := en.hasher.ExecSHA256(e); err == nil {
+		c.SHA256 = s
+	}
 }
 
 // exePath reads an ancestor's executable from /proc. Ancestors are
@@ -161,12 +177,4 @@ func ContainerID(cgroup string) string {
 		}
 	}
 	return ""
-}
-
-// ParentExecutable returns the executable of e's parent while it lives.
-func (en *Enricher) ParentExecutable(e *event.Exec) string {
-	if len(e.Ancestors) == 0 || e.Ancestors[0].Exited {
-		return ""
-	}
-	return en.exePath(e.Ancestors[0].PID, e.Ancestors[0].StartBootTime)
 }

@@ -234,7 +234,13 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		r.frameCounts.add(frameMalformed)
 		return
 	}
-	q := wire.QueryOf(&f)
+	r.judgeFrame(&f, &c)
+}
+
+// judgeFrame judges a frame's claim against the interface it went out on
+// and reports a lie once per process and claim.
+func (r *mitmexecReceiver) judgeFrame(f *wire.Frame, c *wire.Claim) {
+	q := wire.QueryOf(f)
 	iface, err := r.interfaces.Lookup(q, false)
 	if err != nil && f.Has(wire.FlagKernelLie) {
 		// The sender (and with it the way into its namespace) is gone, but
@@ -247,11 +253,11 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		r.set.Logger.Debug("frame not judged: its interface could not be read", zap.Uint32("pid", f.PID), zap.Error(err))
 		return
 	}
-	v := wire.Judge(&c, &iface)
+	v := wire.Judge(c, &iface)
 	if !v.Lie && f.Has(wire.FlagDenied) {
 		// the kernel judges a device's own addresses only: a bridge port
 		// sending for its master's address is refused there
-		v = r.refusedTruth(&f, &c, q)
+		v = r.refusedTruth(f, c, q)
 	}
 	if !v.Lie {
 		r.frameCounts.add(frameTruthful)
@@ -274,7 +280,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	// sender's own.
 	if fresh, err := r.interfaces.Lookup(q, true); err == nil && !f.Has(wire.FlagDenied) {
 		iface = fresh
-		if v = wire.Judge(&c, &iface); !v.Lie {
+		if v = wire.Judge(c, &iface); !v.Lie {
 			r.frameCounts.add(frameTruthful)
 			return
 		}
@@ -284,6 +290,12 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		return
 	}
 	r.frameCounts.add(frameLie)
+	r.reportLie(f, c, &iface, &v)
+}
+
+// reportLie reports a lie with the context of the exec that started the
+// sender's program, named as the catalog tool that exec was reported as.
+func (r *mitmexecReceiver) reportLie(f *wire.Frame, c *wire.Claim, iface *wire.Interface, v *wire.Verdict) {
 	var e event.Exec
 	var tool *detect.Tool
 	// the exec reported for this process, if it is still the program that runs
@@ -291,7 +303,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		e, tool = x.exec, x.tool // reported at its exec: the kernel's account of it
 		e.BootTimeNs = f.BootTimeNs
 	} else {
-		e = r.senderExec(&f)
+		e = r.senderExec(f)
 	}
 	var sender uint32
 	if f.PID != f.ExecPID {
@@ -308,7 +320,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	r.report(detectionRecord{
 		Exec:      e,
 		Detection: detect.Detection{Tool: tool, Match: detect.MatchNetworkBehaviour, Detail: v.Detail},
-		Wire: &wireClaim{Claim: c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender, Denied: f.Has(wire.FlagDenied),
+		Wire: &wireClaim{Claim: *c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender, Denied: f.Has(wire.FlagDenied),
 			Behaviour: v.Behaviour},
 	}, false)
 }

@@ -11,7 +11,9 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/mitmexec/mitmexec/internal/bounded"
+	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fold"
+	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
 // outbox is the last stage before the pipeline: it drops a second report
@@ -206,4 +208,26 @@ func foldTick(window time.Duration) time.Duration {
 		return time.Second
 	}
 	return max(min(window/4, time.Second), 25*time.Millisecond)
+}
+
+// foldKey groups repeats: the same tool started by the same parent as the
+// same user from the same file. The command line is not part of it: a
+// flood whose arguments vary is still one flood (fold.MaxVariants of its
+// distinct command lines go out on their own).
+type foldKey struct {
+	claim wire.Class // a behaviour record's class of claim, "" for an exec
+	tool  string
+	ppid  uint32
+	uid   uint32
+	file  event.FileID
+	exe   string
+}
+
+func foldKeyOf(rec *detectionRecord) foldKey {
+	e := &rec.Exec
+	k := foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
+	if rec.Wire != nil {
+		k.claim = rec.Wire.Claim.Class
+	}
+	return k
 }
