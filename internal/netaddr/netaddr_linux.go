@@ -21,7 +21,6 @@ import (
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
-
 type key struct {
 	netns   uint32
 	ifindex int32
