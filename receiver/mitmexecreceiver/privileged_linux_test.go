@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/internal/netaddr"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
@@ -54,7 +53,7 @@ func startLive(t *testing.T, mutate func(*Config)) *liveReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv.openModules = modwatch.New
+	rcv.openModules = openModuleWatch
 	rcv.interfaces = netaddr.New(interfaceTTL)
 	if err := rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatalf("start: %v", err)

@@ -51,6 +51,15 @@ type execSource interface {
 
 type openSourceFunc func(tracer.Options) (execSource, error)
 
+// moduleWatch is the watch on the opens of tools' module files as the
+// receiver sees it; *modwatch.Watcher is one on Linux, tests use a fake.
+type moduleWatch interface {
+	Events() <-chan modwatch.Event
+	Set(marks []modwatch.Mark) (int, error)
+	Stats() modwatch.Stats
+	Close() error
+}
+
 // maxHashBytes bounds a file the receiver hashes: a huge binary costs
 // bounded time and memory and is judged by name and fingerprint instead.
 const maxHashBytes = 512 << 20
@@ -62,7 +71,7 @@ type mitmexecReceiver struct {
 	openSource openSourceFunc
 	// openModules watches the opens of tools' module files (fanotify);
 	// nil leaves them unwatched (tests of the pipeline with a fake source).
-	openModules func(queue int) (*modwatch.Watcher, error)
+	openModules func(queue int) (moduleWatch, error)
 	newEnricher func(procRoot, passwd string, h enrich.Hasher) processEnricher
 	obsrecv     *receiverhelper.ObsReport
 	procRoot    string
@@ -81,7 +90,7 @@ type mitmexecReceiver struct {
 	catalog   *detect.Catalog
 	dirs      []string
 	watcher   *inventory.Watcher
-	modules   *modwatch.Watcher
+	modules   moduleWatch
 	// The behaviour tier (behaviour.go): nil interfaces leaves it off.
 	interfaces  interfaceLookup
 	frameCounts *frameCounts
@@ -155,7 +164,7 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.source = src
 	r.buildStages(cat)
-	r.openModuleWatch()
+	r.watchModules()
 	fingerprinted, err := r.programKernel(cat)
 	if err != nil {
 		r.closeSources()
@@ -216,8 +225,8 @@ func (r *mitmexecReceiver) buildStages(cat *detect.Catalog) {
 	}
 }
 
-// openModuleWatch watches the opens of tools' module files where it can.
-func (r *mitmexecReceiver) openModuleWatch() {
+// watchModules watches the opens of tools' module files where it can.
+func (r *mitmexecReceiver) watchModules() {
 	if r.openModules == nil {
 		return
 	}
