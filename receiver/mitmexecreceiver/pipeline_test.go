@@ -18,6 +18,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/record"
 	"github.com/mitmexec/mitmexec/internal/wire"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
@@ -83,10 +84,10 @@ func TestEnrichOnceTheAllowListSeesWhatTheRecordSays(t *testing.T) {
 	if r.suppressed.Load() != 1 {
 		t.Errorf("suppressed %d, want 1 (the first read named qa-1)", r.suppressed.Load())
 	}
-	if owner := attrOf(t, sink, 0, "process.owner"); owner != "qa-2" {
+	if owner := attrOf(t, sink, 0, record.AttrOwner); owner != "qa-2" {
 		t.Errorf("record's owner %v, want qa-2, what the allow-list saw for it", owner)
 	}
-	if sum := attrOf(t, sink, 0, "mitmexec.executable.sha256"); sum != "feed" {
+	if sum := attrOf(t, sink, 0, record.AttrExecutableSHA256); sum != "feed" {
 		t.Errorf("record's hash %v, want the enrich stage's", sum)
 	}
 	if process, files := host.reads(); process != 2 || files != 1 {
