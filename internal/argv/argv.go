@@ -27,6 +27,10 @@ const (
 	// MuslLoader is musl's: it ignores LD_TRACE_LOADED_OBJECTS (its ldd is
 	// `ld.so --list`), so only its argv says whether it runs the program.
 	MuslLoader
+	// Node is node.js. The catalog knows no JavaScript tool, so no name is
+	// Node to Interpreter and detection never reads node's argv; the
+	// origin of a process (a script node runs) does.
+	Node
 )
 
 // Elided stands for the part of argv the kernel did not capture. It holds
@@ -74,6 +78,8 @@ func Parse(kind Kind, argv []string) Invocation {
 		inv, at = parseGlibcLoader(argv[1:])
 	case MuslLoader:
 		inv, at = parseMuslLoader(argv[1:])
+	case Node:
+		inv, at = parseNode(argv[1:])
 	default:
 		return Invocation{At: len(argv)}
 	}
@@ -95,51 +101,100 @@ const pythonValueShort = "cmWX"
 // (--help, --version, --help-env, --help-xoptions, --help-all) take none.
 var pythonValueLong = []string{"--check-hash-based-pycs"}
 
-func parsePython(args []string) (Invocation, int) {
+// Option is one of an interpreter's options before its program, as the
+// interpreter reads it: a cluster is one Option per letter ("-IW x" is -I,
+// then -W with the value x), and a value is attached or the next argument.
+type Option struct {
+	Name  string // "-W", "--check-hash-based-pycs"
+	Value string // "" for an option that takes none
+}
+
+// PythonOptions returns python's own options in argv, up to the program
+// (its script, -c's code, -m's module, "-" or "--"). argv[0] is ignored.
+func PythonOptions(argv []string) []Option {
+	if len(argv) < 2 {
+		return nil
+	}
+	var opts []Option
+	walkPython(argv[1:], func(o Option, _ int) bool {
+		opts = append(opts, o)
+		return o.Name != "-c" && o.Name != "-m" // what follows is the program's
+	})
+	return opts
+}
+
+// walkPython reads args (argv without argv[0]) as CPython's getopt does,
+// handing each option to opt with the index of the argument that holds
+// its value (or the option itself), until opt returns false. It returns
+// the index of the first argument that is not an option: "--", "-" or
+// the script; len(args) when there is none or opt stopped the walk.
+func walkPython(args []string, opt func(o Option, at int) bool) int {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a == "--" {
-			if i+1 < len(args) {
-				return script(args, i+1)
-			}
-			return Invocation{Stdin: true}, len(args)
-		}
-		if a == "-" {
-			return Invocation{Stdin: true}, i
-		}
-		if !strings.HasPrefix(a, "-") {
-			return script(args, i)
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return i
 		}
 		if strings.HasPrefix(a, "--") {
-			for _, l := range pythonValueLong {
-				if a == l {
-					i++
+			o := Option{Name: a}
+			if contains(pythonValueLong, a) {
+				i++
+				if i < len(args) {
+					o.Value = args[i]
 				}
+			}
+			if !opt(o, min(i, len(args)-1)) {
+				return len(args)
 			}
 			continue
 		}
-		// Short options cluster (-Bc code, -Im mod); c and m end the
-		// interpreter's options, W and X take a value.
+		// Short options cluster (-Bc code, -Im mod); a letter that takes a
+		// value takes the rest of the argument, or the next one.
 		for j := 1; j < len(a); j++ {
-			if strings.IndexByte(pythonValueShort, a[j]) < 0 {
-				continue
+			o := Option{Name: "-" + a[j:j+1]}
+			at := i
+			if strings.IndexByte(pythonValueShort, a[j]) >= 0 {
+				o.Value = a[j+1:]
+				if o.Value == "" && i+1 < len(args) {
+					i++
+					o.Value, at = args[i], i
+				}
+				j = len(a)
 			}
-			val, at := a[j+1:], i
-			if val == "" && i+1 < len(args) {
-				i++
-				val, at = args[i], i
+			if !opt(o, at) {
+				return len(args)
 			}
-			switch a[j] {
-			case 'c':
-				return Invocation{Code: val}, at
-			case 'm':
-				return Invocation{Module: val}, at
-			}
-			break
 		}
 	}
-	// No script, no -c, no -m: python reads its program from stdin.
-	return Invocation{Stdin: true}, len(args)
+	return len(args)
+}
+
+func parsePython(args []string) (Invocation, int) {
+	var inv Invocation
+	at := -1
+	end := walkPython(args, func(o Option, i int) bool {
+		switch o.Name {
+		case "-c": // c and m end the interpreter's options
+			inv, at = Invocation{Code: o.Value}, i
+		case "-m":
+			inv, at = Invocation{Module: o.Value}, i
+		}
+		return at < 0
+	})
+	switch {
+	case at >= 0:
+		return inv, at
+	case end == len(args):
+		// No script, no -c, no -m: python reads its program from stdin.
+		return Invocation{Stdin: true}, len(args)
+	case args[end] == "-":
+		return Invocation{Stdin: true}, end
+	case args[end] == "--":
+		if end+1 < len(args) {
+			return script(args, end+1)
+		}
+		return Invocation{Stdin: true}, len(args)
+	}
+	return script(args, end)
 }
 
 func parseShell(args []string) (Invocation, int) {
@@ -262,6 +317,37 @@ func parseMuslLoader(args []string) (Invocation, int) {
 			}
 		default:
 			return Invocation{}, len(args) // musl refuses the option
+		}
+	}
+	return Invocation{}, len(args)
+}
+
+// nodeValueOptions are node's options that take the next argument as
+// their value (node --help): the modules to preload, the conditions.
+var nodeValueOptions = []string{"-r", "--require", "--import", "--loader", "-C", "--conditions"}
+
+// parseNode reads node's options: -e and -p run code given as their
+// value, "-" reads the program from standard input.
+func parseNode(args []string) (Invocation, int) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-e" || a == "--eval" || a == "-p" || a == "--print":
+			if i+1 < len(args) {
+				return Invocation{Code: args[i+1]}, i + 1
+			}
+			return Invocation{}, len(args)
+		case a == "-":
+			return Invocation{Stdin: true}, i
+		case contains(nodeValueOptions, a):
+			i++
+		case a == "--":
+			if i+1 < len(args) {
+				return script(args, i+1)
+			}
+			return Invocation{}, len(args)
+		case strings.HasPrefix(a, "-"):
+		default:
+			return script(args, i)
 		}
 	}
 	return Invocation{}, len(args)

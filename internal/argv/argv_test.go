@@ -35,6 +35,10 @@ func TestParse(t *testing.T) {
 		{"musl program", MuslLoader, []string{"ld.so", "--library-path=/x", "--preload", "y", "--", "/usr/bin/ettercap"}, Invocation{Script: "/usr/bin/ettercap", At: 5}},
 		{"musl --argv0", MuslLoader, []string{"ld.so", "--argv0", "sshd", "/usr/bin/ettercap"}, Invocation{Script: "/usr/bin/ettercap", At: 3}},
 		{"musl --list", MuslLoader, []string{"ld.so", "--list", "/usr/bin/ettercap"}, Invocation{At: 3}},
+		{"node script", Node, []string{"node", "-r", "ts-node/register", "--conditions", "dev", "--inspect", "app.ts", "-p"}, Invocation{Script: "app.ts", At: 6}},
+		{"node -e", Node, []string{"node", "--require", "x", "-e", "code", "s.js"}, Invocation{Code: "code", At: 4}},
+		{"node -", Node, []string{"node", "-", "s.js"}, Invocation{Stdin: true, At: 1}},
+		{"node --", Node, []string{"node", "--", "-s.js"}, Invocation{Script: "-s.js", At: 2}},
 		{"musl unknown option stops it", MuslLoader, []string{"ld.so", "--inhibit-rpath", "", "/usr/bin/ettercap"}, Invocation{At: 4}},
 	}
 	for _, c := range cases {
@@ -58,7 +62,7 @@ func FuzzParse(f *testing.F) {
 				start = i + 1
 			}
 		}
-		for k := NotInterpreter; k <= MuslLoader; k++ {
+		for k := NotInterpreter; k <= Node; k++ {
 			inv := Parse(k, args)
 			if inv.At < 0 || inv.At > len(args) {
 				t.Fatalf("kind %d: At %d out of argv of %d", k, inv.At, len(args))
@@ -68,4 +72,36 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPythonOptions(t *testing.T) {
+	// GIVEN python's options in clusters, attached and apart, long and short
+	args := []string{"python3", "-IsW", "error::foo.Bar", "--check-hash-based-pycs", "always", "-Xdev", "-Bm", "py_compile", "-i"}
+
+	// WHEN they are walked
+	got := PythonOptions(args)
+
+	// THEN each letter is one option, values go with theirs, and -m ends them
+	want := []Option{{"-I", ""}, {"-s", ""}, {"-W", "error::foo.Bar"}, {"--check-hash-based-pycs", "always"}, {"-X", "dev"}, {"-B", ""}, {"-m", "py_compile"}}
+	if len(got) != len(want) {
+		t.Fatalf("PythonOptions(%q) = %+v, want %+v", args, got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("option %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestInterpreter(t *testing.T) {
+	for name, want := range map[string]Kind{
+		"python3": Python, "python3.11": Python, "pypy3": Python, "python3-config": NotInterpreter,
+		"bash": Shell, "busybox": Shell, "perl": Perl, "perl5.36.0": Perl, "perldoc": NotInterpreter, "ruby3.1": Ruby,
+		"ld.so": Loader, "ld-linux-x86-64.so.2": Loader, "ld-linux.so.2": Loader, "ld-linux-riscv64-lp64d.so.1": Loader,
+		"ld-musl-x86_64.so.1": MuslLoader, "ld-musl-aarch64.so.1": MuslLoader, "node": NotInterpreter, "ettercap": NotInterpreter,
+	} {
+		if got := Interpreter(name); got != want {
+			t.Errorf("Interpreter(%q) = %d, want %d", name, got, want)
+		}
+	}
 }

@@ -163,7 +163,6 @@ type Catalog struct {
 	byGoMod  map[string]*Tool
 	bySect   map[string]*Tool
 	needles  []string
-	interps  map[string]InterpreterKind
 	// entryCalls match a call of a tool's entry function (mitmdump(...)),
 	// which tells the tools that share a module apart.
 	entryCalls map[*Tool]*regexp.Regexp
@@ -178,7 +177,6 @@ func NewCatalog(tools []Tool) (*Catalog, error) {
 		bySHA256:   map[string]*Tool{},
 		byGoMod:    map[string]*Tool{},
 		bySect:     map[string]*Tool{},
-		interps:    defaultInterpreters(),
 		entryCalls: map[*Tool]*regexp.Regexp{},
 	}
 	seen := map[string]bool{}
@@ -355,27 +353,6 @@ const (
 	MuslLoader     = argv.MuslLoader
 )
 
-func defaultInterpreters() map[string]InterpreterKind {
-	return map[string]InterpreterKind{
-		"python": Python, "python2": Python, "python3": Python, "pypy": Python, "pypy3": Python,
-		"sh": Shell, "bash": Shell, "dash": Shell, "zsh": Shell, "ksh": Shell, "mksh": Shell, "busybox": Shell, "ash": Shell,
-		"perl": Perl, "ruby": Ruby,
-		"ld-linux-x86-64.so.2": Loader, "ld-linux-aarch64.so.1": Loader, "ld-linux.so.2": Loader,
-		"ld-linux-armhf.so.3": Loader, "ld.so": Loader, "ld-musl-x86_64.so.1": MuslLoader, "ld-musl-aarch64.so.1": MuslLoader,
-	}
-}
-
-// Interpreter classifies a loaded file's base name: python3.11 is Python.
-func (c *Catalog) Interpreter(name string) InterpreterKind {
-	if k, ok := c.interps[name]; ok {
-		return k
-	}
-	// versioned names: python3.11, perl5.36.0, ruby3.1
-	trimmed := strings.TrimRight(name, "0123456789.")
-	if trimmed != name {
-		if k, ok := c.interps[trimmed]; ok {
-			return k
-		}
-	}
-	return NotInterpreter
-}
+// Interpreter classifies a loaded file's base name (internal/argv's list):
+// python3.11 is Python.
+func (c *Catalog) Interpreter(name string) InterpreterKind { return argv.Interpreter(name) }

@@ -55,43 +55,29 @@ type pythonFlags struct {
 	importingWarning                                           bool // -W with a dotted category: python imports its module
 }
 
+// parsePythonFlags reads the flags from python's options in argv, as
+// internal/argv's grammar walks them.
 func parsePythonFlags(args []string) pythonFlags {
 	var f pythonFlags
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--check-hash-based-pycs" {
-			i++
-			continue
-		}
-		if !strings.HasPrefix(a, "-") || strings.HasPrefix(a, "--") {
-			continue
-		}
-		for j := 1; j < len(a); j++ {
-			switch a[j] {
-			case 'I':
-				f.isolated = true
-			case 'E':
-				f.ignoreEnv = true
-			case 's':
-				f.noUserSite = true
-			case 'S':
-				f.noSite = true
-			case 'P':
-				f.safePath = true
-			case 'i':
-				f.inspect = true
-			case 'W', 'X':
-				val := a[j+1:]
-				if val == "" && i+1 < len(args) {
-					i++
-					val = args[i]
-				}
-				// action:message:category:module:lineno; the category is
-				// a builtin name, or module.Name, which python imports
-				if parts := strings.Split(val, ":"); a[j] == 'W' && len(parts) > 2 && strings.Contains(parts[2], ".") {
-					f.importingWarning = true
-				}
-				j = len(a)
+	for _, o := range argv.PythonOptions(args) {
+		switch o.Name {
+		case "-I":
+			f.isolated = true
+		case "-E":
+			f.ignoreEnv = true
+		case "-s":
+			f.noUserSite = true
+		case "-S":
+			f.noSite = true
+		case "-P":
+			f.safePath = true
+		case "-i":
+			f.inspect = true
+		case "-W":
+			// action:message:category:module:lineno; the category is a
+			// builtin name, or module.Name, which python imports
+			if parts := strings.Split(o.Value, ":"); len(parts) > 2 && strings.Contains(parts[2], ".") {
+				f.importingWarning = true
 			}
 		}
 	}
@@ -120,7 +106,7 @@ func (r *Rule) CompileOnly(e *event.Exec) bool {
 	if inv.At > len(args) {
 		return false
 	}
-	f := parsePythonFlags(args[1:min(inv.At, len(args))])
+	f := parsePythonFlags(args)
 	if f.inspect || f.importingWarning {
 		return false
 	}

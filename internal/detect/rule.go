@@ -382,21 +382,8 @@ func (r *Rule) runs(e *event.Exec, kind InterpreterKind, args []string, depth in
 // it left out (FlagArgsElided) as one elided argument, and whether it is
 // the whole argv.
 func argvOf(e *event.Exec) ([]string, bool) {
-	if !e.Has(event.FlagArgsElided) {
-		return e.Args, !e.Has(event.FlagArgsTruncated)
-	}
-	// The last argument of the start and the first of the end are cut.
-	out := make([]string, 0, len(e.Args)+len(e.ArgsTail)+1)
-	if len(e.Args) > 1 {
-		out = append(out, e.Args[:len(e.Args)-1]...)
-	} else {
-		out = append(out, "")
-	}
-	out = append(out, argv.Elided)
-	if len(e.ArgsTail) > 1 {
-		out = append(out, e.ArgsTail[1:]...)
-	}
-	return out, false
+	c := argv.Captured{Head: e.Args, Tail: e.ArgsTail, Elided: e.Has(event.FlagArgsElided)}
+	return c.Read(), !c.Elided && !e.Has(event.FlagArgsTruncated)
 }
 
 // script judges a script by its name, then by its content: a renamed copy

@@ -3,90 +3,12 @@
 package detect
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 )
-
-// fakeFiles stands in for the host's file system.
-type fakeFiles struct {
-	execSums   map[event.FileID]string         // hashes of loaded files still readable
-	execELF    map[event.FileID]elfid.Identity // their structure
-	programELF map[string]elfid.Identity       // programs by path as the exec names them
-	scripts    map[string]fakeScript           // scripts by path as the exec names them
-	cmdlines   map[uint32][]string             // whole argv of live processes
-	environ    map[uint32][]string             // environments of live processes
-	dirs       map[string][]string             // directories as the processes see them
-}
-
-func (f *fakeFiles) ExecELF(e *event.Exec) (elfid.Identity, error) {
-	if s, ok := f.execELF[e.File]; ok {
-		return s, nil
-	}
-	return elfid.Identity{}, errors.New("file is gone")
-}
-
-func (f *fakeFiles) ProgramELF(_ *event.Exec, p string) (elfid.Identity, error) {
-	if s, ok := f.programELF[p]; ok {
-		return s, nil
-	}
-	return elfid.Identity{}, errors.New("no such program")
-}
-
-func (f *fakeFiles) Cmdline(e *event.Exec) ([]string, error) {
-	if c, ok := f.cmdlines[e.PID]; ok {
-		return c, nil
-	}
-	return nil, errors.New("process exited")
-}
-
-func (f *fakeFiles) Environ(e *event.Exec) ([]string, error) {
-	if v, ok := f.environ[e.PID]; ok {
-		return v, nil
-	}
-	return nil, errors.New("process exited")
-}
-
-func (f *fakeFiles) ReadDir(_ *event.Exec, dir string, max int) ([]string, error) {
-	names, ok := f.dirs[dir]
-	if !ok {
-		return nil, fs.ErrNotExist
-	}
-	if len(names) > max {
-		return nil, errors.New("too many names")
-	}
-	return names, nil
-}
-
-type fakeScript struct {
-	sum  string
-	body string
-}
-
-func (f *fakeFiles) ExecSHA256(e *event.Exec) (string, error) {
-	if s, ok := f.execSums[e.File]; ok {
-		return s, nil
-	}
-	return "", errors.New("file is gone")
-}
-
-func (f *fakeFiles) Stdin(e *event.Exec) (string, []byte, error) {
-	return f.Script(e, fmt.Sprintf("stdin of %d", e.PID))
-}
-
-func (f *fakeFiles) Script(_ *event.Exec, p string) (string, []byte, error) {
-	if s, ok := f.scripts[p]; ok {
-		return s.sum, []byte(s.body), nil
-	}
-	return "", nil, errors.New("no such script")
-}
 
 const (
 	bettercapSum = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
@@ -321,20 +243,6 @@ func TestRule(t *testing.T) {
 	}
 }
 
-// fakeKernel is the kernel's verdict map.
-type fakeKernel struct {
-	verdicts map[event.FileID]event.Verdict
-	puts     int
-}
-
-func (k *fakeKernel) PutVerdict(id event.FileID, v event.Verdict) error {
-	k.verdicts[id] = v
-	k.puts++
-	return nil
-}
-
-func (k *fakeKernel) PutFingerprint(event.Fingerprint, event.Verdict) error { return nil }
-
 func TestRuleIdentityVerdicts(t *testing.T) {
 	plain := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("9", 64)}}}
 	dashELF := elfid.Identity{Code: []elfid.Section{{Name: ".text", SHA256: strings.Repeat("d", 64)}}}
@@ -534,48 +442,6 @@ func TestRuleIdentityBeforeName(t *testing.T) {
 	}
 }
 
-func TestCatalogValidation(t *testing.T) {
-	cases := map[string]struct {
-		tools []Tool
-		want  string
-	}{
-		"empty name":  {[]Tool{{}}, "tool 0: name must not be empty"},
-		"twice":       {[]Tool{{Name: "a"}, {Name: "a"}}, `tool "a": defined twice`},
-		"path":        {[]Tool{{Name: "a", Executables: []string{"/usr/bin/a"}}}, `tool "a": file name "/usr/bin/a" must be a base name`},
-		"shared name": {[]Tool{{Name: "a", Executables: []string{"x"}}, {Name: "b", Executables: []string{"x"}}}, `tool "b": file name "x" already belongs to "a"`},
-		"bad sha":     {[]Tool{{Name: "a", SHA256: []string{"abc"}}}, `tool "a": sha256 "abc" is not 64 hex digits`},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, err := NewCatalog(c.tools)
-			if err == nil || err.Error() != c.want {
-				t.Errorf("got %v, want %q", err, c.want)
-			}
-		})
-	}
-}
-
-func TestDefaultCatalogCoversTheDesignCatalog(t *testing.T) {
-	cat, err := NewCatalog(DefaultTools())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range strings.Fields("ettercap bettercap mitmproxy mitmdump mitmweb arpspoof dnsspoof sshmitm webmitm macof sslsplit sslstrip yersinia parasite6 fake_router6 redir6 responder mitm6 ntlmrelayx smbrelayx evilginx mitmf") {
-		found := false
-		for _, tl := range cat.Tools() {
-			if tl.Name == name {
-				found = true
-				if !strings.HasPrefix(tl.Technique, "T1557") {
-					t.Errorf("%s: technique %q", name, tl.Technique)
-				}
-			}
-		}
-		if !found {
-			t.Errorf("%s is missing from the catalog", name)
-		}
-	}
-}
-
 func FuzzRule(f *testing.F) {
 	f.Add("python3.11", "/usr/bin/python3", "python3\x00-c\x00from mitmproxy.tools.main import mitmdump")
 	f.Add("dash", "/bin/sh", "sh\x00-o\x00")
@@ -602,63 +468,6 @@ func BenchmarkRuleInterpreter(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Judge(&e)
-	}
-}
-
-func TestMergeOverrides(t *testing.T) {
-	// GIVEN the default catalog, an extension of ettercap, a disabled macof and a new tool
-	tools := Merge(DefaultTools(), []Tool{
-		{Name: "ettercap", Executables: []string{"ec"}, SHA256: []string{strings.Repeat("a", 64)}, Action: "kill"},
-		{Name: "macof", Disabled: true},
-		{Name: "netsniff-mitm", Technique: "T1557", Executables: []string{"netsniff-mitm"}, Modules: []string{"nsm.main"}},
-	})
-	cat, err := NewCatalog(tools)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// THEN the extension adds to the entry, the switch removes one, the new tool exists
-	if tl := cat.ByFileName("ec"); tl == nil || tl.Name != "ettercap" || tl.Action != "kill" {
-		t.Errorf("extended ettercap: %+v", tl)
-	}
-	if tl := cat.ByFileName("ettercap"); tl == nil {
-		t.Error("the extension replaced ettercap's own names")
-	}
-	if cat.BySHA256(strings.Repeat("a", 64)) == nil {
-		t.Error("extra sha256 not indexed")
-	}
-	if cat.ByFileName("macof") != nil {
-		t.Error("disabled macof still matches")
-	}
-	if tl := cat.ByFileName("netsniff-mitm"); tl == nil || tl.Technique != "T1557" {
-		t.Errorf("new tool: %+v", tl)
-	}
-	if tl, _ := cat.pythonCodeTool("import nsm.main"); tl == nil || tl.Name != "netsniff-mitm" {
-		t.Errorf("new tool's module: %+v", tl)
-	}
-}
-
-// The catalog keeps its string signatures encoded: a program that links it
-// (this collector, this test) must not carry them, or it would match them.
-func TestCatalogBinaryCarriesNoSignature(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := NewCatalog(DefaultTools())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cat.Needles()) < 10 {
-		t.Fatalf("catalog has %d signature strings, want the dsniff, thc-ipv6, sslsplit, yersinia and ettercap ones", len(cat.Needles()))
-	}
-	for _, n := range cat.Needles() {
-		if bytes.Contains(b, []byte(n)) {
-			t.Errorf("signature %q is in the test binary as plain bytes", n)
-		}
 	}
 }
 

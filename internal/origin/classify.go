@@ -6,6 +6,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/mitmexec/mitmexec/internal/argv"
 )
 
 // allowedNames is every variable the walk reads, each between spaces. Any
@@ -237,52 +239,41 @@ var setupFile = regexp.MustCompile(`(?:__file__\s*=\s*|%\s*\(\s*)['"]([^'"]*setu
 // _in_process.py), setup.py run directly, or pip's setuptools shim (python
 // -c "...__file__='/src/setup.py'..."). It returns the file the build runs
 // and, when the path shows it, the tool that runs the build.
-func pythonBuild(argv []string) (file, manager string) {
-	if !strings.HasPrefix(path.Base(argv[0]), "python") && !strings.HasPrefix(path.Base(argv[0]), "pypy") {
+func pythonBuild(args []string) (file, manager string) {
+	if !strings.HasPrefix(path.Base(args[0]), "python") && !strings.HasPrefix(path.Base(args[0]), "pypy") {
 		return "", ""
 	}
-	for i, a := range argv[1:] {
-		switch {
-		case strings.HasSuffix(a, "/_in_process.py") || a == "_in_process.py":
-			if strings.Contains(a, "/pip/") {
-				manager = "pip"
-			}
-			return a, manager
-		case path.Base(a) == "setup.py":
-			return a, ""
-		case a == "-c" && i+2 < len(argv):
-			if m := setupFile.FindStringSubmatch(argv[i+2]); m != nil {
-				return m[1], "pip"
-			}
-			return "", ""
-		case !strings.HasPrefix(a, "-"):
-			return "", ""
+	inv := argv.Parse(argv.Python, args)
+	switch {
+	case strings.HasSuffix(inv.Script, "/_in_process.py") || inv.Script == "_in_process.py":
+		if strings.Contains(inv.Script, "/pip/") {
+			manager = "pip"
+		}
+		return inv.Script, manager
+	case path.Base(inv.Script) == "setup.py":
+		return inv.Script, ""
+	case inv.Code != "":
+		if m := setupFile.FindStringSubmatch(inv.Code); m != nil {
+			return m[1], "pip"
 		}
 	}
 	return "", ""
 }
 
 // isPytest: pytest, py.test, or python -m pytest.
-func isPytest(argv []string) bool {
-	b := path.Base(argv[0])
+func isPytest(args []string) bool {
+	b := path.Base(args[0])
 	if pytestName(b) {
 		return true
 	}
 	if !strings.HasPrefix(b, "python") {
 		return false
 	}
-	for i, a := range argv[1:] {
-		if a == "-m" && i+2 < len(argv) {
-			return argv[i+2] == "pytest" || argv[i+2] == "py.test"
-		}
-		if a == "-mpytest" {
-			return true
-		}
-		if !strings.HasPrefix(a, "-") {
-			return pytestName(path.Base(a))
-		}
+	inv := argv.Parse(argv.Python, args)
+	if inv.Module != "" {
+		return inv.Module == "pytest" || inv.Module == "py.test"
 	}
-	return false
+	return inv.Script != "" && pytestName(path.Base(inv.Script))
 }
 
 // pytestName: pytest, pytest-3 (Debian's), py.test.
@@ -311,30 +302,14 @@ func scriptOrigin(r Reader, interp InterpreterFunc, e *entry) (Origin, bool) {
 	return o, true
 }
 
-// nodeScript reads node's options (the catalog knows no JavaScript: node
-// is not an interpreter the rule judges): -e/-p run code, not a file;
-// -r, --require, --import, --loader, -C take a value.
-func nodeScript(argv []string) (string, bool) {
-	if b := path.Base(argv[0]); b != "node" && b != "nodejs" {
+// nodeScript is the script node runs, read with internal/argv's grammar
+// (the catalog knows no JavaScript: node is not an interpreter the rule
+// judges); "" when it runs code (-e, -p) or standard input.
+func nodeScript(args []string) (string, bool) {
+	if b := path.Base(args[0]); b != "node" && b != "nodejs" {
 		return "", false
 	}
-	for i := 1; i < len(argv); i++ {
-		switch a := argv[i]; {
-		case a == "-e" || a == "--eval" || a == "-p" || a == "--print" || a == "-":
-			return "", true
-		case a == "-r" || a == "--require" || a == "--import" || a == "--loader" || a == "-C" || a == "--conditions":
-			i++
-		case a == "--":
-			if i+1 < len(argv) {
-				return argv[i+1], true
-			}
-			return "", true
-		case strings.HasPrefix(a, "-"):
-		default:
-			return a, true
-		}
-	}
-	return "", true
+	return argv.Parse(argv.Node, args).Script, true
 }
 
 func isNumber(s string) bool {

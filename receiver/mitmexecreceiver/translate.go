@@ -12,12 +12,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/mitmexec/mitmexec/internal/argv"
 	"github.com/mitmexec/mitmexec/internal/cicd"
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/origin"
 	"github.com/mitmexec/mitmexec/internal/record"
+	"github.com/mitmexec/mitmexec/internal/redact"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
 
@@ -132,7 +134,7 @@ func putProcess(a pcommon.Map, r *detectionRecord, maxArgsBytes int) bool {
 	putStrIf(a, record.AttrExecutablePath, e.ExePath)
 	putStrIf(a, record.AttrExecutableName, exeName)
 
-	args, cut := boundCaptured(redactArgs(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
+	args, cut := boundCaptured(redact.Args(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
 	if len(args) > 0 {
 		putStrs(a, record.AttrCommandArgs, args)
 		a.PutStr(record.AttrCommandLine, strings.Join(args, " "))
@@ -213,20 +215,11 @@ func putStrs(m pcommon.Map, k string, v []string) {
 // capturedArgs is argv as the kernel captured it: where it left out the
 // middle of a long argv, one argument says how much is missing.
 func capturedArgs(e *event.Exec) []string {
-	if !e.Has(event.FlagArgsElided) {
-		return e.Args
+	c := argv.Captured{Head: e.Args, Tail: e.ArgsTail, Elided: e.Has(event.FlagArgsElided)}
+	if !c.Elided {
+		return c.Head
 	}
-	kept := 0
-	for _, a := range e.Args {
-		kept += len(a) + 1
-	}
-	for _, a := range e.ArgsTail {
-		kept += len(a) + 1
-	}
-	out := make([]string, 0, len(e.Args)+len(e.ArgsTail)+1)
-	out = append(out, e.Args...)
-	out = append(out, fmt.Sprintf("[%d bytes not captured]", max(int(e.ArgsTotal)-kept, 0)))
-	return append(out, e.ArgsTail...)
+	return c.Shown(fmt.Sprintf("[%d bytes not captured]", c.Missing(int(e.ArgsTotal))))
 }
 
 // sanitizeUTF8 escapes bytes that are not UTF-8 as \xNN. Paths and argv are

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package mitmexecreceiver
+package redact
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// redactTests pin every form redactArgs knows, and what it must leave
+// redactTests pin every form Args knows, and what it must leave
 // alone. They also seed FuzzRedact.
 var redactTests = []struct {
 	name    string
@@ -162,13 +162,13 @@ func TestRedactArgs(t *testing.T) {
 			in := append([]string(nil), tt.args...)
 
 			// WHEN it is redacted
-			got := redactArgs(tt.args, tt.lastCut)
+			got := Args(tt.args, tt.lastCut)
 
 			// THEN only the secrets are gone, the input is untouched, and a
 			// second redaction changes nothing
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, in, tt.args, "input not modified")
-			assert.Equal(t, got, redactArgs(got, tt.lastCut), "idempotent")
+			assert.Equal(t, got, Args(got, tt.lastCut), "idempotent")
 		})
 	}
 }
@@ -179,7 +179,7 @@ func TestRedactArgsBoundsGrowth(t *testing.T) {
 	arg := strings.Repeat("a:b@c ", 1024)
 
 	// WHEN it is redacted
-	got := redactArgs([]string{"tool", arg, "-H", "Cookie: " + strings.Repeat("a=b;", 1024)}, false)
+	got := Args([]string{"tool", arg, "-H", "Cookie: " + strings.Repeat("a=b;", 1024)}, false)
 
 	// THEN it is replaced whole rather than grown without bound
 	assert.Equal(t, []string{"tool", "REDACTED", "-H", "REDACTED"}, got)
@@ -197,8 +197,8 @@ func FuzzRedact(f *testing.F) {
 		args := strings.Split(s, "\x00")
 		in := append([]string(nil), args...)
 
-		once := redactArgs(args, lastCut)
-		twice := redactArgs(once, lastCut)
+		once := Args(args, lastCut)
+		twice := Args(once, lastCut)
 
 		require.Equal(t, in, args, "input not modified")
 		require.Len(t, once, len(args))
@@ -216,7 +216,7 @@ func FuzzRedact(f *testing.F) {
 			if strings.ContainsAny(s, "'\"\\") {
 				continue // the fuzzed code may open a literal that swallows ours
 			}
-			got := redactArgs([]string{"python3", "-c", code}, lastCut)
+			got := Args([]string{"python3", "-c", code}, lastCut)
 			require.NotContains(t, strings.Join(got, " "), secret, "secret in %q", code)
 		}
 	})
