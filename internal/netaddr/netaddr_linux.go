@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
@@ -135,14 +135,12 @@ func addrs(h *netlink.Handle, link netlink.Link) ([]netip.Addr, error) {
 }
 
 func openNamespace(q wire.InterfaceQuery) (netns.NsHandle, error) {
-	for _, p := range []string{
-		"/proc/" + strconv.Itoa(int(q.PID)) + "/task/" + strconv.Itoa(int(q.TID)) + "/ns/net",
-		"/proc/" + strconv.Itoa(int(q.PID)) + "/ns/net",
-	} {
-		ns, err := netns.GetFromPath(p)
+	for _, tid := range []uint32{q.TID, 0} {
+		fd, err := procfs.OpenNamespace(procfs.Root, q.PID, tid, "net")
 		if err != nil {
 			continue
 		}
+		ns := netns.NsHandle(fd)
 		var st unix.Stat_t
 		if err := unix.Fstat(int(ns), &st); err == nil && uint32(st.Ino) == q.NetNS {
 			return ns, nil

@@ -28,7 +28,9 @@ import (
 	"github.com/mitmexec/mitmexec/internal/filehash"
 	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/kill"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/wire"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
@@ -74,7 +76,7 @@ type mitmexecReceiver struct {
 	source    execSource
 	rule      *detect.Rule
 	allow     *allowlist.List
-	killer    *killer
+	killer    *kill.Killer
 	enricher  *enrich.Enricher
 	hasher    *filehash.Hasher
 	resource  resourceInfo
@@ -134,7 +136,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, open op
 	}
 	return &mitmexecReceiver{
 		set: set, cfg: cfg, next: next, openSource: open, obsrecv: obsrecv,
-		procRoot: "/proc", passwd: "/etc/passwd", bootClock: bootClock,
+		procRoot: procfs.Root, passwd: "/etc/passwd", bootClock: bootClock,
 	}, nil
 }
 
@@ -151,8 +153,8 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 	if r.cfg.Fold.Enabled {
 		window = r.cfg.Fold.Window
 	}
-	r.killer = newKiller(r.procRoot)
-	r.hostMntNS = mountNamespace(r.procRoot, uint32(os.Getpid()))
+	r.killer = kill.New(r.procRoot)
+	r.hostMntNS, _ = procfs.Namespace(r.procRoot, uint32(os.Getpid()), "mnt")
 
 	src, err := r.openSource(tracer.Options{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
 		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat), Frames: r.cfg.NetworkBehaviour.Enabled && r.interfaces != nil,
@@ -486,7 +488,7 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 		return "denied", 0
 	case rec.Wire != nil && rec.Wire.Denied:
 		// the kernel refused the frame; the process that tried goes too
-		if _, err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
+		if _, err := r.killer.Kill(e.PID, e.StartBootTimeNs); err != nil {
 			r.set.Logger.Warn("kill after a refused frame failed", zap.Uint32("pid", e.PID), zap.Error(err))
 		}
 		return "denied", 0
@@ -497,7 +499,7 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
 	case r.actionOf(rec.Detection.Tool) != actionKill:
 		return "alerted", 0
 	}
-	res, err := r.killer.kill(e.PID, e.StartBootTimeNs)
+	res, err := r.killer.Kill(e.PID, e.StartBootTimeNs)
 	if err != nil {
 		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
 		return "kill_failed", 0
