@@ -16,16 +16,19 @@ import (
 // holds, from the reader's root, with " (deleted)" after a file that was
 // unlinked.
 func (p *Proc) Readlink(name string) (string, error) {
-	return readlink(p.fd, name, fmt.Sprintf("%s of pid %d", name, p.pid))
+	return readlink(p.fd, name, fmt.Sprintf("%s of pid %d", name, p.pid), LinkMax)
 }
 
 // Readlink is Proc.Readlink of whichever process holds pid now.
 func Readlink(procRoot string, pid uint32, name string) (string, error) {
-	return readlink(unix.AT_FDCWD, filepath.Join(pidDir(procRoot, pid), name), fmt.Sprintf("%s of pid %d", name, pid))
+	return readlink(unix.AT_FDCWD, filepath.Join(pidDir(procRoot, pid), name), fmt.Sprintf("%s of pid %d", name, pid), LinkMax)
 }
 
-func readlink(dirFd int, name, what string) (string, error) {
-	buf := make([]byte, LinkMax)
+// readlink reads a link's target of at most max bytes: one byte more in
+// the buffer tells a target of exactly max bytes from a longer one, which
+// readlink(2) would cut silently.
+func readlink(dirFd int, name, what string, max int) (string, error) {
+	buf := make([]byte, max+1)
 	for {
 		n, err := unix.Readlinkat(dirFd, name, buf)
 		if err == unix.EINTR {
@@ -34,8 +37,8 @@ func readlink(dirFd int, name, what string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", what, err)
 		}
-		if n >= len(buf) {
-			return "", fmt.Errorf("%s is over %d bytes: %w", what, LinkMax-1, ErrBound)
+		if n > max {
+			return "", fmt.Errorf("%s is over %d bytes: %w", what, max, ErrBound)
 		}
 		return string(buf[:n]), nil
 	}

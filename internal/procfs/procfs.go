@@ -49,8 +49,8 @@ const (
 	// 131072 children, far more than a kill walk takes.
 	ChildrenMax = 1 << 20
 	// LinkMax bounds a link's target: the kernel prints /proc links into a
-	// page and refuses (ENAMETOOLONG) what does not fit.
-	LinkMax = 4 << 10
+	// page, NUL included, and refuses (ENAMETOOLONG) what does not fit.
+	LinkMax = 4<<10 - 1
 	// MaxListed bounds a directory listing (processes, threads): the
 	// kernel's own ceiling on pid_max (PID_MAX_LIMIT), so no real listing
 	// reaches it.
