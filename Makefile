@@ -83,9 +83,10 @@ lint:
 	$(GO) run ./ci/sizecheck
 
 # Generated code: the BPF object and its Go bindings (bpf2go, needs clang
-# and llvm-strip), and mdatagen's output. Both are committed.
+# and llvm-strip), mdatagen's output, and docs/record.md's tables. All are
+# committed.
 .PHONY: generate
-generate: generate-bpf generate-metadata
+generate: generate-bpf generate-metadata generate-record-doc
 
 .PHONY: vmlinux
 vmlinux:
@@ -107,11 +108,17 @@ generate-metadata:
 	cd $(RECEIVER_DIR) && $(GO) tool mdatagen metadata.yaml
 	$(GO) tool goimports -w $(RECEIVER_DIR)/internal/metadata $(RECEIVER_DIR)/generated_component_test.go $(RECEIVER_DIR)/generated_package_test.go
 
+# docs/record.md's attribute tables come from internal/record (the
+# contract's names); the prose around them is hand-written.
+.PHONY: generate-record-doc
+generate-record-doc:
+	$(GO) generate ./internal/record
+
 # Fails when the committed generated files differ from what the sources
 # generate now.
 .PHONY: check-generated
 check-generated: generate
-	@git diff --exit-code --stat -- internal/tracer $(RECEIVER_DIR)/internal/metadata $(RECEIVER_DIR)/generated_component_test.go $(RECEIVER_DIR)/generated_package_test.go \
+	@git diff --exit-code --stat -- internal/tracer docs/record.md $(RECEIVER_DIR)/internal/metadata $(RECEIVER_DIR)/generated_component_test.go $(RECEIVER_DIR)/generated_package_test.go \
 		|| { echo "generated code drifted from its sources: run 'make generate' and commit"; exit 1; }
 
 .PHONY: fuzz

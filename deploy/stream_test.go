@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mitmexec/mitmexec/internal/record"
 )
 
 // TestPerHostStream checks what keeps each host its own Loki stream: the
@@ -15,11 +17,13 @@ import (
 // the fleet would put every host in one stream, and Loki refuses a host's
 // backlog older than that stream's newest entry minus max_chunk_age/2).
 func TestPerHostStream(t *testing.T) {
-	consts := receiverConsts(t)
-	if consts["attrServiceInstanceID"] != "service.instance.id" {
-		t.Fatalf("the receiver does not set service.instance.id (attrServiceInstanceID = %q)", consts["attrServiceInstanceID"])
+	onResource := func(a record.Attribute) bool {
+		return a.Name == record.AttrServiceInstanceID && a.Where == record.OnResource
 	}
-	if !slices.Contains(lokiIndexLabels, lokiName("service.instance.id")) {
+	if !slices.ContainsFunc(record.Attributes(), onResource) {
+		t.Fatalf("the contract (internal/record) does not put %s on the resource", record.AttrServiceInstanceID)
+	}
+	if !slices.Contains(lokiIndexLabels, lokiName(record.AttrServiceInstanceID)) {
 		t.Error("service_instance_id is not among the index labels this package assumes")
 	}
 	cfgs := embeddedConfigs(t)

@@ -10,22 +10,8 @@ package cicd
 import (
 	"net/url"
 	"strings"
-)
 
-// Attribute names of the contract (docs/record.md, "CI/CD context").
-const (
-	AttrPipelineName       = "cicd.pipeline.name"
-	AttrPipelineRunID      = "cicd.pipeline.run.id"
-	AttrPipelineRunURL     = "cicd.pipeline.run.url.full"
-	AttrTaskName           = "cicd.pipeline.task.name"
-	AttrTaskRunID          = "cicd.pipeline.task.run.id"
-	AttrTaskRunURL         = "cicd.pipeline.task.run.url.full"
-	AttrWorkerName         = "cicd.worker.name"
-	AttrVCSProviderName    = "vcs.provider.name"
-	AttrVCSRepositoryURL   = "vcs.repository.url.full"
-	AttrVCSRefHeadName     = "vcs.ref.head.name"
-	AttrVCSRefHeadRevision = "vcs.ref.head.revision"
-	AttrVCSChangeID        = "vcs.change.id"
+	"github.com/mitmexec/mitmexec/internal/record"
 )
 
 // Context is the CI job a process runs in. An empty field has nothing true
@@ -44,10 +30,10 @@ type KV struct{ Key, Value string }
 // Attributes returns the non-empty attributes in the contract's order.
 func (c Context) Attributes() []KV {
 	all := [...]KV{
-		{AttrPipelineName, c.PipelineName}, {AttrPipelineRunID, c.PipelineRunID}, {AttrPipelineRunURL, c.PipelineRunURL},
-		{AttrTaskName, c.TaskName}, {AttrTaskRunID, c.TaskRunID}, {AttrTaskRunURL, c.TaskRunURL},
-		{AttrWorkerName, c.WorkerName}, {AttrVCSProviderName, c.VCSProvider}, {AttrVCSRepositoryURL, c.RepositoryURL},
-		{AttrVCSRefHeadName, c.RefHeadName}, {AttrVCSRefHeadRevision, c.RefHeadRevision}, {AttrVCSChangeID, c.ChangeID},
+		{record.AttrCICDPipelineName, c.PipelineName}, {record.AttrCICDPipelineRunID, c.PipelineRunID}, {record.AttrCICDPipelineRunURL, c.PipelineRunURL},
+		{record.AttrCICDTaskName, c.TaskName}, {record.AttrCICDTaskRunID, c.TaskRunID}, {record.AttrCICDTaskRunURL, c.TaskRunURL},
+		{record.AttrCICDWorkerName, c.WorkerName}, {record.AttrVCSProviderName, c.VCSProvider}, {record.AttrVCSRepositoryURL, c.RepositoryURL},
+		{record.AttrVCSRefHeadName, c.RefHeadName}, {record.AttrVCSRefHeadRevision, c.RefHeadRevision}, {record.AttrVCSChangeID, c.ChangeID},
 	}
 	out := make([]KV, 0, len(all))
 	for _, kv := range all {

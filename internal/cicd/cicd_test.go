@@ -11,6 +11,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/procfs"
+	"github.com/mitmexec/mitmexec/internal/record"
 )
 
 // Secrets is what a CI job's environment holds that must never leave.
@@ -90,11 +91,11 @@ func checkAttrs(t *testing.T, got Context, want map[string]string) {
 func TestGitHubContract(t *testing.T) {
 	c := FromEnv(Parse(block(with(GitHubEnv(), secretEnv))))
 	checkAttrs(t, c, map[string]string{
-		AttrPipelineName: "CI", AttrPipelineRunID: "9876543210",
-		AttrPipelineRunURL: "https://github.com/octo/app/actions/runs/9876543210", AttrTaskName: "build",
-		AttrWorkerName: "runner-7", AttrVCSProviderName: "github", AttrVCSRepositoryURL: "https://github.com/octo/app",
-		AttrVCSRefHeadName: "feature/x", AttrVCSRefHeadRevision: "0123456789abcdef0123456789abcdef01234567",
-		AttrVCSChangeID: "42",
+		record.AttrCICDPipelineName: "CI", record.AttrCICDPipelineRunID: "9876543210",
+		record.AttrCICDPipelineRunURL: "https://github.com/octo/app/actions/runs/9876543210", record.AttrCICDTaskName: "build",
+		record.AttrCICDWorkerName: "runner-7", record.AttrVCSProviderName: "github", record.AttrVCSRepositoryURL: "https://github.com/octo/app",
+		record.AttrVCSRefHeadName: "feature/x", record.AttrVCSRefHeadRevision: "0123456789abcdef0123456789abcdef01234567",
+		record.AttrVCSChangeID: "42",
 	})
 	// A push build: no head ref, the branch name, no change.
 	env := GitHubEnv()
@@ -108,12 +109,12 @@ func TestGitHubContract(t *testing.T) {
 func TestGitLabContract(t *testing.T) {
 	c := FromEnv(Parse(block(with(GitLabEnv(), secretEnv))))
 	checkAttrs(t, c, map[string]string{
-		AttrPipelineName: "group/app", AttrPipelineRunID: "1001",
-		AttrPipelineRunURL: "https://gitlab.example/group/app/-/pipelines/1001", AttrTaskName: "test",
-		AttrTaskRunID: "5005", AttrTaskRunURL: "https://gitlab.example/group/app/-/jobs/5005",
-		AttrWorkerName: "shared-runner-3", AttrVCSProviderName: "gitlab",
-		AttrVCSRepositoryURL: "https://gitlab.example/group/app", AttrVCSRefHeadName: "feature/y",
-		AttrVCSRefHeadRevision: "fedcba9876543210fedcba9876543210fedcba98", AttrVCSChangeID: "17",
+		record.AttrCICDPipelineName: "group/app", record.AttrCICDPipelineRunID: "1001",
+		record.AttrCICDPipelineRunURL: "https://gitlab.example/group/app/-/pipelines/1001", record.AttrCICDTaskName: "test",
+		record.AttrCICDTaskRunID: "5005", record.AttrCICDTaskRunURL: "https://gitlab.example/group/app/-/jobs/5005",
+		record.AttrCICDWorkerName: "shared-runner-3", record.AttrVCSProviderName: "gitlab",
+		record.AttrVCSRepositoryURL: "https://gitlab.example/group/app", record.AttrVCSRefHeadName: "feature/y",
+		record.AttrVCSRefHeadRevision: "fedcba9876543210fedcba9876543210fedcba98", record.AttrVCSChangeID: "17",
 	})
 	env := GitLabEnv()
 	env["CI_PIPELINE_NAME"] = "nightly"
@@ -134,10 +135,10 @@ func TestOtherSystems(t *testing.T) {
 			"GIT_URL": "https://bot:SECRETpat@github.com/octo/app.git", "CHANGE_BRANCH": "fix", "BRANCH_NAME": "PR-5",
 			"GIT_COMMIT": "abc", "CHANGE_ID": "5",
 		}, map[string]string{
-			AttrPipelineName: "app/PR-5", AttrPipelineRunID: "12", AttrPipelineRunURL: "https://ci.example/job/app/job/PR-5/12/",
-			AttrTaskName: "Build", AttrWorkerName: "agent-1", AttrVCSProviderName: "github",
-			AttrVCSRepositoryURL: "https://github.com/octo/app.git", AttrVCSRefHeadName: "fix", AttrVCSRefHeadRevision: "abc",
-			AttrVCSChangeID: "5",
+			record.AttrCICDPipelineName: "app/PR-5", record.AttrCICDPipelineRunID: "12", record.AttrCICDPipelineRunURL: "https://ci.example/job/app/job/PR-5/12/",
+			record.AttrCICDTaskName: "Build", record.AttrCICDWorkerName: "agent-1", record.AttrVCSProviderName: "github",
+			record.AttrVCSRepositoryURL: "https://github.com/octo/app.git", record.AttrVCSRefHeadName: "fix", record.AttrVCSRefHeadRevision: "abc",
+			record.AttrVCSChangeID: "5",
 		}},
 		{"buildkite", map[string]string{
 			"BUILDKITE": "true", "BUILDKITE_PIPELINE_SLUG": "app", "BUILDKITE_BUILD_ID": "b-1",
@@ -146,10 +147,10 @@ func TestOtherSystems(t *testing.T) {
 			"BUILDKITE_REPO": "git@github.com:org/app.git", "BUILDKITE_BRANCH": "dev", "BUILDKITE_COMMIT": "def",
 			"BUILDKITE_PULL_REQUEST": "false", "BUILDKITE_AGENT_ACCESS_TOKEN": "SECRETagent",
 		}, map[string]string{
-			AttrPipelineName: "app", AttrPipelineRunID: "b-1", AttrPipelineRunURL: "https://buildkite.com/org/app/builds/3",
-			AttrTaskName: ":go: test", AttrTaskRunID: "j-1", AttrTaskRunURL: "https://buildkite.com/org/app/builds/3#j-1",
-			AttrWorkerName: "agent-2", AttrVCSProviderName: "github", AttrVCSRepositoryURL: "git@github.com:org/app.git",
-			AttrVCSRefHeadName: "dev", AttrVCSRefHeadRevision: "def",
+			record.AttrCICDPipelineName: "app", record.AttrCICDPipelineRunID: "b-1", record.AttrCICDPipelineRunURL: "https://buildkite.com/org/app/builds/3",
+			record.AttrCICDTaskName: ":go: test", record.AttrCICDTaskRunID: "j-1", record.AttrCICDTaskRunURL: "https://buildkite.com/org/app/builds/3#j-1",
+			record.AttrCICDWorkerName: "agent-2", record.AttrVCSProviderName: "github", record.AttrVCSRepositoryURL: "git@github.com:org/app.git",
+			record.AttrVCSRefHeadName: "dev", record.AttrVCSRefHeadRevision: "def",
 		}},
 		{"circleci", map[string]string{
 			"CIRCLECI": "true", "CIRCLE_PROJECT_USERNAME": "org", "CIRCLE_PROJECT_REPONAME": "app",
@@ -157,10 +158,10 @@ func TestOtherSystems(t *testing.T) {
 			"CIRCLE_BUILD_URL": "https://circleci.com/gh/org/app/77", "CIRCLE_REPOSITORY_URL": "git@github.com:org/app.git",
 			"CIRCLE_BRANCH": "pr-branch", "CIRCLE_SHA1": "123", "CIRCLE_PULL_REQUEST": "https://github.com/org/app/pull/9",
 		}, map[string]string{
-			AttrPipelineName: "org/app", AttrPipelineRunID: "w-1", AttrTaskName: "test", AttrTaskRunID: "77",
-			AttrTaskRunURL: "https://circleci.com/gh/org/app/77", AttrVCSProviderName: "github",
-			AttrVCSRepositoryURL: "git@github.com:org/app.git", AttrVCSRefHeadName: "pr-branch", AttrVCSRefHeadRevision: "123",
-			AttrVCSChangeID: "9",
+			record.AttrCICDPipelineName: "org/app", record.AttrCICDPipelineRunID: "w-1", record.AttrCICDTaskName: "test", record.AttrCICDTaskRunID: "77",
+			record.AttrCICDTaskRunURL: "https://circleci.com/gh/org/app/77", record.AttrVCSProviderName: "github",
+			record.AttrVCSRepositoryURL: "git@github.com:org/app.git", record.AttrVCSRefHeadName: "pr-branch", record.AttrVCSRefHeadRevision: "123",
+			record.AttrVCSChangeID: "9",
 		}},
 		{"azure", map[string]string{
 			"TF_BUILD": "True", "BUILD_DEFINITIONNAME": "app-ci", "BUILD_BUILDID": "300",
@@ -170,11 +171,11 @@ func TestOtherSystems(t *testing.T) {
 			"SYSTEM_PULLREQUEST_SOURCEBRANCH": "refs/heads/topic", "BUILD_SOURCEBRANCHNAME": "merge",
 			"BUILD_SOURCEVERSION": "456", "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER": "11", "SYSTEM_ACCESSTOKEN": "SECRETazure",
 		}, map[string]string{
-			AttrPipelineName: "app-ci", AttrPipelineRunID: "300",
-			AttrPipelineRunURL: "https://dev.azure.com/org/My%20Project/_build/results?buildId=300",
-			AttrTaskName:       "Build job", AttrTaskRunID: "jid", AttrWorkerName: "Hosted Agent", AttrVCSProviderName: "github",
-			AttrVCSRepositoryURL: "https://github.com/org/app", AttrVCSRefHeadName: "topic", AttrVCSRefHeadRevision: "456",
-			AttrVCSChangeID: "11",
+			record.AttrCICDPipelineName: "app-ci", record.AttrCICDPipelineRunID: "300",
+			record.AttrCICDPipelineRunURL: "https://dev.azure.com/org/My%20Project/_build/results?buildId=300",
+			record.AttrCICDTaskName:       "Build job", record.AttrCICDTaskRunID: "jid", record.AttrCICDWorkerName: "Hosted Agent", record.AttrVCSProviderName: "github",
+			record.AttrVCSRepositoryURL: "https://github.com/org/app", record.AttrVCSRefHeadName: "topic", record.AttrVCSRefHeadRevision: "456",
+			record.AttrVCSChangeID: "11",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkAttrs(t, FromEnv(Parse(block(tc.env))), tc.want) })

@@ -16,22 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mitmexec/mitmexec/internal/event"
-)
-
-// Attribute names of the contract (docs/record.md, "Origin").
-const (
-	AttrKind           = "mitmexec.origin.kind"
-	AttrManager        = "mitmexec.origin.package.manager"
-	AttrPackageName    = "mitmexec.origin.package.name"
-	AttrPackageVersion = "mitmexec.origin.package.version"
-	AttrDependency     = "mitmexec.origin.package.dependency"
-	AttrLifecycleEvent = "mitmexec.origin.lifecycle_event"
-	AttrTest           = "mitmexec.origin.test"
-	AttrMakeTarget     = "mitmexec.origin.make.target"
-	AttrFile           = "mitmexec.origin.file"
-	AttrProjectDir     = "mitmexec.origin.project.dir"
-	AttrPID            = "mitmexec.origin.process.pid"
-	AttrDepth          = "mitmexec.origin.depth"
+	"github.com/mitmexec/mitmexec/internal/record"
 )
 
 // Kind is what sort of code the origin is.
@@ -80,24 +65,24 @@ func (o Origin) Attributes() []KV {
 	if o.Kind == KindNone {
 		return nil
 	}
-	out := []KV{{AttrKind, string(o.Kind)}}
+	out := []KV{{record.AttrOriginKind, string(o.Kind)}}
 	str := func(k, v string) {
 		if v != "" {
 			out = append(out, KV{k, v})
 		}
 	}
-	str(AttrManager, o.Manager)
-	str(AttrPackageName, o.PackageName)
-	str(AttrPackageVersion, o.PackageVersion)
+	str(record.AttrOriginManager, o.Manager)
+	str(record.AttrOriginPackageName, o.PackageName)
+	str(record.AttrOriginPackageVersion, o.PackageVersion)
 	if o.Dependency != nil {
-		out = append(out, KV{AttrDependency, *o.Dependency})
+		out = append(out, KV{record.AttrOriginDependency, *o.Dependency})
 	}
-	str(AttrLifecycleEvent, o.LifecycleEvent)
-	str(AttrTest, o.Test)
-	str(AttrMakeTarget, o.MakeTarget)
-	str(AttrFile, o.File)
-	str(AttrProjectDir, o.ProjectDir)
-	out = append(out, KV{AttrPID, int64(o.PID)}, KV{AttrDepth, int64(o.Depth)})
+	str(record.AttrOriginLifecycleEvent, o.LifecycleEvent)
+	str(record.AttrOriginTest, o.Test)
+	str(record.AttrOriginMakeTarget, o.MakeTarget)
+	str(record.AttrOriginFile, o.File)
+	str(record.AttrOriginProjectDir, o.ProjectDir)
+	out = append(out, KV{record.AttrOriginPID, int64(o.PID)}, KV{record.AttrOriginDepth, int64(o.Depth)})
 	return out
 }
 

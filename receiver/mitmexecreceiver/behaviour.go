@@ -20,6 +20,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
+	"github.com/mitmexec/mitmexec/internal/record"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
@@ -407,43 +408,30 @@ func (t *execTools) get(pid uint32, start uint64) (reportedExec, bool) {
 // frames that tell the truth; a lie is always judged on a fresh read.
 const interfaceTTL = 2 * time.Second
 
-// Attributes of a behaviour record (docs/record.md).
-const (
-	attrNetworkClass     = "mitmexec.network.claim"
-	attrNetworkBehaviour = "mitmexec.network.behaviour"
-	attrInterfaceName    = "network.interface.name"
-	attrInterfaceIndex   = "mitmexec.network.interface.index"
-	attrClaimedAddress   = "mitmexec.network.claimed_address"
-	attrClaimedMAC       = "mitmexec.network.claimed_mac"
-	attrClaimTarget      = "mitmexec.network.target_address"
-	attrNamespaceNet     = "mitmexec.namespace.net"
-	attrSenderPID        = "mitmexec.network.sender.pid"
-)
-
 func putWire(a pcommon.Map, w *wireClaim) {
 	if w == nil {
 		return
 	}
-	a.PutStr(attrNetworkClass, string(w.Claim.Class))
-	a.PutStr(attrNetworkBehaviour, w.Behaviour)
-	putStrIf(a, attrInterfaceName, w.Interface)
+	a.PutStr(record.AttrNetworkClaim, string(w.Claim.Class))
+	a.PutStr(record.AttrNetworkBehaviour, w.Behaviour)
+	putStrIf(a, record.AttrNetworkInterfaceName, w.Interface)
 	if w.IfIndex != 0 {
-		a.PutInt(attrInterfaceIndex, int64(w.IfIndex))
+		a.PutInt(record.AttrNetworkInterfaceIndex, int64(w.IfIndex))
 	}
 	if w.Claim.Address.IsValid() {
-		a.PutStr(attrClaimedAddress, w.Claim.Address.String())
+		a.PutStr(record.AttrNetworkClaimedAddress, w.Claim.Address.String())
 	}
 	if len(w.Claim.MAC) > 0 {
-		a.PutStr(attrClaimedMAC, w.Claim.MAC.String())
+		a.PutStr(record.AttrNetworkClaimedMAC, w.Claim.MAC.String())
 	}
 	if w.Claim.Target.IsValid() {
-		a.PutStr(attrClaimTarget, w.Claim.Target.String())
+		a.PutStr(record.AttrNetworkTargetAddress, w.Claim.Target.String())
 	}
 	if w.NetNS != 0 {
-		a.PutInt(attrNamespaceNet, int64(w.NetNS))
+		a.PutInt(record.AttrNamespaceNet, int64(w.NetNS))
 	}
 	if w.SenderPID != 0 {
-		a.PutInt(attrSenderPID, int64(w.SenderPID))
+		a.PutInt(record.AttrNetworkSenderPID, int64(w.SenderPID))
 	}
 }
 

@@ -131,8 +131,8 @@ func (s *started) wait(d time.Duration) (error, bool) {
 	}
 }
 
-func (l *liveReceiver) byPID(pid int) []record {
-	var out []record
+func (l *liveReceiver) byPID(pid int) []liveRecord {
+	var out []liveRecord
 	for _, r := range l.records() {
 		if p, _ := r.attrs["process.pid"].(int64); p == int64(pid) {
 			out = append(out, r)
@@ -141,7 +141,7 @@ func (l *liveReceiver) byPID(pid int) []record {
 	return out
 }
 
-func (l *liveReceiver) waitPID(pid int, d time.Duration) []record {
+func (l *liveReceiver) waitPID(pid int, d time.Duration) []liveRecord {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if got := l.byPID(pid); len(got) > 0 {

@@ -17,13 +17,6 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 )
 
-// ciContractAttrs are the attributes of docs/record.md's CI/CD table.
-var ciContractAttrs = []string{
-	"cicd.pipeline.name", "cicd.pipeline.run.id", "cicd.pipeline.run.url.full", "cicd.pipeline.task.name",
-	"cicd.pipeline.task.run.id", "cicd.pipeline.task.run.url.full", "cicd.worker.name", "vcs.provider.name",
-	"vcs.repository.url.full", "vcs.ref.head.name", "vcs.ref.head.revision", "vcs.change.id",
-}
-
 // fakeProcEntry writes root/PID/{stat,environ} as /proc shows them.
 func fakeProcEntry(t *testing.T, root string, pid uint32, startTicks uint64, env []string) {
 	t.Helper()
@@ -76,7 +69,7 @@ func TestTranslateCIContext(t *testing.T) {
 			for k, v := range tc.want {
 				assert.Equal(t, v, raw[k], k)
 			}
-			for _, k := range ciContractAttrs {
+			for _, k := range ciContractNames() {
 				if tc.name == "github" && (k == "cicd.pipeline.task.run.id" || k == "cicd.pipeline.task.run.url.full") {
 					assert.NotContains(t, raw, k, "GitHub names no job run")
 					continue

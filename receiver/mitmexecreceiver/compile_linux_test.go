@@ -16,8 +16,8 @@ import (
 
 // recordsOf returns the records of pid and of its descendants (by the
 // record's ancestry).
-func (l *liveReceiver) recordsOf(pid int) []record {
-	var out []record
+func (l *liveReceiver) recordsOf(pid int) []liveRecord {
+	var out []liveRecord
 	for _, r := range l.records() {
 		if r.attrs["process.pid"] == int64(pid) || r.attrs["process.parent_pid"] == int64(pid) {
 			out = append(out, r)

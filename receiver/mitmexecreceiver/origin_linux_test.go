@@ -230,7 +230,7 @@ func run(t *testing.T, dir string, env []string, argv ...string) {
 	}
 }
 
-func onlyOne(t *testing.T, l *liveReceiver, marker string) record {
+func onlyOne(t *testing.T, l *liveReceiver, marker string) liveRecord {
 	t.Helper()
 	l.waitFor(t, []string{marker})
 	got := l.withMarker(marker)
@@ -242,7 +242,7 @@ func onlyOne(t *testing.T, l *liveReceiver, marker string) record {
 
 // wantOrigin checks the mitmexec.origin.* attributes named in want (keys
 // without the prefix); process.pid and depth must be there too.
-func wantOrigin(t *testing.T, r record, want map[string]any) {
+func wantOrigin(t *testing.T, r liveRecord, want map[string]any) {
 	t.Helper()
 	for k, v := range want {
 		if got := r.attrs["mitmexec.origin."+k]; got != v {

@@ -15,6 +15,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/origin"
+	"github.com/mitmexec/mitmexec/internal/record"
 )
 
 // fakeProcCmdline adds root/PID/cmdline to an entry fakeProcEntry wrote.
@@ -49,10 +50,10 @@ func TestTranslateOrigin(t *testing.T) {
 
 	// THEN the record names the dependency's script, and no token
 	want := map[string]any{
-		origin.AttrKind: "package_script", origin.AttrManager: "npm", origin.AttrPackageName: "left-pad",
-		origin.AttrPackageVersion: "1.3.0", origin.AttrDependency: true, origin.AttrLifecycleEvent: "postinstall",
-		origin.AttrFile: "/src/app/node_modules/left-pad/package.json", origin.AttrProjectDir: "/src/app",
-		origin.AttrPID: int64(200), origin.AttrDepth: int64(1),
+		record.AttrOriginKind: "package_script", record.AttrOriginManager: "npm", record.AttrOriginPackageName: "left-pad",
+		record.AttrOriginPackageVersion: "1.3.0", record.AttrOriginDependency: true, record.AttrOriginLifecycleEvent: "postinstall",
+		record.AttrOriginFile: "/src/app/node_modules/left-pad/package.json", record.AttrOriginProjectDir: "/src/app",
+		record.AttrOriginPID: int64(200), record.AttrOriginDepth: int64(1),
 	}
 	for k, v := range want {
 		assert.Equal(t, v, raw[k], k)

@@ -49,6 +49,8 @@ func startLive(t *testing.T, mutate func(*Config)) *liveReceiver {
 		mutate(cfg)
 	}
 	sink := new(consumertest.LogsSink)
+	// every record a kernel made it send, after Shutdown (contract_test.go)
+	t.Cleanup(func() { checkLogsListed(t, "live record", sink.AllLogs()) })
 	set := receivertest.NewNopSettings(metadata.Type)
 	rcv, err := newReceiver(set, cfg, sink, openTracer)
 	if err != nil {
@@ -67,22 +69,22 @@ func startLive(t *testing.T, mutate func(*Config)) *liveReceiver {
 	return &liveReceiver{sink: sink, rcv: rcv}
 }
 
-// record is one detection flattened for assertions.
-type record struct {
+// liveRecord is one detection flattened for assertions.
+type liveRecord struct {
 	attrs map[string]any
 	lr    plog.LogRecord
 	res   map[string]any
 }
 
-func (l *liveReceiver) records() []record {
-	var out []record
+func (l *liveReceiver) records() []liveRecord {
+	var out []liveRecord
 	for _, ld := range l.sink.AllLogs() {
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			rl := ld.ResourceLogs().At(i)
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				lrs := rl.ScopeLogs().At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
-					out = append(out, record{attrs: lrs.At(k).Attributes().AsRaw(), lr: lrs.At(k), res: rl.Resource().Attributes().AsRaw()})
+					out = append(out, liveRecord{attrs: lrs.At(k).Attributes().AsRaw(), lr: lrs.At(k), res: rl.Resource().Attributes().AsRaw()})
 				}
 			}
 		}
@@ -93,8 +95,8 @@ func (l *liveReceiver) records() []record {
 // withMarker returns the detections whose argv carries marker, or whose
 // exec went through a path named marker: a record of an exec the BPF LSM
 // refused has no argv (it never reached a new mm), only the path.
-func (l *liveReceiver) withMarker(marker string) []record {
-	var out []record
+func (l *liveReceiver) withMarker(marker string) []liveRecord {
+	var out []liveRecord
 	for _, r := range l.records() {
 		if f, _ := r.attrs["mitmexec.exec.filename"].(string); filepath.Base(f) == marker {
 			out = append(out, r)
@@ -201,7 +203,7 @@ func runScenarios(t *testing.T, l *liveReceiver, scenarios []scenario) {
 }
 
 // assertContract checks the fields every detection carries.
-func assertContract(t *testing.T, name string, r record) {
+func assertContract(t *testing.T, name string, r liveRecord) {
 	t.Helper()
 	if r.lr.EventName() != "net_mitm_tool_exec" {
 		t.Errorf("%s: EventName %q", name, r.lr.EventName())
@@ -712,7 +714,7 @@ func TestPrivilegedHostileInput(t *testing.T) {
 	if got := l.withMarker(long); len(got) != 1 {
 		t.Errorf("long argv: %d records carry the marker at its end, want 1", len(got))
 	}
-	var longRec []record
+	var longRec []liveRecord
 	deadline := time.Now().Add(10 * time.Second)
 	for len(longRec) == 0 && time.Now().Before(deadline) {
 		for _, r := range l.records() {

@@ -31,6 +31,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/kill"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/internal/procfs"
+	"github.com/mitmexec/mitmexec/internal/record"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/internal/wire"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
@@ -445,7 +446,7 @@ func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
 	if rec.Wire == nil && r.execTools != nil {
 		r.execTools.put(&rec.Exec, rec.Detection.Tool)
 	}
-	rec.Action, rec.ActionDelay = r.act(&rec)
+	rec.Outcome, rec.ActionDelay = r.act(&rec)
 	r.readCI(&rec)
 	r.readOrigin(&rec)
 	rec.Context = r.enricher.Enrich(&rec.Exec, rec.SHA256)
@@ -481,34 +482,34 @@ func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject 
 // act carries out the configured action. The kernel has already killed
 // what it could decide alone; what only user space could decide (scripts,
 // interpreter arguments, first sight of a copy) is killed here, late.
-func (r *mitmexecReceiver) act(rec *detectionRecord) (string, time.Duration) {
+func (r *mitmexecReceiver) act(rec *detectionRecord) (record.Outcome, time.Duration) {
 	e := &rec.Exec
 	switch {
 	case e.Has(event.FlagDenied):
-		return "denied", 0
+		return record.OutcomeDenied, 0
 	case rec.Wire != nil && rec.Wire.Denied:
 		// the kernel refused the frame; the process that tried goes too
 		if _, err := r.killer.Kill(e.PID, e.StartBootTimeNs); err != nil {
 			r.set.Logger.Warn("kill after a refused frame failed", zap.Uint32("pid", e.PID), zap.Error(err))
 		}
-		return "denied", 0
+		return record.OutcomeDenied, 0
 	case e.Has(event.FlagKilled):
-		return "killed", 0
+		return record.OutcomeKilled, 0
 	case e.Has(event.FlagKillFailed):
-		return "kill_failed", 0
+		return record.OutcomeKillFailed, 0
 	case r.actionOf(rec.Detection.Tool) != actionKill:
-		return "alerted", 0
+		return record.OutcomeAlerted, 0
 	}
 	res, err := r.killer.Kill(e.PID, e.StartBootTimeNs)
 	if err != nil {
 		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
-		return "kill_failed", 0
+		return record.OutcomeKillFailed, 0
 	}
 	if res.Capped {
 		r.set.Logger.Warn("killed the tool, but its process tree was larger than the walk's bound: some descendants live on",
 			zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Int("descendants_killed", res.Descendants))
 	}
-	return "killed_late", max(time.Since(rec.Time), time.Microsecond)
+	return record.OutcomeKilledLate, max(time.Since(rec.Time), time.Microsecond)
 }
 
 func (r *mitmexecReceiver) emit(ctx context.Context, host component.Host, rec detectionRecord) {

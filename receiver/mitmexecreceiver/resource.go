@@ -12,18 +12,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/k8s"
-)
-
-// Resource attributes of the host's stream and of a record's pod
-// (docs/record.md, "Resource attributes").
-const (
-	attrServiceInstanceID = "service.instance.id"
-	attrK8sNodeName       = "k8s.node.name"
-	attrK8sPodUID         = "k8s.pod.uid"
-	attrK8sPodName        = "k8s.pod.name"
-	attrK8sNamespaceName  = "k8s.namespace.name"
-	attrK8sContainerName  = "k8s.container.name"
-	attrContainerImage    = "container.image.name"
+	"github.com/mitmexec/mitmexec/internal/record"
 )
 
 // Environment the DaemonSet sets: the node's name from the downward API, and
@@ -123,12 +112,12 @@ func (res resourceInfo) forRecord(ctx context.Context, rec *detectionRecord) res
 
 // putNode writes the stream id, the node and the pod into a resource.
 func (res resourceInfo) putNode(attrs pcommon.Map) {
-	putStrIf(attrs, attrServiceInstanceID, res.ServiceInstanceID)
-	putStrIf(attrs, attrK8sNodeName, res.NodeName)
-	putStrIf(attrs, attrContainerID, res.Pod.ContainerID)
-	putStrIf(attrs, attrK8sPodUID, res.Pod.UID)
-	putStrIf(attrs, attrK8sPodName, res.Pod.Name)
-	putStrIf(attrs, attrK8sNamespaceName, res.Pod.Namespace)
-	putStrIf(attrs, attrK8sContainerName, res.Pod.Container)
-	putStrIf(attrs, attrContainerImage, res.Pod.Image)
+	putStrIf(attrs, record.AttrServiceInstanceID, res.ServiceInstanceID)
+	putStrIf(attrs, record.AttrK8sNodeName, res.NodeName)
+	putStrIf(attrs, record.AttrContainerID, res.Pod.ContainerID)
+	putStrIf(attrs, record.AttrK8sPodUID, res.Pod.UID)
+	putStrIf(attrs, record.AttrK8sPodName, res.Pod.Name)
+	putStrIf(attrs, record.AttrK8sNamespaceName, res.Pod.Namespace)
+	putStrIf(attrs, record.AttrK8sContainerName, res.Pod.Container)
+	putStrIf(attrs, record.AttrContainerImage, res.Pod.Image)
 }

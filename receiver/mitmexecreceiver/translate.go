@@ -17,97 +17,20 @@ import (
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/origin"
+	"github.com/mitmexec/mitmexec/internal/record"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
 
-// The detection record, as docs/record.md (the contract)
-// defines it. Dashboards and alert rules depend on every name here: change
-// one only on purpose, with them and the golden files in the same commit.
-const (
-	recordEventName     = "net_mitm_tool_exec"
-	recordSeverityText  = "CRITICAL"
-	recordDefaultAction = "alerted"
-)
-
-// Resource attributes.
-const (
-	attrHostName    = "host.name"
-	attrHostID      = "host.id"
-	attrOSType      = "os.type"
-	attrServiceName = "service.name"
-)
-
-// Attributes of every detection, and their fixed values.
-const (
-	attrRuleName        = "security_rule.name"
-	attrRuleCategory    = "security_rule.category"
-	attrRuleDescription = "security_rule.description"
-	attrRulesetName     = "security_rule.ruleset.name"
-	attrThreatFramework = "threat.framework"
-	attrTacticName      = "threat.tactic.name"
-	attrTacticID        = "threat.tactic.id"
-	attrTechniqueName   = "threat.technique.name"
-	attrTechniqueID     = "threat.technique.id"
-
-	ruleName        = recordEventName
-	ruleCategory    = "Discovery"
-	ruleDescription = "Network man-in-the-middle tool"
-	rulesetName     = "mitmexec"
-	threatFramework = "MITRE ATT&CK"
-	tacticName      = "Discovery"
-	tacticID        = "TA0007"
-	techniqueName   = "Network Sniffing"
-	techniqueID     = "T1040"
-)
-
-// Attributes that describe the detection and the process.
-const (
-	attrToolName         = "mitmexec.tool.name"
-	attrToolTechniqueID  = "mitmexec.tool.technique.id"
-	attrMatch            = "mitmexec.match"
-	attrPID              = "process.pid"
-	attrVPID             = "process.vpid"
-	attrParentPID        = "process.parent_pid"
-	attrExecutablePath   = "process.executable.path"
-	attrExecutableName   = "process.executable.name"
-	attrCommandArgs      = "process.command_args"
-	attrCommandLine      = "process.command_line"
-	attrUserID           = "process.user.id"
-	attrRealUserID       = "process.real_user.id"
-	attrLoginUserID      = "mitmexec.login_user.id"
-	attrOwner            = "process.owner"
-	attrWorkingDirectory = "process.working_directory"
-	attrInteractive      = "process.interactive"
-	attrCgroup           = "process.linux.cgroup"
-	attrCreationTime     = "process.creation.time"
-	attrExecFilename     = "mitmexec.exec.filename"
-	attrExecInterpreter  = "mitmexec.exec.interpreter"
-	attrExecutableSHA256 = "mitmexec.executable.sha256"
-	attrExecutableInode  = "mitmexec.executable.inode"
-	attrExecutableDevice = "mitmexec.executable.device"
-	attrArgsTruncated    = "mitmexec.args_truncated"
-	attrPathsTruncated   = "mitmexec.paths_truncated"
-	attrParentExecutable = "mitmexec.parent.executable.path"
-	attrAncestors        = "mitmexec.ancestors"
-	attrContainerID      = "container.id"
-	attrNamespacePID     = "mitmexec.namespace.pid"
-	attrNamespaceMnt     = "mitmexec.namespace.mnt"
-	attrAction           = "mitmexec.action"
-	attrRepeatCount      = "mitmexec.repeat_count"
-	attrSummarizedCount  = "mitmexec.summarized_count"
-	attrMatchDetail      = "mitmexec.match.detail"
-	attrActionDelay      = "mitmexec.action.delay_ms"
-)
-
-// detectionRecord is everything one detection record says.
+// detectionRecord is everything one detection record says; appendDetection
+// writes it under the contract's names (internal/record, docs/record.md).
 type detectionRecord struct {
 	Exec        event.Exec
 	Detection   detect.Detection
 	SHA256      string // of the loaded file, when the rule computed it
 	Context     enrich.Context
-	Time        time.Time // wall time of the exec
-	Action      string    // "alerted", "killed", "killed_late", "denied", "kill_failed"
-	RepeatCount int       // >1 when repeats were folded into this record
+	Time        time.Time      // wall time of the exec
+	Outcome     record.Outcome // what was done to the process; "" is record.OutcomeAlerted
+	RepeatCount int            // >1 when repeats were folded into this record
 	// SummarizedCount is how many detections the records-per-second
 	// ceiling held back since the previous record went out.
 	SummarizedCount int
@@ -132,14 +55,14 @@ func newLogs(res resourceInfo) (plog.Logs, plog.LogRecordSlice) {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	attrs := rl.Resource().Attributes()
-	attrs.PutStr(attrHostName, res.HostName)
-	putStrIf(attrs, attrHostID, res.HostID)
-	putStrIf(attrs, attrOSType, res.OSType)
+	attrs.PutStr(record.AttrHostName, res.HostName)
+	putStrIf(attrs, record.AttrHostID, res.HostID)
+	putStrIf(attrs, record.AttrOSType, res.OSType)
 	service := res.ServiceName
 	if service == "" {
 		service = metadata.Type.String()
 	}
-	attrs.PutStr(attrServiceName, service)
+	attrs.PutStr(record.AttrServiceName, service)
 	res.putNode(attrs)
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(metadata.ScopeName)
@@ -149,18 +72,13 @@ func newLogs(res resourceInfo) (plog.Logs, plog.LogRecordSlice) {
 // appendDetection appends r to sl as one log record. observed is when the
 // receiver made the record; maxArgsBytes bounds argv (NUL-joined bytes).
 func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.Time, maxArgsBytes int) {
-	e := &r.Exec
 	lr := sl.AppendEmpty()
-	lr.SetEventName(recordEventName)
+	lr.SetEventName(record.EventName)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(r.Time))
 	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(observed))
 	lr.SetSeverityNumber(plog.SeverityNumberFatal)
-	lr.SetSeverityText(recordSeverityText)
+	lr.SetSeverityText(record.SeverityText)
 
-	exeName := e.Name
-	if e.ExePath != "" {
-		exeName = filepath.Base(e.ExePath)
-	}
 	toolName, toolTechnique := "", ""
 	if t := r.Detection.Tool; t != nil {
 		toolName, toolTechnique = t.Name, t.Technique
@@ -168,98 +86,128 @@ func appendDetection(sl plog.LogRecordSlice, r *detectionRecord, observed time.T
 
 	a := lr.Attributes()
 	a.EnsureCapacity(40)
-	a.PutStr(attrRuleName, ruleName)
-	a.PutStr(attrRuleCategory, ruleCategory)
-	a.PutStr(attrRuleDescription, ruleDescription)
-	a.PutStr(attrRulesetName, rulesetName)
-	a.PutStr(attrThreatFramework, threatFramework)
-	a.PutStr(attrTacticName, tacticName)
-	a.PutStr(attrTacticID, tacticID)
-	a.PutStr(attrTechniqueName, techniqueName)
-	a.PutStr(attrTechniqueID, techniqueID)
-
-	putStrIf(a, attrToolName, toolName)
-	putStrIf(a, attrToolTechniqueID, toolTechnique)
-	putStrIf(a, attrMatch, string(r.Detection.Match))
-	putStrIf(a, attrMatchDetail, r.Detection.Detail)
-
-	a.PutInt(attrPID, int64(e.PID))
-	if e.VPID != 0 && e.VPID != e.PID {
-		a.PutInt(attrVPID, int64(e.VPID))
-	}
-	a.PutInt(attrParentPID, int64(e.PPID))
-	putStrIf(a, attrExecutablePath, e.ExePath)
-	putStrIf(a, attrExecutableName, exeName)
-
-	args, cut := boundCaptured(redactArgs(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
-	if len(args) > 0 {
-		s := a.PutEmptySlice(attrCommandArgs)
-		s.EnsureCapacity(len(args))
-		for _, arg := range args {
-			s.AppendEmpty().SetStr(arg)
-		}
-		a.PutStr(attrCommandLine, strings.Join(args, " "))
-	}
-	a.PutInt(attrUserID, int64(e.EUID))
-	a.PutInt(attrRealUserID, int64(e.UID))
-	// The audit login uid survives su and sudo: who logged in, whatever
-	// user the tool now runs as. (uid_t)-1 means no login session (services).
-	if e.LoginUID != 0xffffffff {
-		a.PutInt(attrLoginUserID, int64(e.LoginUID))
-	}
-	putStrIf(a, attrOwner, r.Context.Owner)
-	putStrIf(a, attrWorkingDirectory, e.Cwd)
-	a.PutBool(attrInteractive, e.Has(event.FlagInteractive))
-	putStrIf(a, attrCgroup, e.Cgroup)
-	if t, ok := processStart(r); ok {
-		a.PutStr(attrCreationTime, t.UTC().Format(time.RFC3339Nano))
-	}
-
-	putStrIf(a, attrExecFilename, e.Filename)
-	putStrIf(a, attrExecInterpreter, e.Interpreter)
-	putStrIf(a, attrExecutableSHA256, r.Context.SHA256)
-	if e.File.Ino != 0 {
-		a.PutInt(attrExecutableInode, int64(e.File.Ino))
-		a.PutInt(attrExecutableDevice, int64(event.UserDev(e.File.Dev)))
-	}
-	// Always said: "not truncated" is as true and as useful as "truncated".
-	a.PutBool(attrArgsTruncated, cut || e.Has(event.FlagArgsTruncated))
-	putTruncatedPaths(a, e)
-	putStrIf(a, attrParentExecutable, r.Context.ParentExecutable)
-	if len(r.Context.Ancestors) > 0 {
-		s := a.PutEmptySlice(attrAncestors)
-		s.EnsureCapacity(len(r.Context.Ancestors))
-		for _, anc := range r.Context.Ancestors {
-			s.AppendEmpty().SetStr(anc)
-		}
-	}
-	putStrIf(a, attrContainerID, r.Context.ContainerID)
+	putRule(a)
+	putStrIf(a, record.AttrToolName, toolName)
+	putStrIf(a, record.AttrToolTechniqueID, toolTechnique)
+	putStrIf(a, record.AttrMatch, string(r.Detection.Match))
+	putStrIf(a, record.AttrMatchDetail, r.Detection.Detail)
+	argsCut := putProcess(a, r, maxArgsBytes)
+	putExecutable(a, r, argsCut)
 	putCI(a, r.CI)
 	putWire(a, r.Wire)
 	putOrigin(a, r.Origin)
-	if e.PidNS != 0 {
-		a.PutInt(attrNamespacePID, int64(e.PidNS))
-	}
-	if e.MntNS != 0 {
-		a.PutInt(attrNamespaceMnt, int64(e.MntNS))
-	}
-	action := r.Action
-	if action == "" {
-		action = recordDefaultAction
-	}
-	a.PutStr(attrAction, action)
-	if r.ActionDelay > 0 {
-		a.PutDouble(attrActionDelay, float64(r.ActionDelay.Microseconds())/1000)
-	}
-	if r.RepeatCount > 1 {
-		a.PutInt(attrRepeatCount, int64(r.RepeatCount))
-	}
-	if r.SummarizedCount > 0 {
-		a.PutInt(attrSummarizedCount, int64(r.SummarizedCount))
-	}
+	putOutcome(a, r)
 
 	lr.Body().SetStr(recordBody(r, toolName))
 	sanitizeUTF8(lr)
+}
+
+// putRule adds the rule every record reports, and its place in ATT&CK.
+func putRule(a pcommon.Map) {
+	a.PutStr(record.AttrRuleName, record.RuleName)
+	a.PutStr(record.AttrRuleCategory, record.RuleCategory)
+	a.PutStr(record.AttrRuleDescription, record.RuleDescription)
+	a.PutStr(record.AttrRulesetName, record.RulesetName)
+	a.PutStr(record.AttrThreatFramework, record.ThreatFramework)
+	a.PutStr(record.AttrTacticName, record.TacticName)
+	a.PutStr(record.AttrTacticID, record.TacticID)
+	a.PutStr(record.AttrTechniqueName, record.TechniqueName)
+	a.PutStr(record.AttrTechniqueID, record.TechniqueID)
+}
+
+// putProcess adds the process: its pids, its program, its argv (bounded
+// to maxArgsBytes, redacted), its users, where and when it runs. It
+// reports whether the bound cut argv.
+func putProcess(a pcommon.Map, r *detectionRecord, maxArgsBytes int) bool {
+	e := &r.Exec
+	a.PutInt(record.AttrPID, int64(e.PID))
+	if e.VPID != 0 && e.VPID != e.PID {
+		a.PutInt(record.AttrVPID, int64(e.VPID))
+	}
+	a.PutInt(record.AttrParentPID, int64(e.PPID))
+	exeName := e.Name
+	if e.ExePath != "" {
+		exeName = filepath.Base(e.ExePath)
+	}
+	putStrIf(a, record.AttrExecutablePath, e.ExePath)
+	putStrIf(a, record.AttrExecutableName, exeName)
+
+	args, cut := boundCaptured(redactArgs(capturedArgs(e), e.Has(event.FlagArgsTruncated)), len(e.ArgsTail), maxArgsBytes)
+	if len(args) > 0 {
+		putStrs(a, record.AttrCommandArgs, args)
+		a.PutStr(record.AttrCommandLine, strings.Join(args, " "))
+	}
+	a.PutInt(record.AttrUserID, int64(e.EUID))
+	a.PutInt(record.AttrRealUserID, int64(e.UID))
+	// The audit login uid survives su and sudo: who logged in, whatever
+	// user the tool now runs as. (uid_t)-1 means no login session (services).
+	if e.LoginUID != 0xffffffff {
+		a.PutInt(record.AttrLoginUserID, int64(e.LoginUID))
+	}
+	putStrIf(a, record.AttrOwner, r.Context.Owner)
+	putStrIf(a, record.AttrWorkingDirectory, e.Cwd)
+	a.PutBool(record.AttrInteractive, e.Has(event.FlagInteractive))
+	putStrIf(a, record.AttrCgroup, e.Cgroup)
+	if t, ok := processStart(r); ok {
+		a.PutStr(record.AttrCreationTime, t.UTC().Format(time.RFC3339Nano))
+	}
+	return cut
+}
+
+// putExecutable adds what was exec'd and the file it loaded, what the
+// kernel cut, the ancestry and the container. argsCut: the record's bound
+// cut argv.
+func putExecutable(a pcommon.Map, r *detectionRecord, argsCut bool) {
+	e := &r.Exec
+	putStrIf(a, record.AttrExecFilename, e.Filename)
+	putStrIf(a, record.AttrExecInterpreter, e.Interpreter)
+	putStrIf(a, record.AttrExecutableSHA256, r.Context.SHA256)
+	if e.File.Ino != 0 {
+		a.PutInt(record.AttrExecutableInode, int64(e.File.Ino))
+		a.PutInt(record.AttrExecutableDevice, int64(event.UserDev(e.File.Dev)))
+	}
+	// Always said: "not truncated" is as true and as useful as "truncated".
+	a.PutBool(record.AttrArgsTruncated, argsCut || e.Has(event.FlagArgsTruncated))
+	putTruncatedPaths(a, e)
+	putStrIf(a, record.AttrParentExecutable, r.Context.ParentExecutable)
+	if len(r.Context.Ancestors) > 0 {
+		putStrs(a, record.AttrAncestors, r.Context.Ancestors)
+	}
+	putStrIf(a, record.AttrContainerID, r.Context.ContainerID)
+}
+
+// putOutcome adds the namespaces and what was done: the outcome, how late
+// a kill came, how many detections the record stands for.
+func putOutcome(a pcommon.Map, r *detectionRecord) {
+	if r.Exec.PidNS != 0 {
+		a.PutInt(record.AttrNamespacePID, int64(r.Exec.PidNS))
+	}
+	if r.Exec.MntNS != 0 {
+		a.PutInt(record.AttrNamespaceMnt, int64(r.Exec.MntNS))
+	}
+	outcome := r.Outcome
+	if outcome == "" {
+		outcome = record.OutcomeAlerted
+	}
+	a.PutStr(record.AttrAction, string(outcome))
+	if r.ActionDelay > 0 {
+		a.PutDouble(record.AttrActionDelay, float64(r.ActionDelay.Microseconds())/1000)
+	}
+	if r.RepeatCount > 1 {
+		a.PutInt(record.AttrRepeatCount, int64(r.RepeatCount))
+	}
+	if r.SummarizedCount > 0 {
+		a.PutInt(record.AttrSummarizedCount, int64(r.SummarizedCount))
+	}
+}
+
+// putStrs sets a string slice attribute.
+func putStrs(m pcommon.Map, k string, v []string) {
+	s := m.PutEmptySlice(k)
+	s.EnsureCapacity(len(v))
+	for _, el := range v {
+		s.AppendEmpty().SetStr(el)
+	}
 }
 
 // capturedArgs is argv as the kernel captured it: where it left out the
@@ -450,8 +398,5 @@ func putTruncatedPaths(a pcommon.Map, e *event.Exec) {
 	if len(names) == 0 {
 		return
 	}
-	s := a.PutEmptySlice(attrPathsTruncated)
-	for _, n := range names {
-		s.AppendEmpty().SetStr(n)
-	}
+	putStrs(a, record.AttrPathsTruncated, names)
 }

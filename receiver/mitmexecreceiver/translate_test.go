@@ -19,6 +19,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/record"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
 
@@ -135,7 +136,7 @@ func goldenRecords(t testing.TB) []struct {
 				Detection: detect.Detection{Tool: tool(t, "ettercap"), Match: detect.MatchFingerprint},
 				Context:   enrich.Context{Owner: "alice", ParentExecutable: "/tmp/loader"},
 				Time:      execTime,
-				Action:    "killed",
+				Outcome:   record.OutcomeKilled,
 			},
 		},
 		{
@@ -210,7 +211,7 @@ func TestTranslateGolden(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, plogtest.CompareLogs(want, ld))
 			// plogtest does not compare EventName.
-			assert.Equal(t, recordEventName, onlyRecord(t, ld).EventName())
+			assert.Equal(t, record.EventName, onlyRecord(t, ld).EventName())
 			assert.Equal(t, onlyRecord(t, want).EventName(), onlyRecord(t, ld).EventName())
 		})
 	}
