@@ -29,6 +29,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/test/harness"
 )
 
@@ -193,14 +194,11 @@ func stats(p *ebpf.Program) progStats {
 
 // cpuTicks is the process's user+system time in clock ticks (USER_HZ 100).
 func cpuTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(procfs.Root, uint32(pid))
 	if err != nil {
 		return 0, err
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	s, _ := strconv.ParseUint(f[12], 10, 64)
-	return u + s, nil
+	return st.UserTicks + st.SystemTicks, nil
 }
 
 func run(otelcol string, frames, packets int) error {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 )
 
 // Hasher hashes the executable of an exec (internal/filehash).
@@ -82,12 +82,15 @@ func (en *Enricher) FileSHA256(e *event.Exec, c *Context) {
 // long-lived more often than not (shells, services); when one is gone, or
 // its pid now belongs to a younger process, the path is unknown.
 func (en *Enricher) exePath(pid uint32, startBootNs uint64) string {
-	if startBootNs != 0 {
-		if st, err := procstat.Read(en.procRoot, pid); err != nil || !st.SameStart(startBootNs) {
-			return ""
-		}
+	proc, err := procfs.Open(en.procRoot, pid)
+	if err != nil {
+		return ""
 	}
-	p, err := os.Readlink(filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10), "exe"))
+	defer proc.Close()
+	if startBootNs != 0 && proc.CheckStart(startBootNs) != nil {
+		return ""
+	}
+	p, err := proc.Readlink("exe")
 	if err != nil {
 		return ""
 	}

@@ -29,7 +29,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
@@ -215,7 +215,7 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 	// nothing in the collector's namespace; its parent, in the same mount
 	// namespace and usually still alive, resolves it in that root.
 	if e.ExePath != "" && e.Nlink > 0 && !e.Has(event.FlagExePathTruncated) && e.PPID > 1 && e.MntNS != 0 &&
-		mountNamespaceOf(h.pidDir(e.PPID)) == e.MntNS {
+		mountNamespaceOf(h.procRoot, e.PPID) == e.MntNS {
 		ppid := e.PPID
 		cands = append(cands, candidate{e.ExePath, func(p string) (*os.File, unix.Stat_t, error) {
 			return safeopen.OpenInProcess(h.procRoot, ppid, p)
@@ -334,7 +334,7 @@ func (h *Hasher) hostPath(e *event.Exec, p string) (string, bool) {
 		return "", false
 	}
 	// Exited, reaped or not: a zombie keeps its /proc entry but no root.
-	if _, err := os.Readlink(filepath.Join(h.pidDir(e.PID), "root")); err == nil {
+	if _, err := procfs.Readlink(h.procRoot, e.PID, "root"); err == nil {
 		return "", false // alive: its own view decided
 	}
 	if filepath.IsAbs(p) {
@@ -372,7 +372,7 @@ func (h *Hasher) samePID(e *event.Exec) error {
 	if e.StartBootTimeNs == 0 {
 		return nil
 	}
-	st, err := procstat.Read(h.procRoot, e.PID)
+	st, err := procfs.ReadStat(h.procRoot, e.PID)
 	if err != nil || st.SameStart(e.StartBootTimeNs) {
 		return nil
 	}
@@ -481,16 +481,9 @@ func (h *Hasher) put(id event.FileID, sum string) { h.cache.Put(id, sum) }
 
 func (h *Hasher) putScript(id event.FileID, r scriptResult) { h.scripts.Put(id, r) }
 
-// mountNamespaceOf returns the inode number of the mount namespace of the
-// process at pidDir, 0 when it cannot be read.
-func mountNamespaceOf(pidDir string) uint32 {
-	link, err := os.Readlink(filepath.Join(pidDir, "ns", "mnt"))
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "mnt:["), "]"), 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
+// mountNamespaceOf returns the inode number of the mount namespace of
+// process pid, 0 when it cannot be read.
+func mountNamespaceOf(procRoot string, pid uint32) uint32 {
+	n, _ := procfs.Namespace(procRoot, pid, "mnt")
+	return n
 }

@@ -10,7 +10,6 @@ package netaddr
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/bounded"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
@@ -121,14 +121,12 @@ func addrs(h *netlink.Handle, link netlink.Link) ([]netip.Addr, error) {
 }
 
 func openNamespace(q wire.InterfaceQuery) (netns.NsHandle, error) {
-	for _, p := range []string{
-		"/proc/" + strconv.Itoa(int(q.PID)) + "/task/" + strconv.Itoa(int(q.TID)) + "/ns/net",
-		"/proc/" + strconv.Itoa(int(q.PID)) + "/ns/net",
-	} {
-		ns, err := netns.GetFromPath(p)
+	for _, tid := range []uint32{q.TID, 0} {
+		fd, err := procfs.OpenNamespace(procfs.Root, q.PID, tid, "net")
 		if err != nil {
 			continue
 		}
+		ns := netns.NsHandle(fd)
 		var st unix.Stat_t
 		if err := unix.Fstat(int(ns), &st); err == nil && uint32(st.Ino) == q.NetNS {
 			return ns, nil

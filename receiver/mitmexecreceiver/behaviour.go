@@ -6,10 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -378,20 +374,6 @@ func (r *mitmexecReceiver) senderExec(f *wire.Frame) event.Exec {
 	e.BootTimeNs = f.BootTimeNs
 	e.StartBootTimeNs = f.ExecStartBootTimeNs
 	return e
-}
-
-// nsInode is the inode of a process's namespace of a kind ("pid", "mnt",
-// "net"), 0 when it cannot be read.
-func nsInode(dir, kind string) uint32 {
-	link, err := os.Readlink(filepath.Join(dir, "ns", kind))
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, kind+":["), "]"), 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
 }
 
 // execTools remembers which catalog tool each reported process is, so a

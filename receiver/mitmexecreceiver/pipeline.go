@@ -159,7 +159,7 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (record.Outcome, time.Durat
 		return record.OutcomeDenied, 0
 	case rec.Wire != nil && rec.Wire.Denied:
 		// the kernel refused the frame; the process that tried goes too
-		if _, err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
+		if _, err := r.killer.Kill(e.PID, e.StartBootTimeNs); err != nil {
 			r.set.Logger.Warn("kill after a refused frame failed", zap.Uint32("pid", e.PID), zap.Error(err))
 		}
 		return record.OutcomeDenied, 0
@@ -170,7 +170,7 @@ func (r *mitmexecReceiver) act(rec *detectionRecord) (record.Outcome, time.Durat
 	case r.actionOf(rec.Detection.Tool) != actionKill:
 		return record.OutcomeAlerted, 0
 	}
-	res, err := r.killer.kill(e.PID, e.StartBootTimeNs)
+	res, err := r.killer.Kill(e.PID, e.StartBootTimeNs)
 	if err != nil {
 		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
 		return record.OutcomeKillFailed, 0

@@ -27,7 +27,9 @@ import (
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
 	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/kill"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
@@ -82,7 +84,7 @@ type mitmexecReceiver struct {
 	source    execSource
 	rule      *detect.Rule
 	allow     *allowlist.List
-	killer    *killer
+	killer    *kill.Killer
 	enricher  processEnricher
 	hasher    *filehash.Hasher
 	resource  resourceInfo
@@ -142,7 +144,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, open op
 	}
 	return &mitmexecReceiver{
 		set: set, cfg: cfg, next: next, openSource: open, obsrecv: obsrecv,
-		procRoot: "/proc", passwd: "/etc/passwd", bootClock: bootClock, newEnricher: newEnricher,
+		procRoot: procfs.Root, passwd: "/etc/passwd", bootClock: bootClock, newEnricher: newEnricher,
 	}, nil
 }
 
@@ -191,8 +193,8 @@ func (r *mitmexecReceiver) configure() (*detect.Catalog, error) {
 		return nil, fmt.Errorf("mitmexec receiver %s: tools: %w", r.set.ID, err)
 	}
 	r.allow = allowlist.New(allowFromConfig(r.cfg.Allow))
-	r.killer = newKiller(r.procRoot)
-	r.hostMntNS = mountNamespace(r.procRoot, uint32(os.Getpid()))
+	r.killer = kill.New(r.procRoot)
+	r.hostMntNS, _ = procfs.Namespace(r.procRoot, uint32(os.Getpid()), "mnt")
 	return cat, nil
 }
 
