@@ -42,7 +42,7 @@ run: otelcol
 # exec on the host, so privileged tests of two packages would count each
 # other's execs.
 .PHONY: test
-test: test-setup vet check-generated otelcol
+test: test-setup vet lint check-generated otelcol
 	@git status --porcelain --untracked-files=all > $(TREE_BEFORE)
 	MITMEXEC_OTELCOL=$(CURDIR)/$(OTELCOL) MITMEXEC_VICTORIALOGS=$(VICTORIALOGS) MITMEXEC_CONTAINERD2=$(CONTAINERD2) $(GO) test -p 1 -count=1 ./...
 	# a count, not a duration: under load the fuzzer's own deadline fails a
@@ -131,6 +131,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/elfid/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/modwatch/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/cicd/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/procfs/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/wire/
 
 # Go benchmarks (decode, rule, translation) and the exec-path benchmark

@@ -30,6 +30,11 @@ const MaxVariants = 8
 // single processing goroutine owns it.
 type Folder[K comparable, T any] struct {
 	window time.Duration
+	// groups is bounded by time, not by a count (so not an
+	// internal/bounded map): a group leaves when its window ends, and only
+	// then, since evicting one early would drop the repeats it holds, which
+	// every record must account for. It holds one group per distinct key
+	// detected within one window.
 	groups map[K]*group[T]
 	ready  []Folded[T] // repeats of windows that ended when a new one began
 }

@@ -10,7 +10,10 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
+	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fold"
+	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
 // outbox is the last stage before the pipeline: it drops a second report
@@ -30,7 +33,7 @@ type outbox struct {
 
 	mu        sync.Mutex
 	folder    *fold.Folder[foldKey, detectionRecord]
-	reported  map[processKey]bool // processes with a record already (true: for a module they loaded), bounded
+	reported  *bounded.Map[processKey, bool] // processes with a record already (true: for a module they loaded)
 	perSecond float64
 	tokens    float64
 	refilled  time.Time
@@ -51,7 +54,7 @@ func newOutbox(r *mitmexecReceiver, window time.Duration) *outbox {
 	perSecond := float64(r.cfg.MaxRecordsPerSecond)
 	return &outbox{
 		r: r, window: window, queue: make(chan detectionRecord, r.cfg.QueueSize), pending: make(chan struct{}, 1),
-		folder: fold.New[foldKey, detectionRecord](window), reported: map[processKey]bool{},
+		folder: fold.New[foldKey, detectionRecord](window), reported: bounded.New[processKey, bool](maxReported),
 		perSecond: perSecond, tokens: perSecond, refilled: time.Now(),
 	}
 }
@@ -69,14 +72,11 @@ func (o *outbox) claim(rec *detectionRecord, moduleLoad bool) bool {
 	k := processKey{rec.Exec.PID, rec.Exec.StartBootTimeNs / 1e7}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	byModule, seen := o.reported[k]
+	byModule, seen := o.reported.Get(k)
 	if seen && (moduleLoad || byModule) && k.pid != 0 {
 		return false
 	}
-	if len(o.reported) >= maxReported {
-		clear(o.reported)
-	}
-	o.reported[k] = moduleLoad || byModule
+	o.reported.Put(k, moduleLoad || byModule)
 	return true
 }
 
@@ -244,4 +244,26 @@ func foldTick(window time.Duration) time.Duration {
 		return time.Second
 	}
 	return max(min(window/4, time.Second), 25*time.Millisecond)
+}
+
+// foldKey groups repeats: the same tool started by the same parent as the
+// same user from the same file. The command line is not part of it: a
+// flood whose arguments vary is still one flood (fold.MaxVariants of its
+// distinct command lines go out on their own).
+type foldKey struct {
+	claim wire.Class // a behaviour record's class of claim, "" for an exec
+	tool  string
+	ppid  uint32
+	uid   uint32
+	file  event.FileID
+	exe   string
+}
+
+func foldKeyOf(rec *detectionRecord) foldKey {
+	e := &rec.Exec
+	k := foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
+	if rec.Wire != nil {
+		k.claim = rec.Wire.Claim.Class
+	}
+	return k
 }
