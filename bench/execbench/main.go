@@ -76,6 +76,7 @@ type options struct {
 	idleWindow  time.Duration
 	pairs       int
 	pairExecs   int
+	pairBudget  time.Duration
 	storm       bool
 	stormN      int
 	stormBurst  int
@@ -95,7 +96,8 @@ func main() {
 	flag.IntVar(&o.slices, "slices", 15, "collector: idle windows and workload slices, by turns, after the first 30 s")
 	flag.IntVar(&o.sliceExecs, "slice-execs", 1000, "collector: execs per workload slice")
 	flag.DurationVar(&o.idleWindow, "idle-window", 3*time.Second, "collector: length of each idle window")
-	flag.IntVar(&o.pairs, "pairs", 1000, "throughput: pairs of slices, tracer on and off")
+	flag.IntVar(&o.pairs, "pairs", 1500, "throughput: pairs of slices, tracer on and off")
+	flag.DurationVar(&o.pairBudget, "pair-budget", 4*time.Minute, "throughput: stop adding pairs after this long (a slow machine keeps make bench under 15 minutes)")
 	flag.IntVar(&o.pairExecs, "pair-execs", 100, "throughput: execs per slice")
 	flag.IntVar(&o.latencyN, "latency-execs", 50, "tool execs for the detection latency")
 	flag.DurationVar(&o.latencyGap, "latency-gap", 20*time.Millisecond, "pause between the latency execs")

@@ -103,11 +103,12 @@ func (b *bench) writeAlternation(w io.Writer, a *alternation) {
 	if a.statsOn {
 		stats = "ON (someone else's; every program run costs ~0.2 us more)"
 	}
-	fmt.Fprintf(w, "\nThroughput, tracer on / off: %d pairs of %d-exec slices in %s, the hooks (%s) attached and detached between slices, pair order alternating; run-time statistics %s; %d records answered benign.\n",
-		a.ratio.n, a.slice, a.duration.Round(time.Second), a.hook, stats, a.judged)
+	fmt.Fprintf(w, "\nThroughput, tracer on / off: %d pairs of %d-exec slices in %s, the hooks (%s) attached and detached between slices (each toggle followed by %d untimed execs), pair order alternating; run-time statistics %s; %d records answered benign.\n",
+		a.ratio.n, a.slice, a.duration.Round(time.Second), a.hook, toggleSettle, stats, a.judged)
 	fmt.Fprintf(w, "  ratio %.4f, 95%% interval %.4f .. %.4f (median of the per-pair ratios, sign-test interval); geometric mean %.4f (t-interval of the logs %.4f .. %.4f)\n",
 		a.ratio.est, a.ratio.lo, a.ratio.hi, a.geo.est, a.geo.lo, a.geo.hi)
-	fmt.Fprintf(w, "  exec/s on %.0f, off %.0f (medians over slices); per-pair ratios %s\n", median(a.on), median(a.off), spread(a.on, a.off))
+	fmt.Fprintf(w, "  exec/s on %.0f, off %.0f (medians over slices); per-pair ratios %s; pairs on first %.4f (%.4f .. %.4f), off first %.4f (%.4f .. %.4f)\n",
+		median(a.on), median(a.off), spread(a.on, a.off), a.onFirst.est, a.onFirst.lo, a.onFirst.hi, a.offFirst.est, a.offFirst.lo, a.offFirst.hi)
 }
 
 // spread names the per-pair ratios' 5th, 50th and 95th percentiles.
