@@ -40,7 +40,7 @@ package main
 
 // This file: the flags, the checks before anything starts, and the set-up
 // the whole run shares (BPF run-time statistics, work directory, sink,
-// Ctrl-C). The rounds are in rounds.go, the report in report.go.
+// Ctrl-C). The parts run in run.go, the report is in report.go.
 
 import (
 	"errors"
