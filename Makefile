@@ -140,7 +140,7 @@ fuzz:
 # and the frame benchmark, each target printed PASS or FAIL; root, about 6-9
 # minutes (docs/benchmarks.md).
 .PHONY: bench
-bench: otelcol
+bench: test-setup otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ./$(RECEIVER_DIR)/
 	$(GO) run ./bench/execbench -otelcol $(CURDIR)/$(OTELCOL) -cibuild $(CURDIR)
 	$(GO) run ./bench/framebench -otelcol $(CURDIR)/$(OTELCOL)
