@@ -23,12 +23,12 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # its truthful senders; test/cri's runtime: containerd 1.6 (its CRI plugin
 # included) and runc, the CNI plugins, a static busybox and libc6-dev for
 # the static pause it builds; python3-fusepy: a FUSE server that never
-# answers the collector.
+# answers the collector; libbpf-tools: execsnoop, make bench's peer.
 packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
   python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema python3-fusepy
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
   iproute2 python3-scapy iputils-arping iputils-ping tcpdump
-  containerd runc containernetworking-plugins busybox-static libc6-dev)
+  containerd runc containernetworking-plugins busybox-static libc6-dev libbpf-tools)
 # Debian's nodejs comes without npm; NodeSource's carries its own and
 # conflicts with Debian's npm package.
 command -v npm >/dev/null || packages+=(npm)

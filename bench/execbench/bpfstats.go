@@ -88,17 +88,21 @@ func progIDsOf(pid int) ([]ebpf.ProgramID, error) {
 	return ids, nil
 }
 
-// isForkHook tells the receiver's fork hook (sched_process_fork_btf or _raw,
-// truncated by the kernel to "sched_process_f") from the exec path. Every
-// other program counts as the exec path: the receiver's exec hook, and
-// execsnoop's enter and exit of execve.
-func isForkHook(name string) bool {
-	return strings.HasPrefix(name, "sched_process_f")
-}
+// The receiver's hooks by program name, as the kernel truncates it (16
+// bytes): sched_process_exec_btf and its variants, sched_process_fork_btf
+// or _raw.
+const (
+	execHookPrefix = "sched_process_e"
+	forkHookPrefix = "sched_process_f"
+)
 
-// findCountersMap returns the receiver's per-CPU counters map (see
-// bpf/mitmexec.bpf.c), or nil.
-func findCountersMap(progs map[ebpf.ProgramID]*ebpf.Program) *ebpf.Map {
+// frameCounterSubmitted is the index of the frames sent up in the
+// behaviour tier's frame_counters map (bpf/frame.h).
+const frameCounterSubmitted = 1
+
+// findCountersMap returns the receiver's per-CPU counters map named name
+// ("counters" or "frame_counters", see bpf/), or nil.
+func findCountersMap(progs map[ebpf.ProgramID]*ebpf.Program, name string) *ebpf.Map {
 	for _, p := range progs {
 		info, err := p.Info()
 		if err != nil {
@@ -111,7 +115,7 @@ func findCountersMap(progs map[ebpf.ProgramID]*ebpf.Program) *ebpf.Map {
 				continue
 			}
 			mi, err := m.Info()
-			if err == nil && mi.Name == "counters" && mi.Type == ebpf.PerCPUArray {
+			if err == nil && mi.Name == name && mi.Type == ebpf.PerCPUArray {
 				return m
 			}
 			m.Close()

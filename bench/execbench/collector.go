@@ -55,6 +55,7 @@ func (b *bench) startCollectorWith(receiverCfg string) (*tracerProc, error) {
 		b.stop(tp)
 		return nil, err
 	}
-	tp.counters = findCountersMap(tp.progs)
+	tp.counters = findCountersMap(tp.progs, "counters")
+	tp.frameCtrs = findCountersMap(tp.progs, "frame_counters")
 	return tp, nil
 }

@@ -6,7 +6,7 @@ package main
 
 // Detection latency: a known tool exec'd with a unique marker, timed from
 // before the fork to the record's arrival at the sink; and the collector's
-// CPU while idle and while detecting.
+// CPU while detecting.
 
 import (
 	"fmt"
@@ -21,24 +21,16 @@ const markerPrefix = "mitmexec-bench-"
 
 // latencyResult is what the detection-latency run measured.
 type latencyResult struct {
-	sent      int
-	received  int
-	lat       []time.Duration // sorted
-	rssKiB    uint64
-	idleCPU   time.Duration // CPU over idleWindow with no execs
-	idleWin   time.Duration
-	idleForks uint64        // forks on the machine during the idle window
-	toolCPU   time.Duration // CPU during the tool execs
-	toolSpan  time.Duration
+	sent     int
+	received int
+	lat      []time.Duration // sorted
+	rssKiB   uint64
+	toolCPU  time.Duration // CPU during the tool execs
+	toolSpan time.Duration
 }
 
-// latency runs a fresh collector idle for a while, then execs the tool
-// -latency-execs times and times each detection to its arrival at the sink.
-// idleSettle lets the collector settle before idle is measured: the
-// warm-up's first sights judged, the runtime done returning the start-up
-// scan's memory (about 20 s after start on the machine this was measured on).
-const idleSettle = 20 * time.Second
-
+// latency starts a fresh collector, execs the tool -latency-execs times and
+// times each detection to its arrival at the sink.
 func (b *bench) latency() (*latencyResult, error) {
 	fmt.Fprintln(os.Stderr, "  detection latency ...")
 	cfg := latencyReceiverConfig
@@ -55,21 +47,12 @@ func (b *bench) latency() (*latencyResult, error) {
 			return nil, err
 		}
 	}
-	res := &latencyResult{sent: b.o.latencyN, idleWin: 10 * time.Second}
-	// The collector's own cost with nothing to do, in its steady state:
-	// after the warm-up's first sights have been judged.
-	time.Sleep(idleSettle)
-	f0 := forkCount()
-	c0, _ := tp.cpuTime()
-	time.Sleep(res.idleWin)
-	c1, _ := tp.cpuTime()
-	res.idleCPU = c1 - c0
-	res.idleForks = forkCount() - f0
-
+	time.Sleep(warmSettle)
+	res := &latencyResult{sent: b.o.latencyN}
 	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
 	starts := make(map[string]time.Time, b.o.latencyN)
 	attr := b.procAttr()
-	c0, _ = tp.cpuTime()
+	c0, _ := tp.cpuTime()
 	t0 := time.Now()
 	for i := 0; i < b.o.latencyN; i++ {
 		marker := fmt.Sprintf("%s%s-%d", markerPrefix, run, i)
@@ -88,7 +71,7 @@ func (b *bench) latency() (*latencyResult, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res.toolSpan = time.Since(t0)
-	c1, _ = tp.cpuTime()
+	c1, _ := tp.cpuTime()
 	res.toolCPU = c1 - c0
 	for m, st := range starts {
 		if at, ok := b.sink.Arrival(m); ok {

@@ -3,59 +3,44 @@
 //go:build linux
 
 // Command execbench measures what the mitmexec receiver costs on the exec
-// path, next to a no-tracer baseline and libbpf-tools execsnoop as the peer:
+// path, and checks the issue's targets (PASS/FAIL per target):
 //
-//	go run ./bench/execbench -otelcol $PWD/_build/otelcol-custom
+//	go run ./bench/execbench -otelcol $PWD/_build/otelcol-custom -cibuild $PWD
 //
-// (`make bench` runs it.) It needs root: it loads nothing itself, but it
-// starts the collector and execsnoop, which do, and it reads every loaded
-// program's run-time statistics.
+// (`make bench` runs it.) It needs root: it loads the tracer, starts the
+// collector and execsnoop, and reads every program's run-time statistics.
+// The workload is a fork+exec loop of a benign binary (/bin/true) from
+// syscall.ForkExec and Wait4. Its parts, in order:
 //
-// Each round runs three configurations in a rotating order, each on a fresh
-// process: baseline (no tracer), collector (otelcol-custom with the receiver
-// at its defaults, exporting over OTLP/HTTP into a sink in this process) and
-// execsnoop. A configuration gets the same warm-up (a short run of the
-// workload, so the collector judges the benign binary once and caches the
-// verdict in the kernel) and then the measured workload: a fork+exec loop of
-// a benign binary (/bin/true) from syscall.ForkExec and Wait4. Measured per
-// configuration and round:
+//   - collector (steady.go): a fresh collector at its defaults; its CPU in
+//     the first 30 s after start, reported apart; then idle windows
+//     alternating with workload slices: idle CPU per second, CPU per 1000
+//     benign execs above the idle rate over the same time, and BPF run time
+//     of the exec and fork hooks per run (run-time statistics on).
+//     Windows in which the kernel sent a record up (someone else's first
+//     sight or tool) are counted apart as disturbed.
+//   - throughput (alternate.go): the tracer loaded in this process, its
+//     hooks attached and detached between short slices of the workload, in
+//     pairs; the ratio of exec rates (on / off) with a 95% interval over the
+//     pairs (statistics off, as deployed).
+//   - peer (rounds.go): execsnoop against a no-tracer baseline, each on a
+//     fresh process, in rotating rounds.
+//   - detection latency (latency.go): a known tool exec'd with a marker,
+//     from before the fork to the record's arrival at the sink.
+//   - CI build (cibuild.go, -cibuild): the collector's CPU as a share of a
+//     warm-cache `go test` of a module.
 //
-//   - execs per second of the loop, and its ratio to the same round's baseline;
-//   - BPF ns per exec: the programs the tracer process holds (found through
-//     /proc/PID/fdinfo), delta run time over delta run count, summed over the
-//     tracer's exec-path programs (the receiver's sched_process_exec hook;
-//     execsnoop's execve enter and exit), and again over all its programs
-//     (adding the receiver's sched_process_fork hook);
-//   - tracer CPU per 1000 execs, from a cpuacct cgroup the tracer is moved
-//     into (falls back to summing /proc/PID/task/*/schedstat), both in ns;
-//     utime and stime in /proc/PID/stat are not used: they are tick samples
-//     (10 ms at CLK_TCK 100), too coarse for the few ms a run costs;
-//   - peak RSS (VmHWM) at the end of the run;
-//   - for the collector, the records its kernel side submitted during the
-//     workload (its per-CPU counters map): a benign binary already judged
-//     must submit nothing.
-//
-// After the rounds, detection latency: a fresh collector, a known tool
-// (/usr/sbin/arpspoof -h MARKER) exec'd 50 times, latency = arrival of the
-// record carrying MARKER in process.command_args at the sink - the moment
-// before the fork. The exporter's sending queue does not batch (batching in
-// the sending queue is off by default at v0.165.0) and the pipeline has no
-// batch processor, so the latency is the receiver's plus one local HTTP
-// round trip.
+// CPU comes from a cpuacct cgroup the tracer process is moved into (every
+// thread, ns), else from /proc/PID/task/*/schedstat; utime+stime of
+// /proc/PID/stat (10 ms ticks) gives the start-up figure.
 //
 // -storm (off by default, not part of `make bench`) adds a first-sight storm
-// (many distinct copies of the benign binary, each judged once) and a burst
-// of tool execs, and reports what the collector lost or spent.
-//
-// Other work on the machine disturbs the numbers: a round during which other
-// processes forked, or another program ran on the exec path, is measured
-// again (-retries). The throughput ratio varies by a few percent from round
-// to round on a small VM; -rounds above the default 9 narrow its median.
+// and a burst of tool execs, and reports what the collector lost or spent.
 package main
 
 // This file: the flags, the checks before anything starts, and the set-up
 // the whole run shares (BPF run-time statistics, work directory, sink,
-// Ctrl-C). The rounds are in rounds.go, the report in report.go.
+// Ctrl-C). The parts run in run.go, the report is in report.go.
 
 import (
 	"errors"
@@ -66,9 +51,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/test/harness"
 )
@@ -89,6 +71,12 @@ type options struct {
 	retries     int
 	retryWait   time.Duration
 	receiverCfg string
+	slices      int
+	sliceExecs  int
+	idleWindow  time.Duration
+	pairs       int
+	pairExecs   int
+	pairBudget  time.Duration
 	storm       bool
 	stormN      int
 	stormBurst  int
@@ -102,9 +90,15 @@ func main() {
 	flag.StringVar(&o.execsnoop, "execsnoop", "/usr/sbin/execsnoop", "libbpf-tools execsnoop, the peer (empty to skip)")
 	flag.StringVar(&o.binary, "binary", "/bin/true", "benign binary of the workload")
 	flag.StringVar(&o.tool, "tool", "/usr/sbin/arpspoof", "known tool exec'd for the latency measurement (run with -h MARKER)")
-	flag.IntVar(&o.execs, "execs", 3000, "execs per measured workload")
+	flag.IntVar(&o.execs, "execs", 1000, "peer rounds: execs per measured workload")
 	flag.IntVar(&o.warmup, "warmup", 200, "execs of the warm-up before each measured workload")
-	flag.IntVar(&o.rounds, "rounds", 21, "interleaved rounds (the issue asks for at least 9; this VM varies about 4% per round)")
+	flag.IntVar(&o.rounds, "rounds", 5, "peer rounds: execsnoop and the baseline, in rotating order")
+	flag.IntVar(&o.slices, "slices", 15, "collector: idle windows and workload slices, by turns, after the first 30 s")
+	flag.IntVar(&o.sliceExecs, "slice-execs", 1000, "collector: execs per workload slice")
+	flag.DurationVar(&o.idleWindow, "idle-window", 3*time.Second, "collector: length of each idle window")
+	flag.IntVar(&o.pairs, "pairs", 1500, "throughput: pairs of slices, tracer on and off")
+	flag.DurationVar(&o.pairBudget, "pair-budget", 4*time.Minute, "throughput: stop adding pairs after this long (a slow machine keeps make bench under 15 minutes)")
+	flag.IntVar(&o.pairExecs, "pair-execs", 100, "throughput: execs per slice")
 	flag.IntVar(&o.latencyN, "latency-execs", 50, "tool execs for the detection latency")
 	flag.DurationVar(&o.latencyGap, "latency-gap", 20*time.Millisecond, "pause between the latency execs")
 	flag.IntVar(&o.cpu, "cpu", -1, "pin the workload loop (and so its children) to this CPU; -1 leaves it to the scheduler")
@@ -149,18 +143,14 @@ func run(o options) error {
 			return fmt.Errorf("execsnoop attaches to syscall tracepoints, which need tracefs: %w (or -execsnoop '' to skip the peer)", err)
 		}
 	}
-	if o.rounds < 1 || o.execs < 1 {
-		return errors.New("-rounds and -execs must be positive")
+	if o.rounds < 1 || o.execs < 1 || o.slices < 2 || o.sliceExecs < 1 || o.pairs < 2 || o.pairExecs < 1 {
+		return errors.New("-rounds, -execs, -slice-execs and -pair-execs must be positive, -slices and -pairs at least 2")
 	}
-	if o.rounds < 9 {
-		fmt.Fprintf(os.Stderr, "execbench: note: %d rounds; the throughput target is stated for the median of at least 9\n", o.rounds)
+	stats := &runStats{}
+	if err := stats.on(); err != nil {
+		return err
 	}
-
-	statsCloser, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		return fmt.Errorf("enable BPF run-time statistics: %w", err)
-	}
-	defer statsCloser.Close()
+	defer stats.off()
 
 	work, err := os.MkdirTemp("", "execbench-")
 	if err != nil {
@@ -185,7 +175,7 @@ func run(o options) error {
 	}
 	defer srv.Close()
 
-	b := &bench{o: o, work: work, devnull: devnull.Fd(), sinkURL: srv.URL, sink: snk}
+	b := &bench{o: o, work: work, devnull: devnull.Fd(), sinkURL: srv.URL, sink: snk, stats: stats}
 
 	// Ctrl-C: stop what we started, remove our cgroups.
 	sigs := make(chan os.Signal, 1)

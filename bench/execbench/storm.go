@@ -38,6 +38,34 @@ type stormResult struct {
 // tool burst.
 func (b *bench) stormCheck() (*stormResult, error) {
 	fmt.Fprintln(os.Stderr, "  storm check ...")
+	paths, err := b.stormCopies()
+	if err != nil {
+		return nil, err
+	}
+	tp, err := b.startCollector()
+	if err != nil {
+		return nil, err
+	}
+	defer b.stop(tp)
+	if _, err := b.workload(b.o.binary, b.o.warmup); err != nil {
+		return nil, err
+	}
+	time.Sleep(warmSettle)
+	res := &stormResult{files: len(paths), tools: b.o.stormBurst}
+	cached, err := b.workload(b.o.binary, len(paths))
+	if err != nil {
+		return nil, err
+	}
+	res.cachedEPS = float64(len(paths)) / cached.Seconds()
+	s1, err := b.firstSights(tp, paths, res)
+	if err != nil {
+		return nil, err
+	}
+	return res, b.toolBurst(tp, s1, res)
+}
+
+// stormCopies writes -storm-files distinct copies of the benign binary.
+func (b *bench) stormCopies() ([]string, error) {
 	dir := filepath.Join(b.work, "storm")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -53,56 +81,46 @@ func (b *bench) stormCheck() (*stormResult, error) {
 			return nil, err
 		}
 	}
-	tp, err := b.startCollector()
-	if err != nil {
-		return nil, err
-	}
-	defer b.stop(tp)
-	if _, err := b.workload(b.o.binary, b.o.warmup); err != nil {
-		return nil, err
-	}
-	time.Sleep(warmSettle)
-	res := &stormResult{files: len(paths), tools: b.o.stormBurst}
+	return paths, nil
+}
 
-	cached, err := b.workload(b.o.binary, len(paths))
-	if err != nil {
-		return nil, err
-	}
-	res.cachedEPS = float64(len(paths)) / cached.Seconds()
-
-	// First sight of many distinct files: each goes up once and is hashed.
+// firstSights execs each copy once: each goes up once and is hashed.
+func (b *bench) firstSights(tp *tracerProc, paths []string, res *stormResult) (tracerSnapshot, error) {
 	s0, err := tp.snapshot()
 	if err != nil {
-		return nil, err
+		return s0, err
 	}
 	start := time.Now()
 	for _, p := range paths {
 		if _, err := b.workload(p, 1); err != nil {
-			return nil, err
+			return s0, err
 		}
 	}
 	res.filesElapsed = time.Since(start)
 	time.Sleep(time.Second) // let user space catch up
 	s1, err := tp.snapshot()
 	if err != nil {
-		return nil, err
+		return s1, err
 	}
 	res.filesCPU = s1.cpu - s0.cpu
 	res.filesSubmit = s1.counters[event.CounterSubmitted] - s0.counters[event.CounterSubmitted]
 	res.filesRsvFail = s1.counters[event.CounterReserveFailed] - s0.counters[event.CounterReserveFailed]
+	return s1, nil
+}
 
-	// A burst of tool execs, back to back: every one must arrive.
+// toolBurst execs the tool back to back: every one must arrive.
+func (b *bench) toolBurst(tp *tracerProc, s1 tracerSnapshot, res *stormResult) error {
 	run := fmt.Sprintf("storm-%d-%d", os.Getpid(), time.Now().UnixNano())
 	markers := make(map[string]time.Time, b.o.stormBurst)
 	attr := b.procAttr()
-	start = time.Now()
+	start := time.Now()
 	for i := 0; i < b.o.stormBurst; i++ {
 		m := fmt.Sprintf("%s%s-%d", markerPrefix, run, i)
 		b.sink.Expect(m)
 		markers[m] = time.Now()
 		pid, err := syscall.ForkExec(b.o.tool, []string{b.o.tool, "-h", m}, attr)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		_ = wait(pid) // the exit status does not matter, only the record
 	}
@@ -113,11 +131,11 @@ func (b *bench) stormCheck() (*stormResult, error) {
 	}
 	s2, err := tp.snapshot()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.toolsCPU = s2.cpu - s1.cpu
 	res.toolsArrived = b.sink.ArrivedCount(markers)
 	res.toolsRsvFail = s2.counters[event.CounterReserveFailed] - s1.counters[event.CounterReserveFailed]
 	res.rssKiB = vmHWM(tp.pid)
-	return res, nil
+	return nil
 }

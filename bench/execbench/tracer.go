@@ -37,6 +37,7 @@ type tracerProc struct {
 	progs     map[ebpf.ProgramID]*ebpf.Program
 	names     map[ebpf.ProgramID]string
 	counters  *ebpf.Map // the collector's per-CPU counters map, nil for others
+	frameCtrs *ebpf.Map // the collector's per-CPU frame_counters map, nil when the tier is off
 }
 
 // tracerSnapshot is a tracer's cumulative numbers at one moment; a
@@ -45,6 +46,16 @@ type tracerSnapshot struct {
 	progs    map[ebpf.ProgramID]ebpf.ProgramStats
 	cpu      time.Duration
 	counters map[uint32]uint64
+	frames   uint64 // frame records the behaviour tier sent up
+	// lastSubmitted is what went up in the window that ended at this
+	// snapshot: the collector may still be at work on it.
+	lastSubmitted uint64
+}
+
+// submitted is every record the collector's kernel side sent up so far:
+// exec records and frame records.
+func (s tracerSnapshot) submitted() uint64 {
+	return s.counters[event.CounterSubmitted] + s.frames
 }
 
 // nextSeq numbers work directories and cgroups, unique within the run.
@@ -104,6 +115,11 @@ func (tp *tracerProc) snapshot() (tracerSnapshot, error) {
 			}
 		}
 	}
+	if tp.frameCtrs != nil {
+		if s.frames, err = sumPerCPU(tp.frameCtrs, frameCounterSubmitted); err != nil {
+			return s, fmt.Errorf("collector frame counter: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -124,9 +140,11 @@ func (b *bench) stop(tp *tracerProc) {
 		p.Close()
 	}
 	tp.progs = map[ebpf.ProgramID]*ebpf.Program{}
-	if tp.counters != nil {
-		tp.counters.Close()
-		tp.counters = nil
+	for _, m := range []**ebpf.Map{&tp.counters, &tp.frameCtrs} {
+		if *m != nil {
+			(*m).Close()
+			*m = nil
+		}
 	}
 	tp.proc.Stop(stopGrace)
 	if tp.cgroup != "" {

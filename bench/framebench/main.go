@@ -191,16 +191,12 @@ func stats(p *ebpf.Program) progStats {
 	return progStats{runs: s.RunCount, ns: uint64(s.Runtime.Nanoseconds())}
 }
 
-// cpuTicks is the process's user+system time in clock ticks (USER_HZ 100).
-func cpuTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	s, _ := strconv.ParseUint(f[12], 10, 64)
-	return u + s, nil
+// setupDone is what run sets up for the workloads: the collector, its
+// frame program, the namespaces.
+type setupDone struct {
+	col  *harness.Process
+	prog *ebpf.Program
+	lan  lan
 }
 
 func run(otelcol string, frames, packets int) error {
@@ -246,57 +242,63 @@ func run(otelcol string, frames, packets int) error {
 		return err
 	}
 	time.Sleep(2 * time.Second) // let the collector settle
+	return workloads(setupDone{col: col, prog: prog, lan: l}, frames, packets)
+}
 
-	measure := func(name string, n int, work func() error) (progStats, float64, error) {
-		s0, c0 := stats(prog), must(cpuTicks(col.Pid()))
-		if err := work(); err != nil {
-			return progStats{}, 0, fmt.Errorf("%s: %w", name, err)
-		}
-		time.Sleep(time.Second) // the reader drains
-		s1, c1 := stats(prog), must(cpuTicks(col.Pid()))
-		d := progStats{runs: s1.runs - s0.runs, ns: s1.ns - s0.ns}
-		cpuMs := float64(c1-c0) * 10 / float64(n) * 1000
-		return d, cpuMs, nil
+// measure runs work and returns the frame program's runs and run time
+// over it and the collector's CPU per 1000 of n (ms; utime+stime, so in
+// steps of 10 ms over the whole workload).
+func (s setupDone) measure(name string, n int, work func() error) (progStats, float64, error) {
+	s0 := stats(s.prog)
+	c0, _ := harness.ProcStatCPU(s.col.Pid())
+	if err := work(); err != nil {
+		return progStats{}, 0, fmt.Errorf("%s: %w", name, err)
 	}
-	idle, idleCPU, _ := measure("idle", 1, func() error { time.Sleep(5 * time.Second); return nil })
-	_ = idle
+	time.Sleep(time.Second) // the reader drains
+	s1 := stats(s.prog)
+	c1, _ := harness.ProcStatCPU(s.col.Pid())
+	d := progStats{runs: s1.runs - s0.runs, ns: s1.ns - s0.ns}
+	return d, float64(c1-c0) / float64(time.Millisecond) / float64(n) * 1000, nil
+}
+
+// workloads measures idle, truthful and lying ARP frames and forwarded UDP,
+// and prints the figures and the checks.
+func workloads(s setupDone, frames, packets int) error {
+	l := s.lan
+	_, idleCPU, _ := s.measure("idle", 1, func() error { time.Sleep(5 * time.Second); return nil })
 	fmt.Printf("framebench: collector idle CPU %.2f ms/s (5 s window)\n", idleCPU/1000/5)
-	truth, truthCPU, err := measure("truthful ARP", frames, func() error { return sendARP(l, frames, net.IPv4(10, 233, 1, 2)) })
+	truth, truthCPU, err := s.measure("truthful ARP", frames, func() error { return sendARP(l, frames, net.IPv4(10, 233, 1, 2)) })
 	if err != nil {
 		return err
 	}
-	lie, lieCPU, err := measure("lying ARP", frames, func() error { return sendARP(l, frames, net.IPv4(10, 233, 1, 1)) })
+	lie, lieCPU, err := s.measure("lying ARP", frames, func() error { return sendARP(l, frames, net.IPv4(10, 233, 1, 1)) })
 	if err != nil {
 		return err
 	}
-	udp, _, err := measure("forwarded UDP", packets, func() error { return sendUDP(l, packets) })
+	udp, _, err := s.measure("forwarded UDP", packets, func() error { return sendUDP(l, packets) })
 	if err != nil {
 		return err
 	}
-	per := func(s progStats) float64 {
-		if s.runs == 0 {
-			return 0
-		}
-		return float64(s.ns) / float64(s.runs)
-	}
-	fmt.Printf("framebench: truthful ARP frames: %d runs, BPF %.0f ns per frame, collector CPU %.2f ms per 1000 frames (idle included)\n", truth.runs, per(truth), truthCPU)
-	fmt.Printf("framebench: lying ARP frames: %d runs, BPF %.0f ns per frame, collector CPU %.2f ms per 1000 frames (one record, the rest folded)\n", lie.runs, per(lie), lieCPU)
+	fmt.Printf("framebench: truthful ARP frames: %d runs, BPF %.0f ns per frame, collector CPU %.2f ms per 1000 frames (idle included)\n", truth.runs, truth.perRun(), truthCPU)
+	fmt.Printf("framebench: lying ARP frames: %d runs, BPF %.0f ns per frame, collector CPU %.2f ms per 1000 frames (one record, the rest folded)\n", lie.runs, lie.perRun(), lieCPU)
 	fmt.Printf("framebench: %d UDP datagrams sent and forwarded by a router namespace: %d runs (%.2f per datagram: the sender's socket sends only, none on the forwarding path), BPF %.0f ns per run (the family check)\n",
-		packets, udp.runs, float64(udp.runs)/float64(packets), per(udp))
-	verdict := func(ok bool) string {
-		if ok {
-			return "PASS"
-		}
-		return "FAIL"
-	}
+		packets, udp.runs, float64(udp.runs)/float64(packets), udp.perRun())
 	fmt.Printf("framebench: %s forwarding runs nothing (runs per forwarded datagram <= 1.01, the sender's own send)\n", verdict(float64(udp.runs)/float64(packets) <= 1.01))
 	fmt.Printf("framebench: %s every packet-socket frame seen (runs >= frames sent, truthful and lying)\n", verdict(truth.runs >= uint64(frames) && lie.runs >= uint64(frames)))
 	return nil
 }
 
-func must(v uint64, err error) uint64 {
-	if err != nil {
+// perRun is the mean run time in ns, 0 without a run.
+func (p progStats) perRun() float64 {
+	if p.runs == 0 {
 		return 0
 	}
-	return v
+	return float64(p.ns) / float64(p.runs)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
 }

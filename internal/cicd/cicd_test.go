@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/record"
 )
 
@@ -320,15 +321,11 @@ func TestEnvironBounds(t *testing.T) {
 
 // TestEnvironOwnProcess reads a real /proc entry: a child's own environ.
 func TestEnvironOwnProcess(t *testing.T) {
-	st, err := os.ReadFile("/proc/self/stat")
+	st, err := procfs.ReadStat("/proc", uint32(os.Getpid()))
 	if err != nil {
 		t.Skip("no /proc")
 	}
-	ticks, err := startTicks(string(st))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Environ("/proc", uint32(os.Getpid()), ticks*1e7, MaxEnviron)
+	got, err := Environ("/proc", uint32(os.Getpid()), st.StartTicks*1e7, MaxEnviron)
 	if err != nil {
 		t.Fatal(err)
 	}

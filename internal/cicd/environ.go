@@ -4,33 +4,18 @@ package cicd
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/procstat"
-	"github.com/mitmexec/mitmexec/internal/safeopen"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 )
 
-const (
-	// MaxEnviron bounds one read of /proc/PID/environ. Linux lets an exec
-	// pass up to a quarter of the stack limit of strings; CI jobs export a
-	// few hundred variables, well under this. Variables past the bound are
-	// not read: a process that pads its environment loses its CI context,
-	// it cannot make the collector read more.
-	MaxEnviron = 256 << 10
-	// readTime bounds one read: the kernel reads environ from the
-	// process's memory, which the process can make slow (userfaultfd, FUSE).
-	readTime = 100 * time.Millisecond
-	statMax  = 4 << 10
-)
+// MaxEnviron bounds one read of /proc/PID/environ. Linux lets an exec
+// pass up to a quarter of the stack limit of strings; CI jobs export a
+// few hundred variables, well under this. Variables past the bound are
+// not read: a process that pads its environment loses its CI context,
+// it cannot make the collector read more.
+const MaxEnviron = 256 << 10
 
 // Source is which process's environment served.
 type Source string
@@ -99,23 +84,9 @@ func EnvironAllowed(procRoot string, pid uint32, startBootNs uint64, maxBytes in
 // environ is Environ with a hook between the read and the second start
 // check, for tests.
 func environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int, allowed func(string) bool, between func()) (map[string]string, error) {
-	if maxBytes <= 0 {
-		return nil, fmt.Errorf("environ bound maxBytes is %d, want more than 0", maxBytes)
-	}
-	// The directory descriptor holds the process, not its number: once
-	// that process is reaped nothing under it opens, even if its pid is
-	// reused.
-	dir, err := unix.Open(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	b, cut, err := procfs.ReadStarted(procRoot, pid, startBootNs, "environ", maxBytes, between)
 	if err != nil {
-		return nil, fmt.Errorf("environ of pid %d: %w", pid, err)
-	}
-	defer unix.Close(dir)
-	if err := sameStart(dir, pid, startBootNs); err != nil {
 		return nil, err
-	}
-	b, cut, err := readAt(dir, "environ", maxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("environ of pid %d: %w", pid, err)
 	}
 	if cut {
 		// The last variable read may be cut inside its value: a shortened
@@ -126,60 +97,5 @@ func environ(procRoot string, pid uint32, startBootNs uint64, maxBytes int, allo
 		// A zombie (exited, not reaped) reads as empty: it is gone.
 		return nil, fmt.Errorf("environ of pid %d is empty: the process has exited", pid)
 	}
-	if between != nil {
-		between()
-	}
-	if err := sameStart(dir, pid, startBootNs); err != nil {
-		return nil, err
-	}
 	return parse(b, allowed), nil
-}
-
-func sameStart(dir int, pid uint32, startBootNs uint64) error {
-	b, cut, err := readAt(dir, "stat", statMax)
-	if err != nil {
-		return fmt.Errorf("stat of pid %d: %w", pid, err)
-	}
-	if cut {
-		return fmt.Errorf("stat of pid %d is over %d bytes or took over %s", pid, statMax, readTime)
-	}
-	ticks, err := startTicks(string(b))
-	if err != nil {
-		return fmt.Errorf("stat of pid %d: %w", pid, err)
-	}
-	if !(procstat.Stat{StartTicks: ticks}).SameStart(startBootNs) {
-		return fmt.Errorf("pid %d started at tick %d, the exec's process at %d ns: the pid was reused", pid, ticks, startBootNs)
-	}
-	return nil
-}
-
-// startTicks is field 22 of a stat line; comm may hold spaces and
-// parentheses, so fields are counted after the last ')'.
-func startTicks(stat string) (uint64, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("stat is malformed: no ')' after comm")
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("stat is malformed: %d fields after comm, want at least 20", len(f))
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
-func readAt(dir int, name string, max int) (b []byte, cut bool, err error) {
-	var fd int
-	for {
-		fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return nil, false, &os.PathError{Op: "open", Path: name, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	_, complete, err := safeopen.ReadBounded(f, int64(max), time.Now().Add(readTime), func(c []byte) { b = append(b, c...) })
-	return b, !complete, err
 }

@@ -18,7 +18,7 @@ func (r *Rule) identityOf(e *event.Exec) identity {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if id, ok := r.known.get(e.File); ok {
+	if id, ok := r.known.Get(e.File); ok {
 		if e.Reasons&event.ReasonUnknown != 0 {
 			// the kernel's LRU forgot it: put it back, so that the file
 			// does not come up on every exec from now on (an error is counted)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mitmexec/mitmexec/internal/argv"
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 )
@@ -96,10 +97,10 @@ type Rule struct {
 
 	mu                  sync.Mutex
 	fingerprints        map[event.Fingerprint]*Tool
-	known               *boundedCache
-	installed           map[inodeKey]*Tool // installed tool builds by inode, whatever their change time
-	sums                map[string]*Tool   // SHA-256 of installed tool builds and scripts
-	sections            map[string]*Tool   // .text/.rodata hashes of installed tool builds
+	known               *bounded.Map[event.FileID, identity] // two generations, like the kernel's LRU map of the same capacity
+	installed           map[inodeKey]*Tool                   // installed tool builds by inode, whatever their change time
+	sums                map[string]*Tool                     // SHA-256 of installed tool builds and scripts
+	sections            map[string]*Tool                     // .text/.rodata hashes of installed tool builds
 	interpBySum         map[string]InterpreterKind
 	interpByFingerprint map[event.Fingerprint]InterpreterKind
 	interpBySection     map[string]InterpreterKind // .text/.rodata hashes of installed interpreters
@@ -113,7 +114,7 @@ func NewRule(cat *Catalog, files Files, kernel Kernel, actions map[string]uint8)
 	return &Rule{
 		cat: cat, files: files, kernel: kernel, actions: actions,
 		fingerprints:        map[event.Fingerprint]*Tool{},
-		known:               newBoundedCache(KnownIdentities),
+		known:               bounded.New[event.FileID, identity](KnownIdentities),
 		installed:           map[inodeKey]*Tool{},
 		sums:                map[string]*Tool{},
 		sections:            map[string]*Tool{},
@@ -151,7 +152,7 @@ func (r *Rule) verdict(id identity) event.Verdict {
 
 // remember caches an identity on both sides; r.mu is held.
 func (r *Rule) remember(f event.FileID, id identity) error {
-	r.known.put(f, id)
+	r.known.Put(f, id)
 	if r.kernel == nil {
 		return nil
 	}
@@ -494,7 +495,7 @@ func (r *Rule) programKind(e *event.Exec, p string) InterpreterKind {
 // dynamic loader and the loader runs Python.
 func (r *Rule) IsPython(e *event.Exec) bool {
 	r.mu.Lock()
-	id, ok := r.known.get(e.File)
+	id, ok := r.known.Get(e.File)
 	r.mu.Unlock()
 	kind := NotInterpreter
 	switch {

@@ -12,10 +12,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 )
 
 // Hasher hashes the executable of an exec (internal/filehash).
@@ -28,26 +28,29 @@ type Enricher struct {
 	procRoot   string
 	passwdPath string
 	hasher     Hasher
-
-	mu     sync.Mutex
-	owners map[uint32]string
+	owners     *bounded.Map[uint32, string]
 }
 
 // New returns an enricher reading procRoot (normally /proc) and the user
 // database at passwdPath (normally /etc/passwd).
 func New(procRoot, passwdPath string, hasher Hasher) *Enricher {
-	return &Enricher{procRoot: procRoot, passwdPath: passwdPath, hasher: hasher, owners: map[uint32]string{}}
+	return &Enricher{procRoot: procRoot, passwdPath: passwdPath, hasher: hasher, owners: bounded.New[uint32, string](maxOwners)}
 }
 
 // Enrich returns the context of e. sum is the executable's SHA-256 when the
 // rule already computed it.
 func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
-	c := Context{SHA256: sum, Owner: en.Owner(e.EUID), ContainerID: ContainerIDOf(e)}
-	if c.SHA256 == "" && en.hasher != nil {
-		if s, err := en.hasher.ExecSHA256(e); err == nil {
-			c.SHA256 = s
-		}
-	}
+	c := en.Process(e)
+	c.SHA256 = sum
+	en.FileSHA256(e, &c)
+	return c
+}
+
+// Process returns the context of e but the executable's hash: what /proc
+// and the user database say of the process, cheap enough to be read
+// before a tool is acted on.
+func (en *Enricher) Process(e *event.Exec) Context {
+	c := Context{Owner: en.Owner(e.EUID), ContainerID: ContainerIDOf(e)}
 	for i, a := range e.Ancestors {
 		p := ""
 		if !a.Exited {
@@ -64,16 +67,30 @@ func (en *Enricher) Enrich(e *event.Exec, sum string) Context {
 	return c
 }
 
+// FileSHA256 hashes e's executable into c where c has no hash yet. The
+// hasher bounds it in size and time; a file gone leaves it unknown.
+func (en *Enricher) FileSHA256(e *event.Exec, c *Context) {
+	if c.SHA256 != "" || en.hasher == nil {
+		return
+	}
+	if s, err := en.hasher.ExecSHA256(e); err == nil {
+		c.SHA256 = s
+	}
+}
+
 // exePath reads an ancestor's executable from /proc. Ancestors are
 // long-lived more often than not (shells, services); when one is gone, or
 // its pid now belongs to a younger process, the path is unknown.
 func (en *Enricher) exePath(pid uint32, startBootNs uint64) string {
-	if startBootNs != 0 {
-		if st, err := procstat.Read(en.procRoot, pid); err != nil || !st.SameStart(startBootNs) {
-			return ""
-		}
+	proc, err := procfs.Open(en.procRoot, pid)
+	if err != nil {
+		return ""
 	}
-	p, err := os.Readlink(filepath.Join(en.procRoot, strconv.FormatUint(uint64(pid), 10), "exe"))
+	defer proc.Close()
+	if startBootNs != 0 && proc.CheckStart(startBootNs) != nil {
+		return ""
+	}
+	p, err := proc.Readlink("exe")
 	if err != nil {
 		return ""
 	}
@@ -82,18 +99,16 @@ func (en *Enricher) exePath(pid uint32, startBootNs uint64) string {
 
 // Owner returns the user name of uid from the host's user database, cached.
 func (en *Enricher) Owner(uid uint32) string {
-	en.mu.Lock()
-	defer en.mu.Unlock()
-	if name, ok := en.owners[uid]; ok {
+	if name, ok := en.owners.Get(uid); ok {
 		return name
 	}
 	name := lookupUser(en.passwdPath, uid)
-	if len(en.owners) > 4096 {
-		clear(en.owners)
-	}
-	en.owners[uid] = name
+	en.owners.Put(uid, name)
 	return name
 }
+
+// maxOwners bounds the user names remembered.
+const maxOwners = 4096
 
 func lookupUser(passwd string, uid uint32) string {
 	f, err := os.Open(passwd)
@@ -165,12 +180,4 @@ func ContainerID(cgroup string) string {
 		}
 	}
 	return ""
-}
-
-// ParentExecutable returns the executable of e's parent while it lives.
-func (en *Enricher) ParentExecutable(e *event.Exec) string {
-	if len(e.Ancestors) == 0 || e.Ancestors[0].Exited {
-		return ""
-	}
-	return en.exePath(e.Ancestors[0].PID, e.Ancestors[0].StartBootTime)
 }

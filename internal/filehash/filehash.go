@@ -21,15 +21,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
@@ -64,7 +64,7 @@ const (
 	// rewrite within the same tick as the read would keep the key; once
 	// the clock has moved past the ctime any write changes it.
 	cacheSettle = 2 * time.Second
-	// The caches are cleared when full: rare, and a miss only costs a read.
+	// Bounds of the caches (internal/bounded): a miss only costs a read.
 	maxExecs        = 65536
 	maxScripts      = 4096
 	maxScriptsBytes = 32 << 20 // heads held by the script cache
@@ -148,10 +148,8 @@ type Hasher struct {
 	execTime    time.Duration
 	settle      time.Duration // cacheSettle; tests of the cache set 0
 
-	mu           sync.Mutex
-	cache        map[event.FileID]string
-	scripts      map[event.FileID]scriptResult // interpreters run the same scripts again and again
-	scriptsBytes int
+	cache   *bounded.Map[event.FileID, string]
+	scripts *bounded.Map[event.FileID, scriptResult] // interpreters run the same scripts again and again
 
 	fromProc, fromPath, cached, lost, tooLarge, notRegular, timeCut atomic.Uint64
 }
@@ -161,7 +159,8 @@ type Hasher struct {
 func New(procRoot string, maxBytes int64, opts ...Option) *Hasher {
 	h := &Hasher{procRoot: procRoot, maxBytes: maxBytes,
 		scriptBytes: DefaultScriptBytes, scriptTime: DefaultScriptTime, execTime: DefaultExecTime, settle: cacheSettle,
-		cache: map[event.FileID]string{}, scripts: map[event.FileID]scriptResult{}}
+		cache:   bounded.New[event.FileID, string](maxExecs),
+		scripts: bounded.NewWeighted[event.FileID](maxScripts, maxScriptsBytes, func(r scriptResult) int { return len(r.head) })}
 	for _, o := range opts {
 		o(h)
 	}
@@ -216,7 +215,7 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 	// nothing in the collector's namespace; its parent, in the same mount
 	// namespace and usually still alive, resolves it in that root.
 	if e.ExePath != "" && e.Nlink > 0 && !e.Has(event.FlagExePathTruncated) && e.PPID > 1 && e.MntNS != 0 &&
-		mountNamespaceOf(h.pidDir(e.PPID)) == e.MntNS {
+		mountNamespaceOf(h.procRoot, e.PPID) == e.MntNS {
 		ppid := e.PPID
 		cands = append(cands, candidate{e.ExePath, func(p string) (*os.File, unix.Stat_t, error) {
 			return safeopen.OpenInProcess(h.procRoot, ppid, p)
@@ -251,9 +250,7 @@ func (h *Hasher) openExec(e *event.Exec) (*os.File, unix.Stat_t, int, error) {
 
 // ExecSHA256 hashes the file the exec loaded.
 func (h *Hasher) ExecSHA256(e *event.Exec) (string, error) {
-	h.mu.Lock()
-	sum, ok := h.cache[e.File]
-	h.mu.Unlock()
+	sum, ok := h.cache.Get(e.File)
 	if ok {
 		h.cached.Add(1)
 		return sum, nil
@@ -337,7 +334,7 @@ func (h *Hasher) hostPath(e *event.Exec, p string) (string, bool) {
 		return "", false
 	}
 	// Exited, reaped or not: a zombie keeps its /proc entry but no root.
-	if _, err := os.Readlink(filepath.Join(h.pidDir(e.PID), "root")); err == nil {
+	if _, err := procfs.Readlink(h.procRoot, e.PID, "root"); err == nil {
 		return "", false // alive: its own view decided
 	}
 	if filepath.IsAbs(p) {
@@ -375,7 +372,7 @@ func (h *Hasher) samePID(e *event.Exec) error {
 	if e.StartBootTimeNs == 0 {
 		return nil
 	}
-	st, err := procstat.Read(h.procRoot, e.PID)
+	st, err := procfs.ReadStat(h.procRoot, e.PID)
 	if err != nil || st.SameStart(e.StartBootTimeNs) {
 		return nil
 	}
@@ -391,9 +388,7 @@ func (h *Hasher) readScript(f *os.File, st *unix.Stat_t, name string) (string, [
 	id := event.FileID{Dev: event.KernelDev(uint64(st.Dev)), Ino: uint64(st.Ino), CtimeNs: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec)}
 	cacheable := h.cacheable(f, st)
 	if cacheable {
-		h.mu.Lock()
-		r, ok := h.scripts[id]
-		h.mu.Unlock()
+		r, ok := h.scripts.Get(id)
 		if ok {
 			h.cached.Add(1)
 			return r.sum, r.head, nil
@@ -482,39 +477,13 @@ func (h *Hasher) countRefused(err error) {
 	}
 }
 
-func (h *Hasher) put(id event.FileID, sum string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.cache) >= maxExecs {
-		clear(h.cache)
-	}
-	h.cache[id] = sum
-}
+func (h *Hasher) put(id event.FileID, sum string) { h.cache.Put(id, sum) }
 
-func (h *Hasher) putScript(id event.FileID, r scriptResult) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.scripts) >= maxScripts || h.scriptsBytes+len(r.head) > maxScriptsBytes {
-		clear(h.scripts)
-		h.scriptsBytes = 0
-	}
-	if old, ok := h.scripts[id]; ok {
-		h.scriptsBytes -= len(old.head)
-	}
-	h.scripts[id] = r
-	h.scriptsBytes += len(r.head)
-}
+func (h *Hasher) putScript(id event.FileID, r scriptResult) { h.scripts.Put(id, r) }
 
-// mountNamespaceOf returns the inode number of the mount namespace of the
-// process at pidDir, 0 when it cannot be read.
-func mountNamespaceOf(pidDir string) uint32 {
-	link, err := os.Readlink(filepath.Join(pidDir, "ns", "mnt"))
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "mnt:["), "]"), 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
+// mountNamespaceOf returns the inode number of the mount namespace of
+// process pid, 0 when it cannot be read.
+func mountNamespaceOf(procRoot string, pid uint32) uint32 {
+	n, _ := procfs.Namespace(procRoot, pid, "mnt")
+	return n
 }

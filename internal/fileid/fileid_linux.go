@@ -4,14 +4,17 @@ package fileid
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/mitmexec/mitmexec/internal/event"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 )
 
 // Path returns the kernel's file identity of a path, following symlinks.
@@ -59,12 +62,11 @@ func Of(f *os.File, st *unix.Stat_t) event.FileID {
 	if unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx) != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
 		return id
 	}
-	mi, err := os.Open("/proc/self/mountinfo")
+	mi, err := procfs.ReadSelf(procfs.Root, "mountinfo", maxMountinfo, mountinfoTime)
 	if err != nil {
 		return id
 	}
-	defer mi.Close()
-	if dev, ok := mountDev(io.LimitReader(mi, maxMountinfo), stx.Mnt_id); ok {
+	if dev, ok := mountDev(bytes.NewReader(mi), stx.Mnt_id); ok {
 		id.Dev = dev
 	}
 	return id
@@ -79,6 +81,10 @@ func devPerLayer(fsType int64) bool {
 // maxMountinfo bounds the read of mountinfo: a node with thousands of
 // container mounts has a few MiB.
 const maxMountinfo = 16 << 20
+
+// mountinfoTime bounds that read: the kernel walks the mount table as it
+// prints it.
+const mountinfoTime = time.Second
 
 // mountDev finds mount ID mntID in a mountinfo table ("36 35 98:0 /mnt1
 // /mnt2 ...": ID, parent ID, major:minor of the super block, ...) and

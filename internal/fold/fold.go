@@ -30,6 +30,11 @@ const MaxVariants = 8
 // single processing goroutine owns it.
 type Folder[K comparable, T any] struct {
 	window time.Duration
+	// groups is bounded by time, not by a count (so not an
+	// internal/bounded map): a group leaves when its window ends, and only
+	// then, since evicting one early would drop the repeats it holds, which
+	// every record must account for. It holds one group per distinct key
+	// detected within one window.
 	groups map[K]*group[T]
 	ready  []Folded[T] // repeats of windows that ended when a new one began
 }
@@ -92,6 +97,12 @@ func (f *Folder[K, T]) Flush() []Folded[T] {
 		delete(f.groups, k)
 	}
 	return out
+}
+
+// Open reports whether a window is open or a repeat is ready: Expired has
+// something to do later. A folder that is not open needs no clock.
+func (f *Folder[K, T]) Open() bool {
+	return len(f.groups) > 0 || len(f.ready) > 0
 }
 
 // Pending is the number of held repeats.

@@ -87,3 +87,29 @@ func TestFloodOfVariantsFolds(t *testing.T) {
 		t.Fatalf("sent %d records and held %+v; want %d sent and one record for the other %d", sent, held, MaxVariants, 5000-MaxVariants)
 	}
 }
+
+// A folder is open while a window is open, so that its owner can stop its
+// clock when nothing can expire.
+func TestFoldOpenWhileAWindowIs(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	f := New[string, int](5 * time.Second)
+	if f.Open() {
+		t.Fatal("a new folder is open")
+	}
+	f.Offer("a", "", 1, t0)
+	if !f.Open() {
+		t.Fatal("a folder with a window open is not open")
+	}
+	f.Expired(t0.Add(time.Second))
+	if !f.Open() {
+		t.Fatal("the window closed before it ended")
+	}
+	f.Expired(t0.Add(5 * time.Second))
+	if f.Open() {
+		t.Fatal("the folder is open after its only window ended")
+	}
+	off := New[string, int](0)
+	if off.Offer("a", "", 1, t0); off.Open() {
+		t.Fatal("a disabled folder opened a window")
+	}
+}

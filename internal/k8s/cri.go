@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/mitmexec/mitmexec/internal/bounded"
 )
 
 // The labels the kubelet puts on every container it asks the runtime to
@@ -78,8 +79,7 @@ type Resolver struct {
 	timeout time.Duration
 	now     func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]entry
+	cache *bounded.Map[string, entry]
 
 	failures atomic.Uint64
 }
@@ -104,7 +104,7 @@ func NewResolver(socket string, timeout time.Duration) (*Resolver, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Resolver{socket: socket, timeout: timeout, now: time.Now, cache: make(map[string]entry)}, nil
+	return &Resolver{socket: socket, timeout: timeout, now: time.Now, cache: bounded.New[string, entry](maxEntries)}, nil
 }
 
 // Socket is the path the resolver asks.
@@ -118,9 +118,7 @@ func (r *Resolver) Lookup(ctx context.Context, containerID string) (Pod, bool) {
 		return Pod{}, false
 	}
 	now := r.now()
-	r.mu.Lock()
-	e, hit := r.cache[containerID]
-	r.mu.Unlock()
+	e, hit := r.cache.Get(containerID)
 	if hit && (e.expires.IsZero() || now.Before(e.expires)) {
 		if !e.ok {
 			r.failures.Add(1)
@@ -137,14 +135,7 @@ func (r *Resolver) Lookup(ctx context.Context, containerID string) (Pod, bool) {
 			e.expires = now.Add(unavailableTTL)
 		}
 	}
-	r.mu.Lock()
-	if len(r.cache) >= maxEntries {
-		// Dropping everything is crude but bounded; the containers that
-		// still run are asked again once.
-		clear(r.cache)
-	}
-	r.cache[containerID] = e
-	r.mu.Unlock()
+	r.cache.Put(containerID, e) // a container evicted while it runs is asked again once
 	return e.pod, e.ok
 }
 

@@ -221,7 +221,7 @@ func TestResolverCountsFailuresAndRetriesARefusalSoon(t *testing.T) {
 	}
 	// AND a refusal is not remembered for failureTTL: after unavailableTTL
 	// the runtime is asked again
-	e := r.cache[hex64]
+	e, _ := r.cache.Get(hex64)
 	if e.ok || e.expires.Sub(time.Now()) > unavailableTTL {
 		t.Errorf("refused lookup cached until %v (ok %v), want at most %v", e.expires, e.ok, unavailableTTL)
 	}

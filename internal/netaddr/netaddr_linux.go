@@ -8,26 +8,18 @@
 package netaddr
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/wire"
 )
-
-// ErrNamespaceGone says the sender's network namespace could not be
-// reached any more: the sender exited, or left the namespace its socket is in.
-var ErrNamespaceGone = errors.New("the sender's network namespace is gone")
-
-// ErrInterfaceGone says the namespace has no such interface (any more).
-var ErrInterfaceGone = errors.New("the interface is gone")
 
 type key struct {
 	netns   uint32
@@ -44,14 +36,15 @@ type entry struct {
 // reads the namespace again, which is what a verdict of "lie" is based on.
 type Resolver struct {
 	ttl   time.Duration
-	limit int
-	mu    sync.Mutex
-	cache map[key]entry
+	cache *bounded.Map[key, entry]
 }
+
+// maxInterfaces bounds the interfaces remembered, over all namespaces.
+const maxInterfaces = 1024
 
 // New returns a resolver that trusts a read for ttl.
 func New(ttl time.Duration) *Resolver {
-	return &Resolver{ttl: ttl, limit: 1024, cache: map[key]entry{}}
+	return &Resolver{ttl: ttl, cache: bounded.New[key, entry](maxInterfaces)}
 }
 
 // Lookup returns the interface q names with its addresses.
@@ -60,9 +53,7 @@ func (r *Resolver) Lookup(q wire.InterfaceQuery, fresh bool) (wire.Interface, er
 	if q.IfIndex != 0 {
 		k.device = ""
 	}
-	r.mu.Lock()
-	e, ok := r.cache[k]
-	r.mu.Unlock()
+	e, ok := r.cache.Get(k)
 	if ok && !fresh && time.Since(e.read) < r.ttl {
 		return e.iface, nil
 	}
@@ -70,12 +61,7 @@ func (r *Resolver) Lookup(q wire.InterfaceQuery, fresh bool) (wire.Interface, er
 	if err != nil {
 		return wire.Interface{}, err
 	}
-	r.mu.Lock()
-	if len(r.cache) >= r.limit {
-		clear(r.cache)
-	}
-	r.cache[k] = entry{iface: iface, read: time.Now()}
-	r.mu.Unlock()
+	r.cache.Put(k, entry{iface: iface, read: time.Now()})
 	return iface, nil
 }
 
@@ -100,7 +86,7 @@ func read(q wire.InterfaceQuery) (wire.Interface, error) {
 		link, err = h.LinkByName(q.Device)
 	}
 	if err != nil {
-		return wire.Interface{}, fmt.Errorf("%w: ifindex %d device %q in network namespace %d: %v", ErrInterfaceGone, q.IfIndex, q.Device, q.NetNS, err)
+		return wire.Interface{}, fmt.Errorf("%w: ifindex %d device %q in network namespace %d: %v", wire.ErrInterfaceGone, q.IfIndex, q.Device, q.NetNS, err)
 	}
 	attrs := link.Attrs()
 	iface := wire.Interface{Index: int32(attrs.Index), Name: attrs.Name}
@@ -135,19 +121,17 @@ func addrs(h *netlink.Handle, link netlink.Link) ([]netip.Addr, error) {
 }
 
 func openNamespace(q wire.InterfaceQuery) (netns.NsHandle, error) {
-	for _, p := range []string{
-		"/proc/" + strconv.Itoa(int(q.PID)) + "/task/" + strconv.Itoa(int(q.TID)) + "/ns/net",
-		"/proc/" + strconv.Itoa(int(q.PID)) + "/ns/net",
-	} {
-		ns, err := netns.GetFromPath(p)
+	for _, tid := range []uint32{q.TID, 0} {
+		fd, err := procfs.OpenNamespace(procfs.Root, q.PID, tid, "net")
 		if err != nil {
 			continue
 		}
+		ns := netns.NsHandle(fd)
 		var st unix.Stat_t
 		if err := unix.Fstat(int(ns), &st); err == nil && uint32(st.Ino) == q.NetNS {
 			return ns, nil
 		}
 		ns.Close()
 	}
-	return netns.None(), fmt.Errorf("%w: pid %d, namespace %d", ErrNamespaceGone, q.PID, q.NetNS)
+	return netns.None(), fmt.Errorf("%w: pid %d, namespace %d", wire.ErrNamespaceGone, q.PID, q.NetNS)
 }

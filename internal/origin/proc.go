@@ -4,14 +4,11 @@ package origin
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/mitmexec/mitmexec/internal/cicd"
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
@@ -25,8 +22,8 @@ const (
 	readTime = 100 * time.Millisecond
 )
 
-// ProcReader reads processes under procRoot: environ with internal/cicd's
-// reader (its own allow-list), cmdline with internal/procstat's, both
+// ProcReader reads processes under procRoot through internal/procfs:
+// environ with internal/cicd's allow-list applied, cmdline, cwd and stat,
 // pinned to the process by a directory descriptor and start-time-checked.
 type ProcReader struct{ ProcRoot string }
 
@@ -35,7 +32,7 @@ func (p ProcReader) Environ(pid uint32, start uint64) (map[string]string, error)
 }
 
 func (p ProcReader) Cmdline(pid uint32, start uint64) ([]string, error) {
-	args, cut, err := procstat.Cmdline(p.ProcRoot, pid, start, maxCmdline)
+	args, cut, err := procfs.Cmdline(p.ProcRoot, pid, start, maxCmdline)
 	if err != nil {
 		return nil, err
 	}
@@ -45,17 +42,16 @@ func (p ProcReader) Cmdline(pid uint32, start uint64) ([]string, error) {
 	return args, nil
 }
 
-// Cwd is the working directory as the process sees it, if the pid still is
-// the process that started at start once the link was read.
+// Cwd is the working directory the process's cwd link shows, if the pid is
+// the process that started at start: the link is read under the process's
+// pinned /proc directory, which reaches no later process with its pid.
 func (p ProcReader) Cwd(pid uint32, start uint64) (string, error) {
-	cwd, err := os.Readlink(filepath.Join(p.ProcRoot, strconv.FormatUint(uint64(pid), 10), "cwd"))
+	proc, err := procfs.OpenStarted(p.ProcRoot, pid, start)
 	if err != nil {
 		return "", err
 	}
-	if err := p.same(pid, start); err != nil {
-		return "", err
-	}
-	return cwd, nil
+	defer proc.Close()
+	return proc.Readlink("cwd")
 }
 
 func (p ProcReader) ReadFile(pid uint32, start uint64, name string) ([]byte, error) {
@@ -79,7 +75,7 @@ func (p ProcReader) ReadFile(pid uint32, start uint64, name string) ([]byte, err
 }
 
 func (p ProcReader) same(pid uint32, start uint64) error {
-	st, err := procstat.Read(p.ProcRoot, pid)
+	st, err := procfs.ReadStat(p.ProcRoot, pid)
 	if err != nil {
 		return err
 	}
@@ -98,11 +94,11 @@ func (p ProcReader) Parents(pid uint32, start uint64) []event.Ancestor {
 	}
 	var out []event.Ancestor
 	for len(out) < event.MaxAncestors {
-		st, err := procstat.Read(p.ProcRoot, pid)
+		st, err := procfs.ReadStat(p.ProcRoot, pid)
 		if err != nil || st.PPID <= 1 {
 			break
 		}
-		parent, err := procstat.Read(p.ProcRoot, st.PPID)
+		parent, err := procfs.ReadStat(p.ProcRoot, st.PPID)
 		if err != nil {
 			break
 		}

@@ -61,7 +61,13 @@ func ReadBounded(f *os.File, maxBytes int64, deadline time.Time, chunk func([]by
 			defer f.SetReadDeadline(time.Time{})
 		}
 	}
-	buf := make([]byte, chunkSize)
+	// A small bound needs no full chunk: /proc's stat and status files are
+	// read thousands of times per kill walk.
+	size := int64(chunkSize)
+	if maxBytes >= 0 && maxBytes < size {
+		size = maxBytes + 1
+	}
+	buf := make([]byte, size)
 	for {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return n, false, nil

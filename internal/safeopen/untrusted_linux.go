@@ -163,10 +163,19 @@ func refuseTextually(pidDir, p string, own bool, entry string) error {
 	return untrusted
 }
 
+// fdinfoHead bounds the read of an fdinfo file: mnt_id is its third line,
+// and what follows (an epoll's or inotify's watches) can be long.
+const fdinfoHead = 4 << 10
+
 // fdMount reads the mount id of descriptor n from /proc/PID/fdinfo.
 func fdMount(pidDir, n string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(pidDir, "fdinfo", n))
+	f, err := os.Open(filepath.Join(pidDir, "fdinfo", n))
 	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var b []byte
+	if _, _, err := ReadBounded(f, fdinfoHead, time.Now().Add(time.Second), func(c []byte) { b = append(b, c...) }); err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {

@@ -21,8 +21,10 @@ type Options struct {
 	// consumer; when full, records are dropped and counted, never blocking
 	// the reader (a blocked reader would fill the ring and lose in the kernel).
 	QueueSize int
-	// PollInterval is how often an idle reader looks at the ring anyway; the
-	// kernel wakes it for known tools at once and for other records at most
+	// PollInterval is when the reader looks at the ring once more after
+	// records stopped coming (a safety net for a record that raced its
+	// last look); then it sleeps until the kernel wakes it, which the
+	// kernel does for known tools at once and for other records at most
 	// every 5 ms.
 	PollInterval time.Duration
 	// SubmitAll sends every exec up (debugging, benchmarks).

@@ -12,7 +12,7 @@ import (
 
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
@@ -46,7 +46,7 @@ func TestProtectedIsAProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := uint32(cmd.Process.Pid)
-		st, err := procstat.Read("/proc", pid)
+		st, err := procfs.ReadStat("/proc", pid)
 		if err != nil {
 			t.Fatal(err)
 		}

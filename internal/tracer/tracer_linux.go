@@ -385,13 +385,13 @@ func (t *Tracer) read() {
 	defer t.wg.Done()
 	defer close(t.out)
 	var rec ringbuf.Record
-	wait := t.opts.PollInterval
+	var look readerLook
 	for {
-		t.reader.SetDeadline(time.Now().Add(wait))
+		t.reader.SetDeadline(look.deadline(time.Now(), t.opts.PollInterval))
 		err := t.reader.ReadInto(&rec)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				wait = t.opts.PollInterval
+				look = look.next()
 				continue
 			}
 			if errors.Is(err, ringbuf.ErrClosed) {
@@ -405,9 +405,7 @@ func (t *Tracer) read() {
 			}
 			continue
 		}
-		// The kernel wakes the reader at most once per gap; records that
-		// came in the gap are picked up by looking again shortly.
-		wait = stragglerWait
+		look = lookStraggler
 		buf := make([]byte, len(rec.RawSample))
 		copy(buf, rec.RawSample)
 		select {

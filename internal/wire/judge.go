@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -31,6 +32,17 @@ type InterfaceQuery struct {
 	IfIndex int32  // 0 when only Device is known
 	Device  string // SOCK_PACKET's device name
 }
+
+// Errors an interface lookup (internal/netaddr) returns wrapped, so that
+// the receiver counts a frame it could not judge by why.
+var (
+	// ErrNamespaceGone says the sender's network namespace could not be
+	// reached any more: the sender exited, or left the namespace its
+	// socket is in.
+	ErrNamespaceGone = errors.New("the sender's network namespace is gone")
+	// ErrInterfaceGone says the namespace has no such interface (any more).
+	ErrInterfaceGone = errors.New("the interface is gone")
+)
 
 // QueryOf names f's interface.
 func QueryOf(f *Frame) InterfaceQuery {

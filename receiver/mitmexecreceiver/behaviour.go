@@ -6,10 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/detect"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
@@ -104,11 +101,11 @@ type claimKey struct {
 // claimsSeen remembers the claims already reported, bounded: at most
 // maxAddressesPerSender records per process, class and interface, so a
 // spoofer cycling through addresses costs bounded records, and when full
-// it forgets half of what it holds (a map's order is random), never all.
+// it forgets the older half of what it holds, never all.
 type claimsSeen struct {
-	mu        sync.Mutex
-	seen      map[claimKey]struct{}
-	perSender map[claimKey]int // keyed with address left zero
+	mu        sync.Mutex // has and add read both maps as one
+	seen      *bounded.Map[claimKey, struct{}]
+	perSender *bounded.Map[claimKey, int] // keyed with address left zero
 }
 
 const (
@@ -117,7 +114,7 @@ const (
 )
 
 func newClaimsSeen() *claimsSeen {
-	return &claimsSeen{seen: map[claimKey]struct{}{}, perSender: map[claimKey]int{}}
+	return &claimsSeen{seen: bounded.New[claimKey, struct{}](maxClaimsSeen), perSender: bounded.New[claimKey, int](maxClaimsSeen)}
 }
 
 func senderOf(k claimKey) claimKey {
@@ -134,8 +131,9 @@ func (s *claimsSeen) has(k claimKey) bool {
 }
 
 func (s *claimsSeen) hasLocked(k claimKey) bool {
-	_, ok := s.seen[k]
-	return ok || s.perSender[senderOf(k)] >= maxAddressesPerSender
+	_, ok := s.seen.Get(k)
+	n, _ := s.perSender.Get(senderOf(k))
+	return ok || n >= maxAddressesPerSender
 }
 
 // add reports whether k is new, and remembers it.
@@ -145,24 +143,9 @@ func (s *claimsSeen) add(k claimKey) bool {
 	if s.hasLocked(k) {
 		return false
 	}
-	if len(s.seen) >= maxClaimsSeen {
-		forgetHalf(s.seen)
-		forgetHalf(s.perSender)
-	}
-	s.seen[k] = struct{}{}
-	s.perSender[senderOf(k)]++
+	s.seen.Put(k, struct{}{})
+	s.perSender.Update(senderOf(k), func(n int, _ bool) int { return n + 1 })
 	return true
-}
-
-func forgetHalf[V any](m map[claimKey]V) {
-	n := len(m) / 2
-	for k := range m {
-		if n == 0 {
-			return
-		}
-		delete(m, k)
-		n--
-	}
 }
 
 // wireClaim is what a behaviour record says beyond the exec's context.
@@ -248,7 +231,13 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		r.frameCounts.add(frameMalformed)
 		return
 	}
-	q := wire.QueryOf(&f)
+	r.judgeFrame(&f, &c)
+}
+
+// judgeFrame judges a frame's claim against the interface it went out on
+// and reports a lie once per process and claim.
+func (r *mitmexecReceiver) judgeFrame(f *wire.Frame, c *wire.Claim) {
+	q := wire.QueryOf(f)
 	iface, err := r.interfaces.Lookup(q, false)
 	if err != nil && f.Has(wire.FlagKernelLie) {
 		// The sender (and with it the way into its namespace) is gone, but
@@ -261,11 +250,11 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		r.set.Logger.Debug("frame not judged: its interface could not be read", zap.Uint32("pid", f.PID), zap.Error(err))
 		return
 	}
-	v := wire.Judge(&c, &iface)
+	v := wire.Judge(c, &iface)
 	if !v.Lie && f.Has(wire.FlagDenied) {
 		// the kernel judges a device's own addresses only: a bridge port
 		// sending for its master's address is refused there
-		v = r.refusedTruth(&f, &c, q)
+		v = r.refusedTruth(f, c, q)
 	}
 	if !v.Lie {
 		r.frameCounts.add(frameTruthful)
@@ -288,7 +277,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	// sender's own.
 	if fresh, err := r.interfaces.Lookup(q, true); err == nil && !f.Has(wire.FlagDenied) {
 		iface = fresh
-		if v = wire.Judge(&c, &iface); !v.Lie {
+		if v = wire.Judge(c, &iface); !v.Lie {
 			r.frameCounts.add(frameTruthful)
 			return
 		}
@@ -298,6 +287,12 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		return
 	}
 	r.frameCounts.add(frameLie)
+	r.reportLie(f, c, &iface, &v)
+}
+
+// reportLie reports a lie with the context of the exec that started the
+// sender's program, named as the catalog tool that exec was reported as.
+func (r *mitmexecReceiver) reportLie(f *wire.Frame, c *wire.Claim, iface *wire.Interface, v *wire.Verdict) {
 	var e event.Exec
 	var tool *detect.Tool
 	// the exec reported for this process, if it is still the program that runs
@@ -305,7 +300,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 		e, tool = x.exec, x.tool // reported at its exec: the kernel's account of it
 		e.BootTimeNs = f.BootTimeNs
 	} else {
-		e = r.senderExec(&f)
+		e = r.senderExec(f)
 	}
 	var sender uint32
 	if f.PID != f.ExecPID {
@@ -322,7 +317,7 @@ func (r *mitmexecReceiver) handleFrame(raw []byte) {
 	r.report(detectionRecord{
 		Exec:      e,
 		Detection: detect.Detection{Tool: tool, Match: detect.MatchNetworkBehaviour, Detail: v.Detail},
-		Wire: &wireClaim{Claim: c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender, Denied: f.Has(wire.FlagDenied),
+		Wire: &wireClaim{Claim: *c, Interface: iface.Name, IfIndex: iface.Index, NetNS: f.NetNS, SenderPID: sender, Denied: f.Has(wire.FlagDenied),
 			Behaviour: v.Behaviour},
 	}, false)
 }
@@ -344,8 +339,11 @@ func (r *mitmexecReceiver) behaviourAction() string {
 	return r.cfg.Action
 }
 
+// countLookupError counts a frame whose interface could not be read: an
+// interface gone, else (the namespace gone, or a netlink failure in it)
+// the namespace.
 func (r *mitmexecReceiver) countLookupError(err error) {
-	if strings.Contains(err.Error(), "interface is gone") {
+	if errors.Is(err, wire.ErrInterfaceGone) {
 		r.frameCounts.add(frameInterfaceGone)
 		return
 	}
@@ -378,25 +376,14 @@ func (r *mitmexecReceiver) senderExec(f *wire.Frame) event.Exec {
 	return e
 }
 
-// nsInode is the inode of a process's namespace of a kind ("pid", "mnt",
-// "net"), 0 when it cannot be read.
-func nsInode(dir, kind string) uint32 {
-	link, err := os.Readlink(filepath.Join(dir, "ns", kind))
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, kind+":["), "]"), 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
-}
-
 // execTools remembers which catalog tool each reported process is, so a
 // tool that later lies on the wire is named as itself.
 type execTools struct {
-	mu    sync.Mutex
-	tools map[processKey]reportedExec
+	byProcess *bounded.Map[processKey, reportedExec]
+}
+
+func newExecTools() *execTools {
+	return &execTools{byProcess: bounded.New[processKey, reportedExec](maxReported)}
 }
 
 // reportedExec is a reported exec: the kernel's account of it and the tool.
@@ -406,19 +393,11 @@ type reportedExec struct {
 }
 
 func (t *execTools) put(e *event.Exec, tool *detect.Tool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.tools) >= maxReported {
-		clear(t.tools)
-	}
-	t.tools[processKey{e.PID, e.StartBootTimeNs / 1e7}] = reportedExec{exec: *e, tool: tool}
+	t.byProcess.Put(processKey{e.PID, e.StartBootTimeNs / 1e7}, reportedExec{exec: *e, tool: tool})
 }
 
 func (t *execTools) get(pid uint32, start uint64) (reportedExec, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	x, ok := t.tools[processKey{pid, start / 1e7}]
-	return x, ok
+	return t.byProcess.Get(processKey{pid, start / 1e7})
 }
 
 // interfaceTTL is how long a read of an interface's addresses serves

@@ -35,7 +35,7 @@ func TestClaimsSeenBoundsRecordsPerSender(t *testing.T) {
 		k := claimKey{pid: uint32(1000 + i), class: wire.ClassARP, ifindex: 2, address: netip.MustParseAddr("10.0.0.1")}
 		s.add(k)
 	}
-	if len(s.seen) > maxClaimsSeen || len(s.perSender) > maxClaimsSeen+1 {
-		t.Errorf("memory: %d claims, %d senders remembered, bound %d", len(s.seen), len(s.perSender), maxClaimsSeen)
+	if s.seen.Len() > maxClaimsSeen || s.perSender.Len() > maxClaimsSeen+1 {
+		t.Errorf("memory: %d claims, %d senders remembered, bound %d", s.seen.Len(), s.perSender.Len(), maxClaimsSeen)
 	}
 }

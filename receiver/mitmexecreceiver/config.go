@@ -37,11 +37,12 @@ type Config struct {
 	// QueueSize bounds the channel between the ring-buffer reader and the
 	// rest of the receiver; when it is full, records are dropped and counted.
 	QueueSize int `mapstructure:"queue_size"`
-	// PollInterval is how often an idle reader looks at the ring buffer. The
-	// kernel wakes it at once for known tools and at most every 5 ms for
-	// other records, and the reader looks again 10 ms after each batch for
-	// records that came in that gap: this is a safety net, kept long so
-	// that an idle collector sleeps.
+	// PollInterval is when the reader looks at the ring buffer once more
+	// after records stopped coming. The kernel wakes it at once for known
+	// tools and at most every 5 ms for other records, and the reader looks
+	// again 10 ms after each batch for records that came in that gap: this
+	// look is a safety net behind that one, and after it the reader sleeps
+	// until the kernel wakes it, so an idle collector is not woken by it.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// MaxArgsBytes bounds the argv written to a record, counted as the
 	// NUL-joined bytes; the kernel captures at most 4096.

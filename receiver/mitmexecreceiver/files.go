@@ -15,7 +15,7 @@ import (
 	"github.com/mitmexec/mitmexec/internal/elfid"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
@@ -88,7 +88,7 @@ func (h hostFiles) ProgramELF(e *event.Exec, p string) (elfid.Identity, error) {
 // Cmdline reads the whole argv of the exec'd process, if it is still the
 // same process.
 func (h hostFiles) Cmdline(e *event.Exec) ([]string, error) {
-	args, _, err := procstat.Cmdline(h.procRoot, e.PID, e.StartBootTimeNs, maxCmdlineBytes)
+	args, _, err := procfs.Cmdline(h.procRoot, e.PID, e.StartBootTimeNs, maxCmdlineBytes)
 	return args, err
 }
 
@@ -98,7 +98,7 @@ const maxEnvironBytes = 256 << 10
 // Environ reads the environment of the exec'd process, if it is still the
 // same process.
 func (h hostFiles) Environ(e *event.Exec) ([]string, error) {
-	vars, _, err := procstat.Environ(h.procRoot, e.PID, e.StartBootTimeNs, maxEnvironBytes)
+	vars, _, err := procfs.Environ(h.procRoot, e.PID, e.StartBootTimeNs, maxEnvironBytes)
 	return vars, err
 }
 
@@ -136,7 +136,7 @@ func (h hostFiles) ReadDir(e *event.Exec, dir string, max int) ([]string, error)
 }
 
 func (h hostFiles) sameProcess(e *event.Exec) error {
-	st, err := procstat.Read(h.procRoot, e.PID)
+	st, err := procfs.ReadStat(h.procRoot, e.PID)
 	if err != nil {
 		return err
 	}

@@ -99,8 +99,8 @@ func (r *mitmexecReceiver) programKernel(cat *detect.Catalog) (int, error) {
 		}
 		r.set.Logger.Debug("tool module files watched", zap.Int("files", n))
 	}
-	for _, p := range r.killer.protected() {
-		if err := r.source.Protect(p.pid, p.startTicks); err != nil {
+	for _, p := range r.killer.Protected() {
+		if err := r.source.Protect(p.PID, p.StartTicks); err != nil {
 			return 0, fmt.Errorf("program kernel protected processes: %w", err)
 		}
 	}

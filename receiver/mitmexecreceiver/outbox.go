@@ -10,7 +10,10 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
+	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fold"
+	"github.com/mitmexec/mitmexec/internal/wire"
 )
 
 // outbox is the last stage before the pipeline: it drops a second report
@@ -23,10 +26,14 @@ type outbox struct {
 	r      *mitmexecReceiver
 	window time.Duration
 	queue  chan detectionRecord
+	// pending tells run that a window opened or a record was held back:
+	// its clock runs only while tick has something to do, so an idle
+	// collector is not woken by it.
+	pending chan struct{}
 
 	mu        sync.Mutex
 	folder    *fold.Folder[foldKey, detectionRecord]
-	reported  map[processKey]bool // processes with a record already (true: for a module they loaded), bounded
+	reported  *bounded.Map[processKey, bool] // processes with a record already (true: for a module they loaded)
 	perSecond float64
 	tokens    float64
 	refilled  time.Time
@@ -46,8 +53,8 @@ const maxReported = 4096
 func newOutbox(r *mitmexecReceiver, window time.Duration) *outbox {
 	perSecond := float64(r.cfg.MaxRecordsPerSecond)
 	return &outbox{
-		r: r, window: window, queue: make(chan detectionRecord, r.cfg.QueueSize),
-		folder: fold.New[foldKey, detectionRecord](window), reported: map[processKey]bool{},
+		r: r, window: window, queue: make(chan detectionRecord, r.cfg.QueueSize), pending: make(chan struct{}, 1),
+		folder: fold.New[foldKey, detectionRecord](window), reported: bounded.New[processKey, bool](maxReported),
 		perSecond: perSecond, tokens: perSecond, refilled: time.Now(),
 	}
 }
@@ -65,14 +72,11 @@ func (o *outbox) claim(rec *detectionRecord, moduleLoad bool) bool {
 	k := processKey{rec.Exec.PID, rec.Exec.StartBootTimeNs / 1e7}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	byModule, seen := o.reported[k]
+	byModule, seen := o.reported.Get(k)
 	if seen && (moduleLoad || byModule) && k.pid != 0 {
 		return false
 	}
-	if len(o.reported) >= maxReported {
-		clear(o.reported)
-	}
-	o.reported[k] = moduleLoad || byModule
+	o.reported.Put(k, moduleLoad || byModule)
 	return true
 }
 
@@ -86,11 +90,30 @@ func (o *outbox) offer(rec detectionRecord) {
 		return
 	}
 	variant := strings.Join(rec.Exec.Args, "\x00") + "\x00" + strings.Join(rec.Exec.ArgsTail, "\x00")
+	defer o.signalPending()
 	if !o.folder.Offer(foldKeyOf(&rec), variant, rec, now) {
 		o.r.folded.Add(1)
 		return
 	}
 	o.send(rec, now, false)
+}
+
+// hasPending reports whether tick has something to do later: a fold
+// window open or a record held back. o.mu is held.
+func (o *outbox) hasPending() bool {
+	return o.folder.Open() || o.held != nil
+}
+
+// signalPending starts run's clock when tick has something to do; o.mu is
+// held.
+func (o *outbox) signalPending() {
+	if !o.hasPending() {
+		return
+	}
+	select {
+	case o.pending <- struct{}{}:
+	default: // already signalled
+	}
 }
 
 // send passes rec under the ceiling, or holds it back and counts it; the
@@ -121,12 +144,13 @@ func (o *outbox) push(rec detectionRecord) {
 }
 
 // tick sends the repeats of windows that ended, and the held-back record
-// once the ceiling allows.
-func (o *outbox) tick(now time.Time) {
+// once the ceiling allows. It reports whether something is left for a
+// later tick.
+func (o *outbox) tick(now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return
+		return false
 	}
 	for _, f := range o.folder.Expired(now) {
 		rec := f.Record
@@ -134,6 +158,7 @@ func (o *outbox) tick(now time.Time) {
 		o.send(rec, now, false)
 	}
 	o.releaseHeld(now, false)
+	return o.hasPending()
 }
 
 func (o *outbox) releaseHeld(now time.Time, force bool) {
@@ -167,8 +192,11 @@ func (o *outbox) close() {
 // run emits records until the queue ends; once ctx is cancelled (the
 // shutdown deadline passed) what is left is dropped and counted.
 func (o *outbox) run(ctx context.Context, host component.Host) {
-	tick := time.NewTicker(foldTick(o.window))
-	defer tick.Stop()
+	period := foldTick(o.window)
+	clock := time.NewTimer(period)
+	clock.Stop()
+	defer clock.Stop()
+	running := false
 	for {
 		select {
 		case rec, ok := <-o.queue:
@@ -176,8 +204,16 @@ func (o *outbox) run(ctx context.Context, host component.Host) {
 				return
 			}
 			o.r.emit(ctx, host, rec)
-		case now := <-tick.C:
-			o.tick(now)
+		case <-o.pending:
+			if !running {
+				clock.Reset(period)
+				running = true
+			}
+		case now := <-clock.C:
+			running = o.tick(now)
+			if running {
+				clock.Reset(period)
+			}
 		case <-ctx.Done():
 			for rec := range o.queueDrained() {
 				o.r.consumeDropped.Add(uint64(weight(&rec) + rec.SummarizedCount))
@@ -208,4 +244,26 @@ func foldTick(window time.Duration) time.Duration {
 		return time.Second
 	}
 	return max(min(window/4, time.Second), 25*time.Millisecond)
+}
+
+// foldKey groups repeats: the same tool started by the same parent as the
+// same user from the same file. The command line is not part of it: a
+// flood whose arguments vary is still one flood (fold.MaxVariants of its
+// distinct command lines go out on their own).
+type foldKey struct {
+	claim wire.Class // a behaviour record's class of claim, "" for an exec
+	tool  string
+	ppid  uint32
+	uid   uint32
+	file  event.FileID
+	exe   string
+}
+
+func foldKeyOf(rec *detectionRecord) foldKey {
+	e := &rec.Exec
+	k := foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
+	if rec.Wire != nil {
+		k.claim = rec.Wire.Claim.Class
+	}
+	return k
 }

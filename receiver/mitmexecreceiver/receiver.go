@@ -26,12 +26,11 @@ import (
 	"github.com/mitmexec/mitmexec/internal/enrich"
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/filehash"
-	"github.com/mitmexec/mitmexec/internal/fileid"
 	"github.com/mitmexec/mitmexec/internal/inventory"
+	"github.com/mitmexec/mitmexec/internal/kill"
 	"github.com/mitmexec/mitmexec/internal/modwatch"
-	"github.com/mitmexec/mitmexec/internal/record"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/tracer"
-	"github.com/mitmexec/mitmexec/internal/wire"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
 
@@ -54,6 +53,15 @@ type execSource interface {
 
 type openSourceFunc func(tracer.Options) (execSource, error)
 
+// moduleWatch is the watch on the opens of tools' module files as the
+// receiver sees it; *modwatch.Watcher is one on Linux, tests use a fake.
+type moduleWatch interface {
+	Events() <-chan modwatch.Event
+	Set(marks []modwatch.Mark) (int, error)
+	Stats() modwatch.Stats
+	Close() error
+}
+
 // maxHashBytes bounds a file the receiver hashes: a huge binary costs
 // bounded time and memory and is judged by name and fingerprint instead.
 const maxHashBytes = 512 << 20
@@ -65,7 +73,8 @@ type mitmexecReceiver struct {
 	openSource openSourceFunc
 	// openModules watches the opens of tools' module files (fanotify);
 	// nil leaves them unwatched (tests of the pipeline with a fake source).
-	openModules func(queue int) (*modwatch.Watcher, error)
+	openModules func(queue int) (moduleWatch, error)
+	newEnricher func(procRoot, passwd string, h enrich.Hasher) processEnricher
 	obsrecv     *receiverhelper.ObsReport
 	procRoot    string
 	passwd      string
@@ -75,15 +84,15 @@ type mitmexecReceiver struct {
 	source    execSource
 	rule      *detect.Rule
 	allow     *allowlist.List
-	killer    *killer
-	enricher  *enrich.Enricher
+	killer    *kill.Killer
+	enricher  processEnricher
 	hasher    *filehash.Hasher
 	resource  resourceInfo
 	telemetry *metadata.TelemetryBuilder
 	catalog   *detect.Catalog
 	dirs      []string
 	watcher   *inventory.Watcher
-	modules   *modwatch.Watcher
+	modules   moduleWatch
 	// The behaviour tier (behaviour.go): nil interfaces leaves it off.
 	interfaces  interfaceLookup
 	frameCounts *frameCounts
@@ -135,61 +144,29 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, open op
 	}
 	return &mitmexecReceiver{
 		set: set, cfg: cfg, next: next, openSource: open, obsrecv: obsrecv,
-		procRoot: "/proc", passwd: "/etc/passwd", bootClock: bootClock,
+		procRoot: procfs.Root, passwd: "/etc/passwd", bootClock: bootClock, newEnricher: newEnricher,
 	}, nil
 }
 
 // Start loads and attaches the tracer before it returns, so that a
 // collector that reports ready is already watching; the reading runs on its
-// own context.
+// own context. Each step is a stage of its own: the configuration, the
+// kernel side, the stages a detection goes through (pipeline.go), what the
+// kernel can decide alone, telemetry, then the goroutines.
 func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
-	cat, err := detect.NewCatalog(detect.Merge(detect.DefaultTools(), toolsFromConfig(r.cfg.Tools)))
+	cat, err := r.configure()
 	if err != nil {
-		return fmt.Errorf("mitmexec receiver %s: tools: %w", r.set.ID, err)
+		return err
 	}
-	r.allow = allowlist.New(allowFromConfig(r.cfg.Allow))
-	window := time.Duration(0)
-	if r.cfg.Fold.Enabled {
-		window = r.cfg.Fold.Window
-	}
-	r.killer = newKiller(r.procRoot)
-	r.hostMntNS = mountNamespace(r.procRoot, uint32(os.Getpid()))
-
 	src, err := r.openSource(tracer.Options{QueueSize: r.cfg.QueueSize, PollInterval: r.cfg.PollInterval,
 		SubmitAll: r.cfg.SubmitAll, Deny: r.anyKill(cat), Frames: r.cfg.NetworkBehaviour.Enabled && r.interfaces != nil,
 		FrameDeny: r.behaviourAction() == actionKill})
 	if err != nil {
-		err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
-		if r.cfg.ErrorMode == errorModeIgnore {
-			// The collector runs on without this receiver; the health check
-			// and the log say why.
-			r.set.Logger.Error("mitmexec receiver disabled (error_mode: ignore)", zap.Error(err))
-			componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
-			return nil
-		}
-		return err
+		return r.sourceFailed(host, err)
 	}
 	r.source = src
-	r.frameCounts, r.claims = newFrameCounts(), newClaimsSeen()
-	r.execTools = &execTools{tools: map[processKey]reportedExec{}}
-	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
-	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, src, r.kernelActions(cat))
-	r.enricher = enrich.New(r.procRoot, r.passwd, r.hasher)
-	r.resource = nodeResource(hostResource(), r.set.Logger)
-	r.recent = newRecentExecs(recentInterpreterExecs)
-
-	r.catalog = cat
-	r.dirs = r.cfg.SearchPaths
-	if len(r.dirs) == 0 {
-		r.dirs = inventory.DefaultDirs()
-	}
-	if r.openModules != nil {
-		if m, err := r.openModules(r.cfg.QueueSize); err == nil {
-			r.modules = m
-		} else {
-			r.set.Logger.Warn("module loads are not watched: interpreter code that hides a tool's name is judged by its argv only", zap.Error(err))
-		}
-	}
+	r.buildStages(cat)
+	r.watchModules()
 	fingerprinted, err := r.programKernel(cat)
 	if err != nil {
 		r.closeSources()
@@ -203,26 +180,100 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		r.closeSources()
 		return fmt.Errorf("mitmexec receiver %s: telemetry: %w", r.set.ID, err)
 	}
+	r.logStart(cat, fingerprinted)
+	r.watchInstalled()
+	r.run(host)
+	return nil
+}
+
+// configure reads the catalog and the allow-list from the configuration.
+func (r *mitmexecReceiver) configure() (*detect.Catalog, error) {
+	cat, err := detect.NewCatalog(detect.Merge(detect.DefaultTools(), toolsFromConfig(r.cfg.Tools)))
+	if err != nil {
+		return nil, fmt.Errorf("mitmexec receiver %s: tools: %w", r.set.ID, err)
+	}
+	r.allow = allowlist.New(allowFromConfig(r.cfg.Allow))
+	r.killer = kill.New(r.procRoot)
+	r.hostMntNS, _ = procfs.Namespace(r.procRoot, uint32(os.Getpid()), "mnt")
+	return cat, nil
+}
+
+// sourceFailed is Start's answer when the tracer cannot be loaded.
+func (r *mitmexecReceiver) sourceFailed(host component.Host, err error) error {
+	err = fmt.Errorf("mitmexec receiver %s: %w", r.set.ID, err)
+	if r.cfg.ErrorMode != errorModeIgnore {
+		return err
+	}
+	// The collector runs on without this receiver; the health check and
+	// the log say why.
+	r.set.Logger.Error("mitmexec receiver disabled (error_mode: ignore)", zap.Error(err))
+	componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
+	return nil
+}
+
+// buildStages makes the stages a detection goes through (pipeline.go).
+func (r *mitmexecReceiver) buildStages(cat *detect.Catalog) {
+	r.frameCounts, r.claims = newFrameCounts(), newClaimsSeen()
+	r.execTools = newExecTools()
+	r.hasher = filehash.New(r.procRoot, maxHashBytes, filehash.WithHostMountNamespace(r.hostMntNS))
+	r.rule = detect.NewRule(cat, hostFiles{Hasher: r.hasher, procRoot: r.procRoot, needles: cat.Needles()}, r.source, r.kernelActions(cat))
+	r.enricher = r.newEnricher(r.procRoot, r.passwd, r.hasher)
+	r.resource = nodeResource(hostResource(), r.set.Logger)
+	r.recent = newRecentExecs(recentInterpreterExecs)
+	r.catalog = cat
+	r.dirs = r.cfg.SearchPaths
+	if len(r.dirs) == 0 {
+		r.dirs = inventory.DefaultDirs()
+	}
+}
+
+// watchModules watches the opens of tools' module files where it can.
+func (r *mitmexecReceiver) watchModules() {
+	if r.openModules == nil {
+		return
+	}
+	m, err := r.openModules(r.cfg.QueueSize)
+	if err != nil {
+		r.set.Logger.Warn("module loads are not watched: interpreter code that hides a tool's name is judged by its argv only", zap.Error(err))
+		return
+	}
+	r.modules = m
+}
+
+func (r *mitmexecReceiver) logStart(cat *detect.Catalog, fingerprinted int) {
 	if r.anyKill(cat) {
-		if err := src.Deny(); err != nil {
+		if err := r.source.Deny(); err != nil {
 			r.set.Logger.Info("block mode: BPF LSM unavailable, tools are killed from the exec hook instead", zap.Error(err))
 		} else {
 			r.set.Logger.Info("block mode: BPF LSM attached, tools are denied before they run")
 		}
 	}
 	r.set.Logger.Info("mitmexec watching execs",
-		zap.String("hook", src.Hook()),
+		zap.String("hook", r.source.Hook()),
 		zap.Int("tools", len(cat.Tools())),
 		zap.Int("installed_binaries_fingerprinted", fingerprinted),
 		zap.String("action", r.cfg.Action),
 		zap.Int("allow_entries", r.allow.Len()))
+}
 
-	// Installed files change (upgrades, a tool dropped into /usr/local/bin):
-	// the scan runs again so renamed copies of new builds are known too.
-	if w, err := inventory.Watch(r.dirs); err == nil {
-		r.watcher = w
-	} else {
+// watchInstalled rescans when installed files change (upgrades, a tool
+// dropped into /usr/local/bin), so renamed copies of new builds are known
+// too.
+func (r *mitmexecReceiver) watchInstalled() {
+	w, err := inventory.Watch(r.dirs)
+	if err != nil {
 		r.set.Logger.Warn("installed tools are fingerprinted at start only", zap.Error(err))
+		return
+	}
+	r.watcher = w
+}
+
+// run starts the reader, the judges, the frame judge and the emitter on a
+// context of their own.
+func (r *mitmexecReceiver) run(host component.Host) {
+	window := time.Duration(0)
+	if r.cfg.Fold.Enabled {
+		window = r.cfg.Fold.Window
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -255,7 +306,6 @@ func (r *mitmexecReceiver) Start(_ context.Context, host component.Host) error {
 		r.loops.Wait()
 		r.out.close()
 	}()
-	return nil
 }
 
 func (r *mitmexecReceiver) closeSources() {
@@ -370,144 +420,6 @@ func (r *mitmexecReceiver) judgeOne(j judgeJob) {
 		return
 	}
 	r.handle(&j.exec)
-}
-
-// foldKey groups repeats: the same tool started by the same parent as the
-// same user from the same file. The command line is not part of it: a
-// flood whose arguments vary is still one flood (fold.MaxVariants of its
-// distinct command lines go out on their own).
-type foldKey struct {
-	claim wire.Class // a behaviour record's class of claim, "" for an exec
-	tool  string
-	ppid  uint32
-	uid   uint32
-	file  event.FileID
-	exe   string
-}
-
-func foldKeyOf(rec *detectionRecord) foldKey {
-	e := &rec.Exec
-	k := foldKey{tool: rec.Detection.Tool.Name, ppid: e.PPID, uid: e.EUID, file: e.File, exe: e.ExePath}
-	if rec.Wire != nil {
-		k.claim = rec.Wire.Claim.Class
-	}
-	return k
-}
-
-// handle runs one record through detect -> allow -> act -> enrich -> out.
-func (r *mitmexecReceiver) handle(e *event.Exec) {
-	res := r.rule.Judge(e)
-	if !res.Detected {
-		if res.Interpreter {
-			r.recent.put(e) // what it loads may still name a tool
-		}
-		return
-	}
-	r.report(detectionRecord{Exec: *e, Detection: res.Detection, SHA256: res.SHA256}, false)
-}
-
-// handleModule reports a process that opened a tool's own module file,
-// with the context of its exec where the kernel sent that up.
-func (r *mitmexecReceiver) handleModule(ev *modwatch.Event) {
-	d, ok := r.rule.JudgeModule(ev.Tag, ev.Path)
-	if !ok {
-		return
-	}
-	e := r.execOf(ev.PID)
-	// Only an interpreter running the module is a run of the tool: cat,
-	// grep, a backup or an editor opening the same file is not, and
-	// neither is python byte-compiling it (py_compile, compileall).
-	if !r.rule.IsPython(&e) || r.rule.CompileOnly(&e) {
-		return
-	}
-	r.report(detectionRecord{Exec: e, Detection: d}, true)
-}
-
-// report carries out the action before anything else (the tool is running),
-// then enriches and hands the record out.
-func (r *mitmexecReceiver) report(rec detectionRecord, moduleLoad bool) {
-	r.detections.Add(1)
-	rec.Time = r.wallTime(rec.Exec.BootTimeNs)
-	if rec.SHA256 == "" && r.allow.NeedsSHA256() {
-		rec.SHA256, _ = r.hasher.ExecSHA256(&rec.Exec) // bounded; "" when the file is gone
-	}
-	if r.allow.Match(r.allowSubject(&rec)) >= 0 {
-		r.suppressed.Add(1)
-		return
-	}
-	// A behaviour record is one per process and claim (claimsSeen): a
-	// tool reported at its exec is reported again when it lies on the wire.
-	if rec.Wire == nil && !r.out.claim(&rec, moduleLoad) {
-		r.folded.Add(1) // the same process, reported already
-		return
-	}
-	if rec.Wire == nil && r.execTools != nil {
-		r.execTools.put(&rec.Exec, rec.Detection.Tool)
-	}
-	rec.Outcome, rec.ActionDelay = r.act(&rec)
-	r.readCI(&rec)
-	r.readOrigin(&rec)
-	rec.Context = r.enricher.Enrich(&rec.Exec, rec.SHA256)
-	r.out.offer(rec)
-}
-
-// allowSubject is what an allow-list entry may match: only facts the
-// kernel vouches for. A path counts only where the process sees the
-// collector's files (its mount namespace) and names the very file that
-// ran: a user who mounts a tmpfs over an allowed directory in a namespace
-// of their own gets no allowed path.
-func (r *mitmexecReceiver) allowSubject(rec *detectionRecord) allowlist.Subject {
-	e := &rec.Exec
-	var paths []string
-	// A path the kernel cut shows only its innermost components: it would
-	// name another place. It never satisfies an entry.
-	if r.hostMntNS != 0 && e.MntNS == r.hostMntNS && e.ExePath != "" && !e.Has(event.FlagExePathTruncated) {
-		if id, err := fileid.Path(e.ExePath); err == nil && id.Dev == e.File.Dev && id.Ino == e.File.Ino {
-			paths = append(paths, e.ExePath)
-		}
-	}
-	cgroup := e.Cgroup
-	if e.Has(event.FlagCgroupTruncated) {
-		cgroup = ""
-	}
-	return allowlist.Subject{
-		Tool: rec.Detection.Tool.Name, ExecutablePaths: paths, SHA256: rec.SHA256,
-		UID: e.EUID, User: r.enricher.Owner(e.EUID), ParentExecutable: r.enricher.ParentExecutable(e),
-		ContainerID: enrich.ContainerIDOf(e), Cgroup: cgroup,
-	}
-}
-
-// act carries out the configured action. The kernel has already killed
-// what it could decide alone; what only user space could decide (scripts,
-// interpreter arguments, first sight of a copy) is killed here, late.
-func (r *mitmexecReceiver) act(rec *detectionRecord) (record.Outcome, time.Duration) {
-	e := &rec.Exec
-	switch {
-	case e.Has(event.FlagDenied):
-		return record.OutcomeDenied, 0
-	case rec.Wire != nil && rec.Wire.Denied:
-		// the kernel refused the frame; the process that tried goes too
-		if _, err := r.killer.kill(e.PID, e.StartBootTimeNs); err != nil {
-			r.set.Logger.Warn("kill after a refused frame failed", zap.Uint32("pid", e.PID), zap.Error(err))
-		}
-		return record.OutcomeDenied, 0
-	case e.Has(event.FlagKilled):
-		return record.OutcomeKilled, 0
-	case e.Has(event.FlagKillFailed):
-		return record.OutcomeKillFailed, 0
-	case r.actionOf(rec.Detection.Tool) != actionKill:
-		return record.OutcomeAlerted, 0
-	}
-	res, err := r.killer.kill(e.PID, e.StartBootTimeNs)
-	if err != nil {
-		r.set.Logger.Warn("kill failed", zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Error(err))
-		return record.OutcomeKillFailed, 0
-	}
-	if res.Capped {
-		r.set.Logger.Warn("killed the tool, but its process tree was larger than the walk's bound: some descendants live on",
-			zap.Uint32("pid", e.PID), zap.String("tool", rec.Detection.Tool.Name), zap.Int("descendants_killed", res.Descendants))
-	}
-	return record.OutcomeKilledLate, max(time.Since(rec.Time), time.Microsecond)
 }
 
 func (r *mitmexecReceiver) emit(ctx context.Context, host component.Host, rec detectionRecord) {

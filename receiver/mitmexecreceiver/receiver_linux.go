@@ -21,7 +21,7 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (re
 	if err != nil {
 		return nil, err
 	}
-	r.openModules = modwatch.New
+	r.openModules = openModuleWatch
 	r.interfaces = netaddr.New(interfaceTTL)
 	return r, nil
 }
@@ -35,6 +35,14 @@ func openTracer(o tracer.Options) (execSource, error) {
 }
 
 // bootClock reads CLOCK_BOOTTIME, the clock of bpf_ktime_get_boot_ns.
+func openModuleWatch(queue int) (moduleWatch, error) {
+	w, err := modwatch.New(queue)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return w, nil
+}
+
 func bootClock() time.Duration {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {

@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/mitmexec/mitmexec/internal/event"
 	"github.com/mitmexec/mitmexec/internal/fileid"
@@ -475,47 +474,6 @@ func TestShutdownDeadlineWithFailingConsumer(t *testing.T) {
 	}
 	if r.consumeDropped.Load() != 1 {
 		t.Errorf("dropped %d, want 1", r.consumeDropped.Load())
-	}
-}
-
-func TestReceiverTelemetry(t *testing.T) {
-	// GIVEN a receiver whose own metrics go to a test meter
-	tel := componenttest.NewTelemetry()
-	defer func() { _ = tel.Shutdown(context.Background()) }()
-	src := newFakeSource()
-	sink := new(consumertest.LogsSink)
-	r := newFakeReceiver(t, sink, src)
-	r.set.TelemetrySettings = tel.NewTelemetrySettings()
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = r.Shutdown(context.Background()) }()
-	// WHEN a detection and a garbage record come through
-	e := toolExec("ettercap", 12)
-	src.records <- event.Encode(&e)
-	src.records <- []byte{1}
-	waitLogs(t, sink, 1)
-	deadline := time.Now().Add(2 * time.Second)
-	for r.decodeErrors.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	// THEN the counters appear as the collector's metrics
-	for name, want := range map[string]int64{
-		"otelcol_receiver_mitmexec_execs":         10,
-		"otelcol_receiver_mitmexec_candidates":    3,
-		"otelcol_receiver_mitmexec_detections":    1,
-		"otelcol_receiver_mitmexec_decode_errors": 1,
-		"otelcol_receiver_mitmexec_suppressed":    0,
-	} {
-		m, err := tel.GetMetric(name)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		sum, ok := m.Data.(metricdata.Sum[int64])
-		if !ok || len(sum.DataPoints) != 1 || sum.DataPoints[0].Value != want {
-			t.Errorf("%s = %+v, want %d", name, m.Data, want)
-		}
 	}
 }
 

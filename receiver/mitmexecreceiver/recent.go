@@ -3,28 +3,23 @@
 package mitmexecreceiver // import "github.com/mitmexec/mitmexec/receiver/mitmexecreceiver"
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mitmexec/mitmexec/internal/bounded"
 	"github.com/mitmexec/mitmexec/internal/event"
-	"github.com/mitmexec/mitmexec/internal/procstat"
+	"github.com/mitmexec/mitmexec/internal/procfs"
 	"github.com/mitmexec/mitmexec/internal/safeopen"
 )
 
 // recentExecs remembers the exec records of interpreters that were not
 // detected at exec, by pid, so that a tool module one of them opens later
 // is reported with the kernel's account of that exec (argv, ancestry,
-// cgroup) rather than whatever /proc says by then. Two generations keep it
-// bounded.
+// cgroup) rather than whatever /proc says by then.
 type recentExecs struct {
-	mu       sync.Mutex
-	limit    int
-	cur, old map[uint32]event.Exec
+	byPID *bounded.Map[uint32, event.Exec]
 }
 
 // recentInterpreterExecs bounds the memory: an exec record holds up to
@@ -32,27 +27,12 @@ type recentExecs struct {
 const recentInterpreterExecs = 1024
 
 func newRecentExecs(limit int) *recentExecs {
-	return &recentExecs{limit: max(limit/2, 1), cur: map[uint32]event.Exec{}, old: map[uint32]event.Exec{}}
+	return &recentExecs{byPID: bounded.New[uint32, event.Exec](limit)}
 }
 
-func (c *recentExecs) put(e *event.Exec) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.cur) >= c.limit {
-		c.old, c.cur = c.cur, make(map[uint32]event.Exec, c.limit)
-	}
-	c.cur[e.PID] = *e
-}
+func (c *recentExecs) put(e *event.Exec) { c.byPID.Put(e.PID, *e) }
 
-func (c *recentExecs) get(pid uint32) (event.Exec, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.cur[pid]; ok {
-		return e, true
-	}
-	e, ok := c.old[pid]
-	return e, ok
-}
+func (c *recentExecs) get(pid uint32) (event.Exec, bool) { return c.byPID.Get(pid) }
 
 // execOf is the exec record of the process pid: the kernel's, remembered
 // when it ran an interpreter, while pid is still that process (a pid reused
@@ -63,7 +43,7 @@ func (r *mitmexecReceiver) execOf(pid uint32) event.Exec {
 	if !ok {
 		return r.execFromProc(pid)
 	}
-	if st, err := procstat.Read(r.procRoot, pid); err == nil && !st.SameStart(e.StartBootTimeNs) {
+	if st, err := procfs.ReadStat(r.procRoot, pid); err == nil && !st.SameStart(e.StartBootTimeNs) {
 		return r.execFromProc(pid)
 	}
 	return e // the same process, or gone: the opener was the process the kernel described
@@ -78,28 +58,33 @@ func (r *mitmexecReceiver) execOf(pid uint32) event.Exec {
 // root there).
 func (r *mitmexecReceiver) execFromProc(pid uint32) event.Exec {
 	e := event.Exec{PID: pid, BootTimeNs: uint64(r.bootClock()), LoginUID: 0xffffffff}
-	st, err := procstat.Read(r.procRoot, pid)
+	proc, err := procfs.Open(r.procRoot, pid)
+	if err != nil {
+		return e
+	}
+	defer proc.Close()
+	st, err := proc.Stat()
 	if err != nil {
 		return e
 	}
 	e.PPID = st.PPID
 	e.StartBootTimeNs = st.StartTicks * 1e7
 	e.Comm = st.Comm
-	if args, _, err := procstat.Cmdline(r.procRoot, pid, e.StartBootTimeNs, maxCmdlineBytes); err == nil {
+	if args, _, err := procfs.Cmdline(r.procRoot, pid, e.StartBootTimeNs, maxCmdlineBytes); err == nil {
 		e.Args = args
 	}
-	if c, err := procstat.Status(r.procRoot, pid, e.StartBootTimeNs); err == nil {
+	if c, err := procfs.Status(r.procRoot, pid, e.StartBootTimeNs); err == nil {
 		e.UID, e.EUID, e.GID, e.EGID, e.Cgroup, e.VPID = c.UID, c.EUID, c.GID, c.EGID, c.Cgroup, c.VPID
 	}
-	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10))
-	pidNS, mntNS := nsInode(dir, "pid"), nsInode(dir, "mnt")
-	exePath, errPath := os.Readlink(filepath.Join(dir, "exe"))
+	pidNS, _ := proc.Namespace("pid")
+	mntNS, _ := proc.Namespace("mnt")
+	exePath, errPath := proc.Readlink("exe")
 	var exe unix.Stat_t
 	errStat := safeopen.RefuseUntrusted(r.procRoot, pid, "/proc/self/exe") // a stat of a FUSE file asks its server
 	if errStat == nil {
-		errStat = unix.Stat(filepath.Join(dir, "exe"), &exe)
+		exe, errStat = proc.StatLink("exe")
 	}
-	if again, err := procstat.Read(r.procRoot, pid); err != nil || !again.SameStart(e.StartBootTimeNs) {
+	if proc.CheckStart(e.StartBootTimeNs) != nil {
 		return e // the exe link may have been another process's
 	}
 	e.PidNS, e.MntNS = pidNS, mntNS
@@ -121,7 +106,7 @@ func (r *mitmexecReceiver) execFromProc(pid uint32) event.Exec {
 func (r *mitmexecReceiver) ancestorsFromProc(ppid uint32) []event.Ancestor {
 	var out []event.Ancestor
 	for pid := ppid; pid > 0 && len(out) < maxProcAncestors; {
-		st, err := procstat.Read(r.procRoot, pid)
+		st, err := procfs.ReadStat(r.procRoot, pid)
 		if err != nil {
 			break
 		}
@@ -133,18 +118,3 @@ func (r *mitmexecReceiver) ancestorsFromProc(ppid uint32) []event.Ancestor {
 
 // maxProcAncestors is as many ancestors as the kernel's record carries.
 const maxProcAncestors = 8
-
-// mountNamespace returns the inode number of a process's mount namespace,
-// 0 when it cannot be read.
-func mountNamespace(procRoot string, pid uint32) uint32 {
-	link, err := os.Readlink(filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10), "ns", "mnt"))
-	if err != nil {
-		return 0
-	}
-	// "mnt:[4026531841]"
-	n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "mnt:["), "]"), 10, 32)
-	if err != nil {
-		return 0
-	}
-	return uint32(n)
-}

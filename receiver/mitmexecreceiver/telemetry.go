@@ -7,8 +7,10 @@ import (
 	"errors"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/mitmexec/mitmexec/internal/modwatch"
 	"github.com/mitmexec/mitmexec/internal/tracer"
 	"github.com/mitmexec/mitmexec/receiver/mitmexecreceiver/internal/metadata"
 )
@@ -69,5 +71,42 @@ func (r *mitmexecReceiver) registerTelemetry() error {
 			o.Observe(int64(st.Lost + st.TooLarge))
 			return nil
 		}),
+		tb.RegisterReceiverMitmexecKernelVerdictErrorsCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(r.rule.KernelErrors()))
+			return nil
+		}),
+		r.registerModuleWatch(tb),
+	)
+}
+
+// registerModuleWatch reports the counters of the watch on tools' module
+// files; none when nothing is watched.
+func (r *mitmexecReceiver) registerModuleWatch(tb *metadata.TelemetryBuilder) error {
+	modules := r.modules
+	watched := func(observe func(modwatch.Stats, metric.Int64Observer)) metric.Int64Callback {
+		return func(_ context.Context, o metric.Int64Observer) error {
+			if modules != nil {
+				observe(modules.Stats(), o)
+			}
+			return nil
+		}
+	}
+	by := func(key, value string, v uint64, o metric.Int64Observer) {
+		o.Observe(int64(v), metric.WithAttributes(attribute.String(key, value)))
+	}
+	return errors.Join(
+		tb.RegisterReceiverMitmexecModuleWatchOverflowsCallback(watched(func(st modwatch.Stats, o metric.Int64Observer) {
+			o.Observe(int64(st.Overflows))
+		})),
+		tb.RegisterReceiverMitmexecModuleWatchEventsCallback(watched(func(st modwatch.Stats, o metric.Int64Observer) {
+			by("outcome", "delivered", st.Events, o)
+			by("outcome", "dropped", st.Dropped, o)
+			by("outcome", "unmatched", st.Unmatched, o)
+			by("outcome", "self", st.Self, o)
+		})),
+		tb.RegisterReceiverMitmexecModuleWatchErrorsCallback(watched(func(st modwatch.Stats, o metric.Int64Observer) {
+			by("kind", "mark", st.MarkErrors, o)
+			by("kind", "read", st.ReadErrors, o)
+		})),
 	)
 }

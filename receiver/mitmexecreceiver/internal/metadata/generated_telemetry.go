@@ -25,27 +25,31 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                               metric.Meter
-	mu                                  sync.Mutex
-	registrations                       []metric.Registration
-	ReceiverMitmexecCandidates          metric.Int64ObservableCounter
-	ReceiverMitmexecDecodeErrors        metric.Int64ObservableCounter
-	ReceiverMitmexecDetections          metric.Int64ObservableCounter
-	ReceiverMitmexecDropped             metric.Int64ObservableCounter
-	ReceiverMitmexecExecs               metric.Int64ObservableCounter
-	ReceiverMitmexecFolded              metric.Int64ObservableCounter
-	ReceiverMitmexecFrames              metric.Int64ObservableCounter
-	ReceiverMitmexecHashFailures        metric.Int64ObservableCounter
-	ReceiverMitmexecJudgeDropped        metric.Int64ObservableCounter
-	ReceiverMitmexecKills               metric.Int64ObservableCounter
-	ReceiverMitmexecModuleLoads         metric.Int64ObservableCounter
-	ReceiverMitmexecOriginUnread        metric.Int64ObservableCounter
-	ReceiverMitmexecPodLookupFailures   metric.Int64ObservableCounter
-	ReceiverMitmexecQueueDropped        metric.Int64ObservableCounter
-	ReceiverMitmexecRingReserveFailures metric.Int64ObservableCounter
-	ReceiverMitmexecSummarized          metric.Int64ObservableCounter
-	ReceiverMitmexecSuppressed          metric.Int64ObservableCounter
-	ReceiverMitmexecUnreadFirstSights   metric.Int64ObservableCounter
+	meter                                metric.Meter
+	mu                                   sync.Mutex
+	registrations                        []metric.Registration
+	ReceiverMitmexecCandidates           metric.Int64ObservableCounter
+	ReceiverMitmexecDecodeErrors         metric.Int64ObservableCounter
+	ReceiverMitmexecDetections           metric.Int64ObservableCounter
+	ReceiverMitmexecDropped              metric.Int64ObservableCounter
+	ReceiverMitmexecExecs                metric.Int64ObservableCounter
+	ReceiverMitmexecFolded               metric.Int64ObservableCounter
+	ReceiverMitmexecFrames               metric.Int64ObservableCounter
+	ReceiverMitmexecHashFailures         metric.Int64ObservableCounter
+	ReceiverMitmexecJudgeDropped         metric.Int64ObservableCounter
+	ReceiverMitmexecKernelVerdictErrors  metric.Int64ObservableCounter
+	ReceiverMitmexecKills                metric.Int64ObservableCounter
+	ReceiverMitmexecModuleLoads          metric.Int64ObservableCounter
+	ReceiverMitmexecModuleWatchErrors    metric.Int64ObservableCounter
+	ReceiverMitmexecModuleWatchEvents    metric.Int64ObservableCounter
+	ReceiverMitmexecModuleWatchOverflows metric.Int64ObservableCounter
+	ReceiverMitmexecOriginUnread         metric.Int64ObservableCounter
+	ReceiverMitmexecPodLookupFailures    metric.Int64ObservableCounter
+	ReceiverMitmexecQueueDropped         metric.Int64ObservableCounter
+	ReceiverMitmexecRingReserveFailures  metric.Int64ObservableCounter
+	ReceiverMitmexecSummarized           metric.Int64ObservableCounter
+	ReceiverMitmexecSuppressed           metric.Int64ObservableCounter
+	ReceiverMitmexecUnreadFirstSights    metric.Int64ObservableCounter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -194,6 +198,21 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecJudgeDroppedCallback(cb
 	return nil
 }
 
+// RegisterReceiverMitmexecKernelVerdictErrorsCallback sets callback for observable ReceiverMitmexecKernelVerdictErrors metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecKernelVerdictErrorsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecKernelVerdictErrors, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecKernelVerdictErrors)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
 // RegisterReceiverMitmexecKillsCallback sets callback for observable ReceiverMitmexecKills metric.
 func (builder *TelemetryBuilder) RegisterReceiverMitmexecKillsCallback(cb metric.Int64Callback) error {
 	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -215,6 +234,51 @@ func (builder *TelemetryBuilder) RegisterReceiverMitmexecModuleLoadsCallback(cb 
 		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecModuleLoads, obs: o})
 		return nil
 	}, builder.ReceiverMitmexecModuleLoads)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverMitmexecModuleWatchErrorsCallback sets callback for observable ReceiverMitmexecModuleWatchErrors metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecModuleWatchErrorsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecModuleWatchErrors, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecModuleWatchErrors)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverMitmexecModuleWatchEventsCallback sets callback for observable ReceiverMitmexecModuleWatchEvents metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecModuleWatchEventsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecModuleWatchEvents, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecModuleWatchEvents)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterReceiverMitmexecModuleWatchOverflowsCallback sets callback for observable ReceiverMitmexecModuleWatchOverflows metric.
+func (builder *TelemetryBuilder) RegisterReceiverMitmexecModuleWatchOverflowsCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ReceiverMitmexecModuleWatchOverflows, obs: o})
+		return nil
+	}, builder.ReceiverMitmexecModuleWatchOverflows)
 	if err != nil {
 		return err
 	}
@@ -411,6 +475,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{record}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecKernelVerdictErrors, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_kernel_verdict_errors",
+		metric.WithDescription("Verdicts on a file, names or fingerprints the kernel's tables refused to store (a map full or refusing the update); the file comes up again at its next exec and is answered from user space's memory. [Development]"),
+		metric.WithUnit("{verdict}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecKills, err = builder.meter.Int64ObservableCounter(
 		"otelcol_receiver_mitmexec_kills",
 		metric.WithDescription("Tools killed from the kernel's exec hook. [Development]"),
@@ -421,6 +491,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_receiver_mitmexec_module_loads",
 		metric.WithDescription("Opens of a tool's own module file by a process (fanotify), before deduplication. [Development]"),
 		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecModuleWatchErrors, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_module_watch_errors",
+		metric.WithDescription("Failures of the watch on tools' module files (fanotify), by attribute kind: mark (a module file that could not be marked, so its opens go unseen) and read (a read of the fanotify group failed, e.g. no file descriptor left for the event, or an event record was malformed: that event is lost). [Development]"),
+		metric.WithUnit("{error}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecModuleWatchEvents, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_module_watch_events",
+		metric.WithDescription("Opens of marked module files the watch read, by attribute outcome: delivered (handed to the judges, counted again in receiver_mitmexec_module_loads), dropped (the watch's queue was full), unmatched (the file was no longer marked), self (the collector's own opens, not reported). [Development]"),
+		metric.WithUnit("{event}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ReceiverMitmexecModuleWatchOverflows, err = builder.meter.Int64ObservableCounter(
+		"otelcol_receiver_mitmexec_module_watch_overflows",
+		metric.WithDescription("Times the kernel's fanotify queue of the module watch was full and discarded opens of tools' module files (how many is not told): interpreter code that hides a tool's name may have run unseen. [Development]"),
+		metric.WithUnit("{overflow}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ReceiverMitmexecOriginUnread, err = builder.meter.Int64ObservableCounter(

@@ -165,6 +165,22 @@ func AssertEqualReceiverMitmexecJudgeDropped(t *testing.T, tt *componenttest.Tel
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualReceiverMitmexecKernelVerdictErrors(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_mitmexec_kernel_verdict_errors",
+		Description: "Verdicts on a file, names or fingerprints the kernel's tables refused to store (a map full or refusing the update); the file comes up again at its next exec and is answered from user space's memory. [Development]",
+		Unit:        "{verdict}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_mitmexec_kernel_verdict_errors")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualReceiverMitmexecKills(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_receiver_mitmexec_kills",
@@ -193,6 +209,54 @@ func AssertEqualReceiverMitmexecModuleLoads(t *testing.T, tt *componenttest.Tele
 		},
 	}
 	got, err := tt.GetMetric("otelcol_receiver_mitmexec_module_loads")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualReceiverMitmexecModuleWatchErrors(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_mitmexec_module_watch_errors",
+		Description: "Failures of the watch on tools' module files (fanotify), by attribute kind: mark (a module file that could not be marked, so its opens go unseen) and read (a read of the fanotify group failed, e.g. no file descriptor left for the event, or an event record was malformed: that event is lost). [Development]",
+		Unit:        "{error}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_mitmexec_module_watch_errors")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualReceiverMitmexecModuleWatchEvents(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_mitmexec_module_watch_events",
+		Description: "Opens of marked module files the watch read, by attribute outcome: delivered (handed to the judges, counted again in receiver_mitmexec_module_loads), dropped (the watch's queue was full), unmatched (the file was no longer marked), self (the collector's own opens, not reported). [Development]",
+		Unit:        "{event}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_mitmexec_module_watch_events")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualReceiverMitmexecModuleWatchOverflows(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_receiver_mitmexec_module_watch_overflows",
+		Description: "Times the kernel's fanotify queue of the module watch was full and discarded opens of tools' module files (how many is not told): interpreter code that hides a tool's name may have run unseen. [Development]",
+		Unit:        "{overflow}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_receiver_mitmexec_module_watch_overflows")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -2,7 +2,7 @@
 
 //go:build linux
 
-package mitmexecreceiver
+package kill
 
 import (
 	"bytes"
@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mitmexec/mitmexec/internal/procfs"
+	"github.com/mitmexec/mitmexec/internal/testenv"
 )
 
 // killTestEnv marks the processes of a test's tree. Every descendant
@@ -159,19 +162,19 @@ func killTestPoll(d time.Duration, cond func() bool) bool {
 // killTestStartNs is the start in CLOCK_BOOTTIME ns, to clock-tick precision.
 func killTestStartNs(t *testing.T, pid uint32) uint64 {
 	t.Helper()
-	e, err := readProcEntry(fmt.Sprintf("/proc/%d/stat", pid))
+	e, err := procfs.ReadStat("/proc", pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.startTicks * 1e7
+	return e.StartTicks * 1e7
 }
 
 func killTestState(pid uint32) byte {
-	e, err := readProcEntry(fmt.Sprintf("/proc/%d/stat", pid))
+	e, err := procfs.ReadStat("/proc", pid)
 	if err != nil {
 		return 0
 	}
-	return e.state
+	return e.State
 }
 
 // startKillTestBystander starts a sleep before the tool: the tool's sibling, its
@@ -187,7 +190,7 @@ func startKillTestBystander(t *testing.T) uint32 {
 }
 
 func TestKillTakesTheWholeTreePrivileged(t *testing.T) {
-	requirePrivileges(t)
+	testenv.RequireRoot(t)
 	for _, childrenFiles := range []bool{true, false} {
 		t.Run(fmt.Sprintf("children_files=%v", childrenFiles), func(t *testing.T) {
 			// GIVEN an unrelated sleep, then a tool running as a job with
@@ -201,19 +204,19 @@ func TestKillTakesTheWholeTreePrivileged(t *testing.T) {
 			before := len(tr.marked())
 
 			// WHEN the tool is killed
-			k := newKiller("/proc")
+			k := New("/proc")
 			if !k.childrenFiles {
 				t.Fatal("this kernel lists no children in /proc/self/task/*/children (CONFIG_PROC_CHILDREN)")
 			}
 			k.childrenFiles = childrenFiles
-			res, err := k.kill(tr.pid, tr.startNs)
+			res, err := k.Kill(tr.pid, tr.startNs)
 
 			// THEN the whole tree is gone within a second, and the sleep
 			// started before the tool still sleeps
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := (killResult{Killed: before, Descendants: before - 1}); res != want {
+			if want := (Result{Killed: before, Descendants: before - 1}); res != want {
 				t.Errorf("result %+v, want %+v", res, want)
 			}
 			tr.requireGone()
@@ -225,7 +228,7 @@ func TestKillTakesTheWholeTreePrivileged(t *testing.T) {
 }
 
 func TestKillTakesForkingTreesPrivileged(t *testing.T) {
-	requirePrivileges(t)
+	testenv.RequireRoot(t)
 	for _, c := range []struct {
 		name, script string
 		ownGroup     bool
@@ -254,9 +257,9 @@ func TestKillTakesForkingTreesPrivileged(t *testing.T) {
 				// it must not decide the race: three unthrottled loops fork
 				// thousands of sleeps between the listing and the stop on a
 				// fast machine, and a capped walk leaves them alive.
-				k := newKiller("/proc")
+				k := New("/proc")
 				k.maxProcs = 4 * maxKillProcs
-				res, err := k.kill(tr.pid, tr.startNs)
+				res, err := k.Kill(tr.pid, tr.startNs)
 				t.Logf("round %d: %+v in %v", round, res, time.Since(began))
 				// THEN no child is left behind
 				if err != nil {
@@ -275,21 +278,21 @@ func TestKillTakesForkingTreesPrivileged(t *testing.T) {
 }
 
 func TestKillCapPrivileged(t *testing.T) {
-	requirePrivileges(t)
+	testenv.RequireRoot(t)
 	// GIVEN a tool that keeps forking, and a killer with room for ten
 	tr := startKillTestTree(t, `while :; do sleep 60 & done`, true)
 	if !killTestPoll(10*time.Second, func() bool { return len(tr.marked()) >= 30 }) {
 		t.Fatalf("tree not up: %v", tr.comms())
 	}
-	k := newKiller("/proc")
+	k := New("/proc")
 	k.maxProcs = 10
 	// WHEN it is killed
-	res, err := k.kill(tr.pid, tr.startNs)
+	res, err := k.Kill(tr.pid, tr.startNs)
 	// THEN ten die, the tool among them, and the result says the cap was hit
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (killResult{Killed: 10, Descendants: 9, Capped: true}) {
+	if res != (Result{Killed: 10, Descendants: 9, Capped: true}) {
 		t.Errorf("result %+v, want 10 killed, 9 descendants, capped", res)
 	}
 	if !tr.wait() {
@@ -298,13 +301,13 @@ func TestKillCapPrivileged(t *testing.T) {
 }
 
 func TestKillGuardPrivileged(t *testing.T) {
-	requirePrivileges(t)
-	k := newKiller("/proc")
+	testenv.RequireRoot(t)
+	k := New("/proc")
 	// WHEN the collector (this test), its parent or pid 1 is to be killed
 	// THEN the guard refuses, whatever the start time
 	for _, pid := range []uint32{uint32(os.Getpid()), uint32(os.Getppid()), 1} {
-		if _, err := k.kill(pid, killTestStartNs(t, pid)); !errors.Is(err, errProtected) {
-			t.Errorf("pid %d: %v, want errProtected", pid, err)
+		if _, err := k.Kill(pid, killTestStartNs(t, pid)); !errors.Is(err, ErrProtected) {
+			t.Errorf("pid %d: %v, want ErrProtected", pid, err)
 		}
 	}
 	if s := killTestState(uint32(os.Getppid())); s == 'T' {
@@ -313,12 +316,12 @@ func TestKillGuardPrivileged(t *testing.T) {
 }
 
 func TestKillSparesAnotherStartPrivileged(t *testing.T) {
-	requirePrivileges(t)
+	testenv.RequireRoot(t)
 	// GIVEN a sleep
 	tr := startKillTestTree(t, `exec sleep 60`, false)
-	k := newKiller("/proc")
+	k := New("/proc")
 	// WHEN it is killed with a start time a second off
-	_, err := k.kill(tr.pid, tr.startNs+1e9)
+	_, err := k.Kill(tr.pid, tr.startNs+1e9)
 	// THEN it is neither killed nor stopped
 	if err == nil || !strings.Contains(err.Error(), "now belongs to another process") {
 		t.Fatalf("%v, want the start time mismatch", err)
@@ -328,11 +331,11 @@ func TestKillSparesAnotherStartPrivileged(t *testing.T) {
 		t.Errorf("state %q, want S", s)
 	}
 	// and with the right start time it dies, and after that it is gone
-	if res, err := k.kill(tr.pid, tr.startNs); err != nil || res != (killResult{Killed: 1}) {
+	if res, err := k.Kill(tr.pid, tr.startNs); err != nil || res != (Result{Killed: 1}) {
 		t.Errorf("%+v, %v; want 1 killed", res, err)
 	}
 	tr.requireGone()
-	if _, err := k.kill(tr.pid, tr.startNs); !errors.Is(err, syscall.ESRCH) && (err == nil || !strings.Contains(err.Error(), "another process")) {
+	if _, err := k.Kill(tr.pid, tr.startNs); !errors.Is(err, syscall.ESRCH) && (err == nil || !strings.Contains(err.Error(), "another process")) {
 		t.Errorf("killing it again: %v, want ESRCH (or, were the pid reused already, the start time mismatch)", err)
 	}
 }

@@ -2,7 +2,7 @@
 
 //go:build linux
 
-package mitmexecreceiver // import "github.com/mitmexec/mitmexec/receiver/mitmexecreceiver"
+package kill
 
 import (
 	"syscall"

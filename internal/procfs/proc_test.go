@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package procstat
+package procfs
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-func TestRead(t *testing.T) {
+func TestReadStat(t *testing.T) {
 	// GIVEN a stat line whose comm holds spaces and parentheses
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "42"), 0o755); err != nil {
@@ -24,14 +24,14 @@ func TestRead(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "42", "stat"), []byte(line), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, err := Read(root, 42)
+	st, err := ReadStat(root, 42)
 	if err != nil || st.PPID != 7 || st.StartTicks != 500 {
 		t.Fatalf("got %+v, %v", st, err)
 	}
 	if !st.SameStart(500*1e7) || !st.SameStart(501*1e7) || st.SameStart(600*1e7) {
 		t.Error("start time comparison")
 	}
-	if _, err := Read(root, 43); err == nil {
+	if _, err := ReadStat(root, 43); err == nil {
 		t.Error("a missing process was read")
 	}
 }
@@ -90,7 +90,7 @@ func TestCmdlinePidReusedDuringTheRead(t *testing.T) {
 	// GIVEN the process exits and its pid is reused while cmdline is read
 	root := t.TempDir()
 	fakeProcess(t, root, 42, 500, "sleep\x0030\x00")
-	_, _, err := cmdline(root, 42, 500*1e7, 64<<10, func() { writeStat(t, root, 42, 9000) })
+	_, _, err := readList(root, 42, 500*1e7, 64<<10, "cmdline", func() { writeStat(t, root, 42, 9000) })
 	// THEN what was read is not returned as the exec's process's
 	if err == nil || !strings.Contains(err.Error(), "reused") {
 		t.Errorf("err %v, want the reuse found after the read", err)
@@ -103,7 +103,7 @@ func TestReadBoundsTheStatLine(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "42", "stat"), []byte(strings.Repeat("9 ", 4<<10)+") S 1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Read(root, 42); err == nil || !strings.Contains(err.Error(), "over 4096 bytes") {
+	if _, err := ReadStat(root, 42); err == nil || !strings.Contains(err.Error(), "over 4096 bytes") {
 		t.Errorf("err %v", err)
 	}
 }
@@ -124,7 +124,7 @@ func TestCmdlineOfALiveProcess(t *testing.T) {
 	// (until the child has exec'd sleep, cmdline is the test binary's)
 	for i := 0; i < 100; i++ {
 		var st Stat
-		if st, err = Read("/proc", pid); err != nil {
+		if st, err = ReadStat("/proc", pid); err != nil {
 			t.Fatal(err)
 		}
 		if args, _, err = Cmdline("/proc", pid, st.StartTicks*1e7, 64<<10); err == nil && len(args) == 3 {
@@ -138,7 +138,7 @@ func TestCmdlineOfALiveProcess(t *testing.T) {
 }
 
 func TestStatusOfALiveProcess(t *testing.T) {
-	st, err := Read("/proc", uint32(os.Getpid()))
+	st, err := ReadStat("/proc", uint32(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package mitmexecreceiver
+package kill
 
 import (
 	"errors"
@@ -33,10 +33,13 @@ type fakeProcRoot struct {
 	open    int
 	// onStop runs when a process is sent SIGSTOP, instead of it stopping at once.
 	onStop func(pid uint32)
+	// procs: what each stat file says, to rewrite it with another state
+	procsMu sync.Mutex
+	procs   map[uint32]fakeProc
 }
 
 func newFakeProcRoot(t *testing.T, procs ...fakeProc) *fakeProcRoot {
-	f := &fakeProcRoot{t: t, root: t.TempDir(), fds: map[int]uint32{}, next: 100}
+	f := &fakeProcRoot{t: t, root: t.TempDir(), fds: map[int]uint32{}, next: 100, procs: map[uint32]fakeProc{}}
 	for _, p := range procs {
 		f.write(p, 'S')
 	}
@@ -47,6 +50,9 @@ func newFakeProcRoot(t *testing.T, procs ...fakeProc) *fakeProcRoot {
 }
 
 func (f *fakeProcRoot) write(p fakeProc, state byte) {
+	f.procsMu.Lock()
+	f.procs[p.pid] = p
+	f.procsMu.Unlock()
 	line := fmt.Sprintf("%d (a (b) c) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n",
 		p.pid, state, p.ppid, p.pgrp, p.session, p.start)
 	task := filepath.Join(f.root, fmt.Sprint(p.pid), "task", fmt.Sprint(p.pid))
@@ -87,17 +93,14 @@ func (f *fakeProcRoot) writeFile(path string, b []byte) {
 
 // setState rewrites the state letter of pid's stat files.
 func (f *fakeProcRoot) setState(pid uint32, state byte) {
-	for _, path := range []string{filepath.Join(f.root, fmt.Sprint(pid), "stat"),
-		filepath.Join(f.root, fmt.Sprint(pid), "task", fmt.Sprint(pid), "stat")} {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			f.t.Error(err)
-			return
-		}
-		i := strings.LastIndexByte(string(b), ')')
-		b[i+2] = state
-		f.writeFile(path, b)
+	f.procsMu.Lock()
+	p, ok := f.procs[pid]
+	f.procsMu.Unlock()
+	if !ok {
+		f.t.Errorf("pid %d has no stat file to rewrite", pid)
+		return
 	}
+	f.write(p, state)
 }
 
 func (f *fakeProcRoot) pidfds() pidfds {
@@ -145,8 +148,8 @@ func (f *fakeProcRoot) pidfds() pidfds {
 	}
 }
 
-func (f *fakeProcRoot) killer(childrenFiles bool) *killer {
-	return &killer{procRoot: f.root, guard: map[uint32]uint64{1: 0, 999: 540}, childrenFiles: childrenFiles,
+func (f *fakeProcRoot) killer(childrenFiles bool) *Killer {
+	return &Killer{procRoot: f.root, guard: map[uint32]uint64{1: 0, 999: 540}, childrenFiles: childrenFiles,
 		maxProcs: maxKillProcs, stopWait: 2 * time.Second, pidfds: f.pidfds()}
 }
 
@@ -194,7 +197,7 @@ func TestKillTreeFromFakeProc(t *testing.T) {
 			f.write(fakeProc{pid: 105, ppid: 7, pgrp: 7, session: 7, start: 550}, 'S')
 
 			// WHEN the tool is killed
-			res, err := f.killer(childrenFiles).kill(100, 500*tick+3)
+			res, err := f.killer(childrenFiles).Kill(100, 500*tick+3)
 
 			// THEN the tool and its later descendants are stopped, then
 			// killed; the guard, the older child, the stranger and the
@@ -202,7 +205,7 @@ func TestKillTreeFromFakeProc(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res != (killResult{Killed: 4, Descendants: 3}) {
+			if res != (Result{Killed: 4, Descendants: 3}) {
 				t.Errorf("result %+v, want 4 killed, 3 of them descendants", res)
 			}
 			stopped, killed := f.checkOrder(t)
@@ -229,15 +232,15 @@ func TestKillTakesOrphansOfAGroupTheToolLeads(t *testing.T) {
 				fakeProc{pid: 111, ppid: 1, pgrp: pgrp, session: 50, start: 400},
 			)
 			// WHEN the tool is killed
-			res, err := f.killer(true).kill(100, 500*tick)
+			res, err := f.killer(true).Kill(100, 500*tick)
 			// THEN the orphan goes with it only through the group the tool
 			// created; the older process stays
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := killResult{Killed: 1}
+			want := Result{Killed: 1}
 			if leads {
-				want = killResult{Killed: 2, Descendants: 1}
+				want = Result{Killed: 2, Descendants: 1}
 			}
 			if res != want {
 				t.Errorf("result %+v, want %+v (signals %v)", res, want, f.signals)
@@ -253,14 +256,14 @@ func TestKillRefusesGuardedAndReusedPids(t *testing.T) {
 		fakeProc{pid: 999, ppid: 102, pgrp: 60, session: 60, start: 540})
 	k := f.killer(true)
 	// WHEN a guarded pid, a pid with another start and a gone pid are killed
-	if _, err := k.kill(999, 0); !errors.Is(err, errProtected) {
-		t.Errorf("guarded pid: %v, want errProtected", err)
+	if _, err := k.Kill(999, 0); !errors.Is(err, ErrProtected) {
+		t.Errorf("guarded pid: %v, want ErrProtected", err)
 	}
-	_, err := k.kill(100, 600*tick)
+	_, err := k.Kill(100, 600*tick)
 	if err == nil || !strings.Contains(err.Error(), "start time 500 ticks since boot, the exec'd one's is 600") {
 		t.Errorf("reused pid: %v, want the start times named", err)
 	}
-	if _, err := k.kill(300, 0); !errors.Is(err, syscall.ESRCH) {
+	if _, err := k.Kill(300, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("gone pid: %v, want ESRCH", err)
 	}
 	// THEN nothing is signalled and no pidfd is left open
@@ -279,12 +282,12 @@ func TestKillCapsTheTree(t *testing.T) {
 	k := f.killer(true)
 	k.maxProcs = 4
 	// WHEN it is killed with room for four processes
-	res, err := k.kill(100, 500*tick)
+	res, err := k.Kill(100, 500*tick)
 	// THEN four are killed, the tool among them, and the result says so
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (killResult{Killed: 4, Descendants: 3, Capped: true}) {
+	if res != (Result{Killed: 4, Descendants: 3, Capped: true}) {
 		t.Errorf("result %+v, want 4 killed, 3 descendants, capped", res)
 	}
 	f.checkOrder(t)
@@ -310,41 +313,14 @@ func TestKillWaitsForTheStopBeforeReadingChildren(t *testing.T) {
 		}()
 	}
 	// WHEN it is killed
-	res, err := f.killer(true).kill(100, 500*tick)
+	res, err := f.killer(true).Kill(100, 500*tick)
 	<-done
 	// THEN the child is found and killed too
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (killResult{Killed: 2, Descendants: 1}) {
+	if res != (Result{Killed: 2, Descendants: 1}) {
 		t.Errorf("result %+v, want the late child killed too (signals %v)", res, f.signals)
-	}
-}
-
-func TestKillReadProcEntry(t *testing.T) {
-	dir := t.TempDir()
-	for _, c := range []struct {
-		line string
-		want procEntry
-		err  string
-	}{
-		{line: "42 (a (weird) ) name) T 7 8 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0\n",
-			want: procEntry{pid: 42, state: 'T', ppid: 7, pgrp: 8, session: 9, startTicks: 500}},
-		{line: "42 (sh) S 7 8 9 0\n", err: "5 fields after comm, want at least 20"},
-		{line: "42 sh S 7 8 9\n", err: "no comm in parentheses"},
-		{line: "42 (sh) S 7 x 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0\n", err: "malformed"},
-	} {
-		path := filepath.Join(dir, "stat")
-		if err := os.WriteFile(path, []byte(c.line), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got, err := readProcEntry(path)
-		switch {
-		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
-			t.Errorf("%q: error %v, want %q", c.line, err, c.err)
-		case c.err == "" && (err != nil || got != c.want):
-			t.Errorf("%q: %+v, %v; want %+v", c.line, got, err, c.want)
-		}
 	}
 }
 
@@ -360,7 +336,7 @@ func TestNewKillerLooksForChildrenFiles(t *testing.T) {
 	// THEN the killer reads children files only where they exist, and
 	// guards pid 1 and itself either way
 	for root, want := range map[string]bool{with: true, without: false} {
-		k := newKiller(root)
+		k := New(root)
 		_, one := k.guard[1]
 		_, self := k.guard[uint32(os.Getpid())]
 		if k.childrenFiles != want || !one || !self {
@@ -377,12 +353,12 @@ func TestKillGuardIsAProcessNotAPid(t *testing.T) {
 	f := newFakeProcRoot(t, fakeProc{pid: 999, ppid: 50, pgrp: 999, session: 50, start: 700})
 	k := f.killer(true)
 	// WHEN that process is killed
-	res, err := k.kill(999, 700*tick)
+	res, err := k.Kill(999, 700*tick)
 	// THEN it is
 	if err != nil || res.Killed != 1 {
 		t.Fatalf("reused guarded pid: %+v, %v; want it killed", res, err)
 	}
-	if got := k.protected(); len(got) != 2 {
+	if got := k.Protected(); len(got) != 2 {
 		t.Errorf("protected %v, want pid 1 and 999 with their starts", got)
 	}
 }
