@@ -81,6 +81,7 @@ lint:
 	$(GOLANGCI_LINT) run ./...
 	GOOS=darwin $(GOLANGCI_LINT) run ./...
 	$(GO) run ./ci/sizecheck
+	$(MAKE) check-format-bpf
 
 # Generated code: the BPF object and its Go bindings (bpf2go, needs clang
 # and llvm-strip), mdatagen's output, and docs/record.md's tables. All are

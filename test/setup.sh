@@ -24,7 +24,7 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin:/sbin
 # included) and runc, the CNI plugins, a static busybox and libc6-dev for
 # the static pause it builds; python3-fusepy: a FUSE server that never
 # answers the collector; libbpf-tools: execsnoop, make bench's peer.
-packages=(clang llvm libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
+packages=(clang llvm clang-format-14 libbpf-dev gcc binutils make git util-linux python3 strace nodejs sudo
   python3-pip python3-setuptools python3-wheel python3-pytest python3-jsonschema python3-fusepy
   ettercap-text-only bettercap mitmproxy dsniff sslsplit yersinia thc-ipv6
   iproute2 python3-scapy iputils-arping iputils-ping tcpdump
