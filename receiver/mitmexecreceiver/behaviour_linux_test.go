@@ -313,7 +313,13 @@ func TestPrivilegedBehaviourTruths(t *testing.T) {
 		{"arping the gateway", []string{"arping", "-c", "2", "-w", "3", "-I", "eth0", gw4}, true},
 		{"arping -U for its own address", []string{"arping", "-U", "-c", "2", "-I", "eth0", "-s", vic4, vic4}, true},
 		{"arping -A for its own address", []string{"arping", "-A", "-c", "2", "-I", "eth0", "-s", vic4, vic4}, true},
-		{"arping -D, a probe from 0.0.0.0", []string{"arping", "-D", "-c", "2", "-w", "3", "-I", "eth0", gw4}, true},
+		// duplicate address detection of a free address, as a DHCP client
+		// does before it takes one: the probe (sender 0.0.0.0) must not be
+		// reported. Whether its frames are counted truthful is not asserted:
+		// in CI they were counted only through another case's late frames
+		// (the count is host-wide), and when probing the gateway arping
+		// exits at the first reply, before the judge reads its namespace.
+		{"arping -D, a probe from 0.0.0.0", []string{"arping", "-D", "-c", "2", "-w", "3", "-I", "eth0", n.net4 + ".77"}, false},
 		{"scapy ARP scan", []string{pythonDebian, "-c", fmt.Sprintf(`from scapy.all import *
 srp(Ether(dst="ff:ff:ff:ff:ff:ff")/ARP(pdst=%q), iface="eth0", timeout=1, verbose=0)`, n.net4+".0/29")}, true},
 		{"scapy unsolicited NA for its own address", []string{pythonDebian, "-c", fmt.Sprintf(`from scapy.all import *
@@ -338,7 +344,11 @@ sendp(Ether(dst="33:33:00:00:00:01")/IPv6(src=%q, dst="ff02::1")/ICMPv6ND_NA(tgt
 			t.Errorf("%s (pid %d): want no record, got %d: %v", c.name, p.pid(), len(got), got[0].attrs)
 		}
 		if c.sends && l.rcv.frameCounts.Get(frameTruthful) == before {
-			t.Errorf("%s: no frame of it was judged truthful: it was never seen", c.name)
+			counts := map[frameOutcome]uint64{}
+			for _, o := range frameOutcomes {
+				counts[o] = l.rcv.frameCounts.Get(o)
+			}
+			t.Errorf("%s: no frame of it was judged truthful: it was never seen (frames so far by outcome: %v)", c.name, counts)
 		}
 	}
 	if c := l.rcv.frameCounts.Get(frameTruthful); c == 0 {
